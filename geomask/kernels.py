@@ -1,0 +1,313 @@
+"""Kernels: named weight matrices and neighbourhood filters, validated.
+
+A :class:`Kernel` is either *linear* (a weight matrix, applied as a
+convolution or a correlation) or a *rank* filter (``median``, ``minimum``,
+``maximum`` over a square footprint). Every kernel has odd side lengths, so its
+centre pixel is well defined; its halo (the number of pixels a window must be
+read beyond its edges) is ``(rows // 2, cols // 2)`` and is only computed by
+:attr:`Kernel.halo`.
+
+Weights are float64. Kernels that are the outer product of two 1-D vectors
+(``box``, ``gaussian``) carry those factors in :attr:`Kernel.separable`; the
+2-D :attr:`Kernel.weights` are then exactly ``np.outer(column, row)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from geomask.errors import KernelError
+
+__all__ = [
+    "KERNELS",
+    "Kernel",
+    "KernelKind",
+    "KernelSpec",
+    "from_matrix",
+    "get",
+    "names",
+]
+
+KernelKind = Literal["linear", "median", "minimum", "maximum"]
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """A validated kernel.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"gaussian"``) or ``"custom"`` for a user matrix.
+    weights : ndarray of float64, shape (rows, cols)
+        The weight matrix, both sides odd. For rank filters: ones over the footprint.
+    kind : {"linear", "median", "minimum", "maximum"}
+        ``linear`` kernels are weighted sums; the others are rank filters.
+    params : dict
+        The parameters the kernel was made with (for reports and provenance).
+    separable : tuple of two 1-D float64 arrays, or None
+        ``(column, row)`` factors with ``weights == np.outer(column, row)``.
+    """
+
+    name: str
+    weights: NDArray[np.float64]
+    kind: KernelKind = "linear"
+    params: dict[str, Any] = field(default_factory=dict)
+    separable: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.ndim != 2:
+            raise KernelError(f"kernel {self.name!r} must be a 2-D matrix, got {w.ndim} dimension(s)")
+        if w.size == 0:
+            raise KernelError(f"kernel {self.name!r} is empty: give at least one row and one column")
+        rows, cols = w.shape
+        if rows % 2 == 0 or cols % 2 == 0:
+            raise KernelError(
+                f"kernel {self.name!r} is {rows}x{cols}: both side lengths must be odd "
+                "so the kernel has a centre pixel"
+            )
+        if not np.all(np.isfinite(w)):
+            raise KernelError(f"kernel {self.name!r} has NaN or infinite weights: use finite numbers")
+        w = np.ascontiguousarray(w)
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the weight matrix."""
+        return (int(self.weights.shape[0]), int(self.weights.shape[1]))
+
+    @property
+    def halo(self) -> tuple[int, int]:
+        """Pixels needed beyond a window's edge, (rows, cols): half the kernel's side lengths."""
+        rows, cols = self.shape
+        return (rows // 2, cols // 2)
+
+    @property
+    def weight_sum(self) -> float:
+        """Sum of the weights (for rank filters: the footprint size)."""
+        return float(self.weights.sum())
+
+    def flipped(self) -> Kernel:
+        """The kernel rotated by 180 degrees: convolution with this == correlation with that."""
+        sep = None
+        if self.separable is not None:
+            sep = (self.separable[0][::-1].copy(), self.separable[1][::-1].copy())
+        return Kernel(self.name, self.weights[::-1, ::-1].copy(), self.kind, dict(self.params), sep)
+
+    def check_fits(self, height: int, width: int) -> None:
+        """Raise :class:`KernelError` when the kernel is larger than a ``height`` x ``width`` scene."""
+        rows, cols = self.shape
+        if rows > height or cols > width:
+            raise KernelError(
+                f"kernel {self.name!r} is {rows}x{cols} but the scene is only {height}x{width} pixels: "
+                "use a smaller kernel"
+            )
+
+    def describe(self) -> str:
+        """A short human label, e.g. ``gaussian(sigma=1.0, radius=3) 7x7``."""
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "matrix")
+        rows, cols = self.shape
+        return f"{self.name}({args}) {rows}x{cols}"
+
+
+# --- parameter checks ---------------------------------------------------------------------------
+
+
+def _odd_size(name: str, value: Any, param: str = "size") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
+    value = int(value)
+    if value < 1 or value % 2 == 0:
+        raise KernelError(f"kernel {name!r}: {param} must be a positive odd number (3, 5, 7, ...), got {value}")
+    return value
+
+
+def _positive_number(name: str, value: Any, param: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as e:
+        raise KernelError(f"kernel {name!r}: {param} must be a number, got {value!r}") from e
+    if not math.isfinite(number) or number <= 0:
+        raise KernelError(f"kernel {name!r}: {param} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _radius(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
+        raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
+    value = int(value)
+    if value < 0:
+        raise KernelError(f"kernel {name!r}: radius must be >= 0, got {value}")
+    return value
+
+
+# --- factories ----------------------------------------------------------------------------------
+
+
+def _separable(name: str, column: NDArray[np.float64], row: NDArray[np.float64], params: dict[str, Any]) -> Kernel:
+    return Kernel(name, np.outer(column, row), "linear", params, (column, row))
+
+
+def _box(size: int = 3) -> Kernel:
+    size = _odd_size("box", size)
+    factor = np.full(size, 1.0 / size)
+    return _separable("box", factor, factor.copy(), {"size": size})
+
+
+def _gaussian(sigma: float = 1.0, radius: int | None = None) -> Kernel:
+    sigma = _positive_number("gaussian", sigma, "sigma")
+    r = math.ceil(3 * sigma) if radius is None else _radius("gaussian", radius)
+    # Same formula as scipy.ndimage's gaussian_filter1d, so the weights match it exactly.
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    phi /= phi.sum()
+    return _separable("gaussian", phi, phi.copy(), {"sigma": sigma, "radius": r})
+
+
+def _disk(radius: int = 1) -> Kernel:
+    r = _radius("disk", radius)
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = (x * x + y * y) <= r * r
+    return Kernel("disk", inside / inside.sum(), "linear", {"radius": r})
+
+
+def _sharpen(amount: float = 1.0) -> Kernel:
+    try:
+        a = float(amount)
+    except (TypeError, ValueError) as e:
+        raise KernelError(f"kernel 'sharpen': amount must be a number, got {amount!r}") from e
+    if not math.isfinite(a):
+        raise KernelError(f"kernel 'sharpen': amount must be finite, got {amount!r}")
+    w = np.array([[0.0, -a, 0.0], [-a, 1.0 + 4.0 * a, -a], [0.0, -a, 0.0]])
+    return Kernel("sharpen", w, "linear", {"amount": a})
+
+
+def _fixed(name: str, matrix: list[list[float]], separable: tuple[list[float], list[float]] | None = None):
+    def make() -> Kernel:
+        if separable is not None:
+            return _separable(name, np.array(separable[0], float), np.array(separable[1], float), {})
+        return Kernel(name, np.array(matrix, dtype=np.float64), "linear", {})
+
+    return make
+
+
+def _rank(kind: KernelKind) -> Callable[..., Kernel]:
+    def make(size: int = 3) -> Kernel:
+        s = _odd_size(kind, size)
+        return Kernel(kind, np.ones((s, s)), kind, {"size": s})
+
+    return make
+
+
+def from_matrix(matrix: ArrayLike, name: str = "custom") -> Kernel:
+    """A linear kernel from a user matrix (rows of numbers; both side lengths odd)."""
+    try:
+        w = np.array(matrix, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise KernelError(
+            f"kernel {name!r}: matrix must be a rectangular list of rows of numbers ({e})"
+        ) from e
+    if w.ndim == 1 and w.size == 0:
+        w = w.reshape(0, 0)
+    return Kernel(name, w, "linear", {"matrix": w.tolist()})
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A registry entry: the factory and a one-line summary of its parameters."""
+
+    name: str
+    factory: Callable[..., Kernel]
+    summary: str
+    params: dict[str, str]
+
+
+KERNELS: dict[str, KernelSpec] = {
+    spec.name: spec
+    for spec in [
+        KernelSpec("box", _box, "mean over a square", {"size": "odd side length in pixels (default 3)"}),
+        KernelSpec(
+            "gaussian",
+            _gaussian,
+            "gaussian blur (denoise)",
+            {"sigma": "standard deviation in pixels, > 0 (default 1)", "radius": "half-width, default ceil(3*sigma)"},
+        ),
+        KernelSpec("disk", _disk, "mean over a disk", {"radius": "radius in pixels (default 1)"}),
+        KernelSpec("sharpen", _sharpen, "unsharp 3x3 (weights sum to 1)", {"amount": "strength (default 1)"}),
+        KernelSpec(
+            "laplacian",
+            _fixed("laplacian", [[0, 1, 0], [1, -4, 1], [0, 1, 0]]),
+            "4-neighbour Laplacian edge detector (weights sum to 0)",
+            {},
+        ),
+        KernelSpec(
+            "sobel_x",
+            _fixed("sobel_x", [], ([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0])),
+            "horizontal gradient (weights sum to 0)",
+            {},
+        ),
+        KernelSpec(
+            "sobel_y",
+            _fixed("sobel_y", [], ([-1.0, 0.0, 1.0], [1.0, 2.0, 1.0])),
+            "vertical gradient (weights sum to 0)",
+            {},
+        ),
+        KernelSpec("emboss", _fixed("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]), "emboss relief", {}),
+        KernelSpec("median", _rank("median"), "median over a square (rank filter)", {"size": "odd side (default 3)"}),
+        KernelSpec("minimum", _rank("minimum"), "minimum over a square (rank filter)", {"size": "odd side (default 3)"}),
+        KernelSpec("maximum", _rank("maximum"), "maximum over a square (rank filter)", {"size": "odd side (default 3)"}),
+    ]
+}
+
+
+def names() -> list[str]:
+    """Every registered kernel name, sorted."""
+    return sorted(KERNELS)
+
+
+def get(name: str, **params: Any) -> Kernel:
+    """Make the kernel ``name`` with ``params``.
+
+    ``get("custom", matrix=[[...]])`` (or ``get("matrix", matrix=...)``) builds a
+    kernel from a user matrix. Raises :class:`~geomask.errors.KernelError` for an
+    unknown name (with a did-you-mean), an unknown parameter or an invalid value.
+    """
+    if name in ("custom", "matrix"):
+        unknown = set(params) - {"matrix"}
+        if unknown or "matrix" not in params:
+            raise KernelError("a custom kernel takes exactly one parameter, matrix: [[...], ...]")
+        return from_matrix(params["matrix"])
+    spec = KERNELS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, names(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KernelError(f"unknown kernel {name!r}.{hint} Known kernels: {', '.join(names())}, custom")
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        allowed = ", ".join(spec.params) or "none"
+        raise KernelError(f"kernel {name!r} has no parameter {unknown[0]!r} (parameters: {allowed})")
+    return spec.factory(**params)
+
+
+def as_kernel(kernel: Kernel | ArrayLike | str | Sequence[Any]) -> Kernel:
+    """Normalise ``kernel`` (a Kernel, a registry name, or a matrix) to a :class:`Kernel`."""
+    if isinstance(kernel, Kernel):
+        return kernel
+    if isinstance(kernel, str):
+        return get(kernel)
+    return from_matrix(kernel)
