@@ -130,7 +130,9 @@ def _odd_size(name: str, value: Any, param: str = "size") -> int:
             raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
     value = int(value)
     if value < 1 or value % 2 == 0:
-        raise KernelError(f"kernel {name!r}: {param} must be a positive odd number (3, 5, 7, ...), got {value}")
+        raise KernelError(
+            f"kernel {name!r}: {param} must be a positive odd number (3, 5, 7, ...), got {value}"
+        )
     return value
 
 
@@ -159,7 +161,9 @@ def _radius(name: str, value: Any) -> int:
 # --- factories ----------------------------------------------------------------------------------
 
 
-def _separable(name: str, column: NDArray[np.float64], row: NDArray[np.float64], params: dict[str, Any]) -> Kernel:
+def _separable(
+    name: str, column: NDArray[np.float64], row: NDArray[np.float64], params: dict[str, Any]
+) -> Kernel:
     return Kernel(name, np.outer(column, row), "linear", params, (column, row))
 
 
@@ -245,7 +249,10 @@ KERNELS: dict[str, KernelSpec] = {
             "gaussian",
             _gaussian,
             "gaussian blur (denoise)",
-            {"sigma": "standard deviation in pixels, > 0 (default 1)", "radius": "half-width, default ceil(3*sigma)"},
+            {
+                "sigma": "standard deviation in pixels, > 0 (default 1)",
+                "radius": "half-width, default ceil(3*sigma)",
+            },
         ),
         KernelSpec("disk", _disk, "mean over a disk", {"radius": "radius in pixels (default 1)"}),
         KernelSpec("sharpen", _sharpen, "unsharp 3x3 (weights sum to 1)", {"amount": "strength (default 1)"}),
@@ -268,9 +275,21 @@ KERNELS: dict[str, KernelSpec] = {
             {},
         ),
         KernelSpec("emboss", _fixed("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]), "emboss relief", {}),
-        KernelSpec("median", _rank("median"), "median over a square (rank filter)", {"size": "odd side (default 3)"}),
-        KernelSpec("minimum", _rank("minimum"), "minimum over a square (rank filter)", {"size": "odd side (default 3)"}),
-        KernelSpec("maximum", _rank("maximum"), "maximum over a square (rank filter)", {"size": "odd side (default 3)"}),
+        KernelSpec(
+            "median", _rank("median"), "median over a square (rank filter)", {"size": "odd side (default 3)"}
+        ),
+        KernelSpec(
+            "minimum",
+            _rank("minimum"),
+            "minimum over a square (rank filter)",
+            {"size": "odd side (default 3)"},
+        ),
+        KernelSpec(
+            "maximum",
+            _rank("maximum"),
+            "maximum over a square (rank filter)",
+            {"size": "odd side (default 3)"},
+        ),
     ]
 }
 
