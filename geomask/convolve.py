@@ -268,7 +268,7 @@ def masked_convolve(
     number of masked pixels times the kernel size (separable kernels: its side lengths).
     """
     arr = np.asarray(array)
-    dt = check_dtype(arr.dtype)
+    check_dtype(arr.dtype)
     if arr.ndim not in (2, 3):
         raise InputError(f"array must be (H, W) or (bands, H, W), got shape {arr.shape}")
     planes = arr[None] if arr.ndim == 2 else arr
@@ -287,12 +287,6 @@ def masked_convolve(
     sup_padded = None
     if sup is not None:
         sup_padded = _gather(sup[None].astype(np.float64), rows, cols, 1.0)[0] != 0
-    if nodata is not None and k.kind == "linear" and normalize and k.weight_sum <= 0:
-        if valid_pixels(planes, nodata) is not None:
-            raise KernelError(
-                f"kernel {k.name!r} has weights summing to {k.weight_sum:g}: it cannot be renormalised "
-                "over nodata neighbours; pass normalize=False (missing neighbours then count as 0)"
-            )
     interior = interior_mask((h, w), (0, 0), (h, w), (ry, rx)) if mode == "leave" else None
     out, _ = filter_padded(
         padded,

@@ -149,9 +149,8 @@ def _positive_number(name: str, value: Any, param: str) -> float:
 def _radius(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
         raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
     value = int(value)
     if value < 0:
         raise KernelError(f"kernel {name!r}: radius must be >= 0, got {value}")
@@ -240,6 +239,8 @@ class KernelSpec:
     summary: str
     params: dict[str, str]
 
+
+_SIZE = {"size": "odd side length in pixels (default 3)"}
 
 KERNELS: dict[str, KernelSpec] = {
     spec.name: spec
