@@ -60,7 +60,7 @@ class Grid:
         """(xmin, ymin, xmax, ymax) of the grid's outer pixel edges, in CRS units."""
         xs, ys = [], []
         for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = self.transform * (col, row)
+            x, y = self.transform @ (col, row)
             xs.append(x)
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))

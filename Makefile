@@ -1,0 +1,44 @@
+# geomask developer commands. `make` alone lists them.
+# Every target creates .venv on first use and reinstalls only when pyproject.toml changes.
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test bench lint
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed-test
+INSTALLED_BENCH := $(VENV)/.installed-bench
+DEMO_PIPELINE := pipelines/roi_denoise.yaml
+DEMO_OUTPUT := out/RGB.denoised.tif
+
+help: ## List the targets
+	@echo "geomask: make TARGET"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-8s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+$(INSTALLED_BENCH): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv and install geomask (editable) with the test tools
+
+demo: install ## Run the sample pipeline on data/ and say where the output is
+	$(BIN)/geomask run $(DEMO_PIPELINE) --overwrite
+	@echo "Output: $(DEMO_OUTPUT) (pipeline: $(DEMO_PIPELINE))"
+
+test: install ## Run the whole test suite
+	$(BIN)/pytest
+
+bench: $(INSTALLED_BENCH) ## Run the benchmarks (installs the bench extras)
+	$(BIN)/python -m benchmarks
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check geomask tests benchmarks
+	$(BIN)/ruff format --check geomask tests benchmarks

@@ -1,0 +1,104 @@
+"""The command line's observer: a rich progress bar over scenes and windows, and one line per scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from geomask.cli.options import one_line
+from geomask.engine import SceneReport
+
+__all__ = ["CliObserver", "scene_line"]
+
+
+def scene_line(report: SceneReport) -> str:
+    """One line for a finished scene: status, input, output and pixel counts."""
+    if report.status == "failed":
+        return f"failed  {report.input}: {one_line(report.error or 'unknown error')}"
+    if report.status == "skipped":
+        return f"skipped {report.input} -> {report.output} (up to date)"
+    return (
+        f"done    {report.input} -> {report.output}: {report.pixels_selected:,} pixels selected, "
+        f"{report.pixels_changed:,} changed ({report.seconds:.1f} s)"
+    )
+
+
+class CliObserver:
+    """Prints a line per finished scene; shows progress bars when asked and stdout is a terminal.
+
+    Use it as a context manager around the run so the bars are removed at the end.
+
+    Parameters
+    ----------
+    scenes : int
+        How many scenes the run has (an overall bar is shown for more than one).
+    progress : bool
+        Show bars (still only when stdout is a terminal).
+    console : Console or None
+        Where bars go (default: stdout).
+    """
+
+    def __init__(self, scenes: int, *, progress: bool = True, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.enabled = progress and self.console.is_terminal
+        self.reports: list[SceneReport] = []
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self._overall: TaskID | None = None
+        if scenes > 1:
+            self._overall = self._progress.add_task("scenes", total=scenes)
+        self._scene: TaskID | None = None
+
+    def __enter__(self) -> CliObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def scene_started(self, scene: str, windows: int) -> None:
+        """Start a windows bar for ``scene``."""
+        if self._scene is not None:
+            self._progress.remove_task(self._scene)
+        self._scene = self._progress.add_task(f"{Path(scene).name} windows", total=windows)
+
+    def window_done(self, scene: str, count: int = 1) -> None:
+        """Advance the windows bar."""
+        if self._scene is not None:
+            self._progress.advance(self._scene, count)
+
+    def scene_finished(self, report: SceneReport) -> None:
+        """Print the scene's line and advance the scenes bar."""
+        self.reports.append(report)
+        if self._scene is not None:
+            self._progress.remove_task(self._scene)
+            self._scene = None
+        if self._overall is not None:
+            self._progress.advance(self._overall, 1)
+        line = scene_line(report)
+        if self.enabled:
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            typer.echo(line, err=report.status == "failed")

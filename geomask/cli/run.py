@@ -1,0 +1,164 @@
+"""``geomask run``: run a pipeline on its scene(s) and write the outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geomask import __version__
+from geomask.cli.options import (
+    EXIT_FAILED,
+    DebugOption,
+    PipelineArgument,
+    QuietOption,
+    SchedulerChoice,
+    handle_errors,
+)
+from geomask.cli.progress import CliObserver
+from geomask.config import Profile, load_pipeline, load_profile
+from geomask.engine import SceneReport
+from geomask.errors import OutputError
+from geomask.pipeline import run_pipeline
+
+__all__ = ["run"]
+
+PROFILE_ENV = "GEOMASK_PROFILE"
+
+
+def run(
+    pipeline: PipelineArgument,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace outputs that already exist (otherwise: error, exit 2)."),
+    ] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            metavar="PROFILE.yaml",
+            envvar=PROFILE_ENV,
+            help="Run profile (scheduler, workers, window size, GDAL and creation options; see "
+            "`geomask schema profile`). Default: $GEOMASK_PROFILE, else built-in defaults. "
+            "The options below override it.",
+            show_default=False,
+        ),
+    ] = None,
+    window_size: Annotated[
+        int | None,
+        typer.Option(
+            "--window-size",
+            min=16,
+            metavar="PIXELS",
+            help="Window side in pixels, rounded up to a multiple of the input's block size "
+            "[default: 1024]. Memory grows with its square.",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        SchedulerChoice | None,
+        typer.Option(
+            "--scheduler",
+            help="How windows run in parallel: threads (default), processes, or synchronous "
+            "(one at a time, for debugging).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, metavar="N", help="Parallel workers [default: all cores].", show_default=False
+        ),
+    ] = None,
+    continue_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--continue-on-error",
+            help="With several scenes: record a scene that fails and go on with the next (exit 1 at end).",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="REPORT.json",
+            help="Write a JSON report: per scene the status, output path, windows computed and skipped, "
+            "pixels selected and changed, seconds and error.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run PIPELINE.yaml: apply its kernels inside its masks and write the output GeoTIFF/COG.
+
+    Prints one line per scene (output path, pixels selected and changed). Exit code 0 when every
+    scene is done, 1 when a run failed, 2 when the pipeline, an input or an argument is invalid or an
+    output exists without --overwrite. Nothing is left at the output path of a failed scene.
+    """
+    with handle_errors(debug):
+        model = load_pipeline(pipeline)
+        settings = load_profile(profile) if profile is not None else Profile()
+        options = settings.to_options(
+            window_size=window_size,
+            scheduler=scheduler.value if scheduler is not None else None,
+            workers=workers,
+        )
+        scenes = model.scenes()
+        with CliObserver(len(scenes), progress=not quiet) as observer:
+            reports = run_pipeline(
+                model,
+                overwrite=overwrite,
+                options=options,
+                observer=observer,
+                creation_options=settings.creation_options,
+                continue_on_error=continue_on_error,
+            )
+        if report is not None:
+            _write_report(report, pipeline, reports)
+        if len(reports) > 1 and not quiet:
+            _summary(reports)
+        if any(r.status == "failed" for r in reports):
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _summary(reports: list[SceneReport]) -> None:
+    table = Table(title="geomask run")
+    for column in ("status", "input", "output", "selected", "changed", "seconds"):
+        table.add_column(column, justify="right" if column in ("selected", "changed", "seconds") else "left")
+    for r in reports:
+        table.add_row(
+            r.status, r.input, r.output, f"{r.pixels_selected:,}", f"{r.pixels_changed:,}", f"{r.seconds:.1f}"
+        )
+    Console().print(table)
+
+
+def _write_report(path: Path, pipeline: Path, reports: list[SceneReport]) -> None:
+    """Write the JSON report atomically (a temporary file in the same folder, then renamed)."""
+    document = {
+        "geomask_version": __version__,
+        "pipeline": str(pipeline),
+        "ok": all(r.status != "failed" for r in reports),
+        "scenes": [dataclasses.asdict(r) for r in reports],
+    }
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(document, f, indent=2)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise OutputError(f"cannot write the report {path}: {e.strerror or e}") from e

@@ -1,0 +1,145 @@
+"""Pipeline and run-profile files: strict pydantic models for the YAML, and their loaders.
+
+A *pipeline* (``pipelines/*.yaml``) says what to compute: the input scene(s), the bands, the nodata
+rule, one or more steps (a kernel applied inside a mask) and the output. A *profile*
+(``configs/*.yaml``) says how to run it: scheduler, workers, window size, GDAL options and output
+creation options. ``geomask schema`` prints the JSON Schema of both.
+
+:func:`load_pipeline` reads a file with :func:`geomask.config.yamlsafe.load_yaml` (a guarded YAML
+reader) and reports every problem as ``FILE:LINE:COL: key.path: message``: it raises
+:class:`~geomask.config.yamlsafe.YamlError`, a :class:`~geomask.errors.ConfigError` whose message is
+the first problem and whose ``.problems`` holds all of them.
+
+Relative paths inside a file resolve against the file's folder.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from geomask.config._report import problems_at, problems_from, show
+from geomask.config.models import (
+    TEMPLATE_FIELDS,
+    Boundary,
+    Compress,
+    KernelConfig,
+    MatrixKernel,
+    Op,
+    OutputConfig,
+    Pipeline,
+    Profile,
+    StepConfig,
+    VectorMask,
+    shape_problems,
+)
+from geomask.config.yamlsafe import Key, Position, Problem, YamlError, key_text, load_yaml
+from geomask.errors import ConfigError
+
+__all__ = [
+    "TEMPLATE_FIELDS",
+    "Boundary",
+    "Compress",
+    "KernelConfig",
+    "MatrixKernel",
+    "Op",
+    "OutputConfig",
+    "Pipeline",
+    "Position",
+    "Problem",
+    "Profile",
+    "StepConfig",
+    "VectorMask",
+    "YamlError",
+    "load_pipeline",
+    "load_profile",
+    "pipeline_problems",
+]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file; relative paths inside it resolve against its folder.
+
+    Returns
+    -------
+    Pipeline
+
+    Raises
+    ------
+    ConfigError
+        A :class:`~geomask.yamlsafe.YamlError` listing every problem (``.problems``), its message the
+        first one, or a plain ConfigError when the file cannot be read.
+    """
+    return _load(Pipeline, path)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a run profile file (see :func:`load_pipeline` for the errors)."""
+    return _load(Profile, path)
+
+
+def pipeline_problems(path: str | Path) -> list[Problem]:
+    """Every problem with a pipeline file, including inputs and mask files that do not exist.
+
+    Returns an empty list for a valid pipeline. Raises :class:`ConfigError` only when the file
+    cannot be read at all.
+    """
+    try:
+        pipeline = load_pipeline(path)
+    except YamlError as e:
+        return list(e.problems)
+    source = pipeline.source
+    if source is None:  # load_pipeline always records it
+        raise ConfigError(f"{path}: no source positions recorded")
+    problems: list[Problem] = []
+
+    def check(key: Key, file: Path, what: str) -> None:
+        if not file.exists():
+            problems.append(Problem(source.file, source.value_position(key), key_text(key), f"{what} {file}"))
+
+    for i, pattern in enumerate(pipeline.input):
+        key: Key = ("input", i) if ("input", i) in source.values else ("input",)
+        if glob.has_magic(pattern):
+            if not glob.glob(pattern):
+                problems.append(
+                    Problem(
+                        source.file, source.value_position(key), key_text(key), f"no file matches {pattern}"
+                    )
+                )
+        else:
+            check(key, Path(pattern), "no such file:")
+    prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
+    for prefix, step in zip(prefixes, pipeline.step_configs(), strict=True):
+        for name in ("mask", "support"):
+            section = getattr(step, name)
+            if section is not None:
+                check((*prefix, name, "vector"), section.vector, "no such vector file:")
+    return problems
+
+
+def _load(model: type[_M], path: str | Path) -> _M:
+    data, source = load_yaml(path)
+    if not isinstance(data, dict):
+        raise YamlError(
+            [Problem(source.file, source.value_position(()), "", f"expected a mapping, got {show(data)}")]
+        )
+    try:
+        result = model.model_validate(data, context={"base_dir": Path(path).parent})
+    except ValidationError as e:
+        problems = problems_from(e, data, source, model)
+        if model is Pipeline:
+            problems += problems_at(shape_problems(data), source, exclude=problems)
+        raise YamlError(problems) from None
+    if isinstance(result, Pipeline):
+        result._source = source
+    return result

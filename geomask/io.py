@@ -1,0 +1,341 @@
+"""Raster I/O: inspect a scene, read pixels at index sets, write the output safely.
+
+The only module (with the mask sources) that touches rasterio/GDAL datasets.
+
+Thread-safety and pickling contract: nothing here holds an open dataset between
+calls. :class:`SceneInfo` is a plain, picklable value; every read opens the file
+itself (``sharing=False``), so tasks running in threads, processes or on
+cluster workers each have their own GDAL handle. Writing happens in exactly one
+place per output file (:class:`OutputFile`), in the process that runs the scene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from numpy.typing import NDArray
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.windows import Window
+
+from geomask.convolve import check_dtype
+from geomask.errors import GridError, InputError, OutputError, RunError
+from geomask.grid import Grid
+from geomask.windows import contiguous_runs
+
+__all__ = [
+    "ALLOWED_DRIVERS",
+    "OutputFile",
+    "SceneInfo",
+    "inspect_scene",
+    "open_scene",
+    "read_indexed",
+]
+
+#: Raster drivers geomask opens. A ``.tif`` that is really a VRT (which can point at
+#: any file) or another format is refused.
+ALLOWED_DRIVERS: tuple[str, ...] = ("GTiff",)
+
+PARTIAL_SUFFIX = ".partial"
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What geomask needs to know about an input scene (picklable, no open handle).
+
+    Attributes
+    ----------
+    path : str
+        Path or GDAL URL of the scene.
+    grid : Grid
+        CRS, transform and shape.
+    count : int
+        Number of bands.
+    dtype : str
+        Numpy dtype name of the bands (all bands share it).
+    nodata : float or None
+        The file's nodata value.
+    block_shape : (int, int)
+        Rows and columns of the internal tiles or strips of band 1.
+    """
+
+    path: str
+    grid: Grid
+    count: int
+    dtype: str
+    nodata: float | None
+    block_shape: tuple[int, int]
+    descriptions: tuple[str | None, ...] = ()
+    colorinterp: tuple[ColorInterp, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
+    units: tuple[str | None, ...] = ()
+
+
+@contextlib.contextmanager
+def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetReader]:
+    """Open ``path`` for reading with the allowed drivers only, as a private handle.
+
+    Raises :class:`InputError` with the path when the file is missing or is not a raster
+    geomask reads.
+    """
+    p = str(path)
+    if "://" not in p and not p.startswith("/vsi") and not os.path.exists(p):
+        raise InputError(f"{p}: no such file; check the input path (relative paths resolve from the YAML)")
+    try:
+        # rasterio takes one driver name; GDAL then opens nothing but that format.
+        ds = rasterio.open(p, sharing=False, driver=ALLOWED_DRIVERS[0])
+    except RasterioIOError as e:
+        raise InputError(
+            f"{p}: not a readable GeoTIFF ({_gdal_message(e)}); "
+            f"geomask reads {', '.join(ALLOWED_DRIVERS)} files"
+        ) from e
+    try:
+        yield ds
+    finally:
+        ds.close()
+
+
+def _gdal_message(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
+    """Read the header of a scene and check geomask can process it.
+
+    Raises :class:`InputError` (missing, not a raster, complex or mixed dtypes) or
+    :class:`GridError` (rotated or skewed transform).
+    """
+    p = str(path)
+    with open_scene(p) as ds:
+        dtypes = set(ds.dtypes)
+        if len(dtypes) != 1:
+            raise InputError(f"{p}: bands have different data types {sorted(dtypes)}; geomask needs one")
+        try:
+            check_dtype(ds.dtypes[0])
+        except InputError as e:
+            raise InputError(f"{p}: {e}") from e
+        transform = ds.transform
+        if transform.b != 0 or transform.d != 0:
+            raise GridError(
+                f"{p}: the geotransform is rotated or skewed ({tuple(transform)[:6]}); "
+                "warp it to a north-up grid first (gdalwarp)"
+            )
+        grid = Grid(ds.crs if ds.crs else None, transform, ds.height, ds.width)
+        block_shape = tuple(int(v) for v in ds.block_shapes[0])
+        return SceneInfo(
+            path=p,
+            grid=grid,
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            block_shape=(block_shape[0], block_shape[1]),
+            descriptions=tuple(ds.descriptions),
+            colorinterp=tuple(ds.colorinterp),
+            tags=dict(ds.tags()),
+            scales=tuple(ds.scales),
+            offsets=tuple(ds.offsets),
+            units=tuple(ds.units),
+        )
+
+
+def read_indexed(
+    ds: rasterio.io.DatasetReader,
+    bands: Sequence[int],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+) -> NDArray[Any]:
+    """Read ``bands`` (1-based) at the product of sorted unique ``rows`` x ``cols`` indices.
+
+    Each pair of contiguous runs is one windowed read, so a plain window is one read and a
+    wrapped halo a few. Returns (len(bands), len(rows), len(cols)) of the file's dtype.
+    Raises :class:`RunError` naming the scene and window when GDAL cannot decode it.
+    """
+    out = np.empty((len(bands), rows.size, cols.size), dtype=ds.dtypes[0])
+    r_pos = 0
+    for r0, r1 in contiguous_runs(rows):
+        c_pos = 0
+        for c0, c1 in contiguous_runs(cols):
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            try:
+                out[:, r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0] = ds.read(list(bands), window=window)
+            except RasterioError as e:
+                raise RunError(
+                    f"{ds.name}: cannot read window rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1} "
+                    f"({_gdal_message(e)}); the file is corrupt or truncated"
+                ) from e
+            c_pos += c1 - c0
+        r_pos += r1 - r0
+    return out
+
+
+def partial_path(final: Path) -> Path:
+    """A unique temporary name beside ``final``: ``NAME.geomask-PID-RANDOM.partial``."""
+    return final.with_name(f"{final.name}.geomask-{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+
+
+class OutputFile:
+    """The one writer of one output GeoTIFF, written to a temporary name and renamed at the end.
+
+    Use as a context manager; :meth:`commit` checks the file and renames it into place.
+    Leaving the block without commit (an error, Ctrl-C) removes the temporary file, so
+    nothing is ever left at the final path.
+    """
+
+    def __init__(
+        self,
+        final: Path,
+        scene: SceneInfo,
+        *,
+        block_size: int,
+        compress: str,
+        creation_options: Mapping[str, str],
+        tags: Mapping[str, str],
+        cog: bool = False,
+        overview_resampling: str = "average",
+    ) -> None:
+        self.final = final
+        self.scene = scene
+        self.tmp = partial_path(final)
+        self.cog = cog
+        self.overview_resampling = overview_resampling
+        self.compress = compress
+        self.creation_options = dict(creation_options)
+        grid = scene.grid
+        self.profile: dict[str, Any] = {
+            "driver": "GTiff",
+            "width": grid.width,
+            "height": grid.height,
+            "count": scene.count,
+            "dtype": scene.dtype,
+            "crs": grid.crs,
+            "transform": grid.transform,
+            "nodata": scene.nodata,
+            "tiled": True,
+            "blockxsize": block_size,
+            "blockysize": block_size,
+            "compress": compress,
+            "BIGTIFF": "IF_SAFER",
+        }
+        if scene.count > 1 and not cog:
+            self.profile["interleave"] = "pixel"
+        self.profile.update(self.creation_options)
+        self.tags = dict(tags)
+        self._ds: rasterio.io.DatasetWriter | None = None
+        self._committed = False
+
+    def __enter__(self) -> OutputFile:
+        try:
+            self._ds = rasterio.open(self.tmp, "w", **self.profile)
+        except (RasterioError, OSError) as e:
+            self._remove(self.tmp)
+            raise OutputError(f"{self.final}: cannot create the output ({_gdal_message(e)})") from e
+        ds = self._ds
+        scene = self.scene
+        if scene.descriptions and any(scene.descriptions):
+            for i, d in enumerate(scene.descriptions, start=1):
+                if d:
+                    ds.set_band_description(i, d)
+        if scene.colorinterp:
+            with contextlib.suppress(RasterioError, ValueError):
+                ds.colorinterp = scene.colorinterp
+        if scene.scales and any(s != 1.0 for s in scene.scales):
+            ds.scales = scene.scales
+        if scene.offsets and any(o != 0.0 for o in scene.offsets):
+            ds.offsets = scene.offsets
+        if scene.units and any(scene.units):
+            ds.units = tuple(u or "" for u in scene.units)
+        ds.update_tags(**{**dict(scene.tags), **self.tags})
+        return self
+
+    def write(self, data: NDArray[Any], window: Window) -> None:
+        """Write all bands of ``window`` (``data`` is (count, h, w) of the scene dtype)."""
+        assert self._ds is not None, "OutputFile used outside its with-block"
+        try:
+            self._ds.write(data, window=window)
+        except (RasterioError, OSError) as e:
+            raise OutputError(f"{self.final}: writing window {window} failed ({_gdal_message(e)})") from e
+
+    def commit(self) -> None:
+        """Close, convert to COG if asked, check the file, and rename it to the final path."""
+        assert self._ds is not None
+        try:
+            self._ds.close()
+        except (RasterioError, OSError) as e:
+            raise OutputError(f"{self.final}: finishing the file failed ({_gdal_message(e)})") from e
+        self._ds = None
+        ready = self.tmp
+        if self.cog:
+            ready = self._to_cog()
+        self._check(ready)
+        try:
+            os.replace(ready, self.final)
+        except OSError as e:
+            raise OutputError(f"{self.final}: cannot move the finished file into place ({e})") from e
+        self._committed = True
+
+    def _to_cog(self) -> Path:
+        cog_tmp = partial_path(self.final)
+        options = {
+            "compress": self.compress,
+            "blocksize": int(self.profile["blockxsize"]),
+            "overview_resampling": self.overview_resampling,
+            "BIGTIFF": "IF_SAFER",
+        }
+        extra = {k: v for k, v in self.creation_options.items() if k.lower() not in ("tiled", "interleave")}
+        options.update(extra)
+        try:
+            # GDAL's COG driver converts from the finished tiled GeoTIFF block by block;
+            # writing the COG driver window by window would buffer the whole raster.
+            rasterio.shutil.copy(self.tmp, cog_tmp, driver="COG", **options)
+        except (RasterioError, OSError) as e:
+            self._remove(cog_tmp)
+            raise OutputError(f"{self.final}: converting to COG failed ({_gdal_message(e)})") from e
+        finally:
+            self._remove(self.tmp)
+        self.tmp = cog_tmp
+        return cog_tmp
+
+    def _check(self, path: Path) -> None:
+        grid = self.scene.grid
+        try:
+            with rasterio.open(path, sharing=False) as ds:
+                same = (
+                    ds.width == grid.width
+                    and ds.height == grid.height
+                    and ds.count == self.scene.count
+                    and ds.dtypes[0] == self.scene.dtype
+                    and ds.transform.almost_equals(grid.transform)
+                )
+                h, w = min(ds.height, 64), min(ds.width, 64)
+                ds.read(1, window=Window(ds.width - w, ds.height - h, w, h))
+        except (RasterioError, OSError) as e:
+            raise OutputError(
+                f"{self.final}: the written file does not read back ({_gdal_message(e)})"
+            ) from e
+        if not same:
+            raise OutputError(f"{self.final}: the written file's grid or type differs from the input's")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ds is not None:
+            with contextlib.suppress(Exception):
+                self._ds.close()
+            self._ds = None
+        if not self._committed:
+            self._remove(self.tmp)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

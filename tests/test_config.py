@@ -1,0 +1,432 @@
+"""Tests of geomask.config: the guarded YAML reader, the pipeline/profile schema and its messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _fixtures_cli import PIPELINES, write_yaml
+
+from geomask.config import (
+    Pipeline,
+    Profile,
+    StepConfig,
+    YamlError,
+    load_pipeline,
+    load_profile,
+    pipeline_problems,
+)
+from geomask.config.yamlsafe import MAX_ALIASES, MAX_DEPTH, loads_yaml
+from geomask.errors import ConfigError, InputError
+
+MINIMAL = """\
+input: scene.tif
+kernel:
+  name: gaussian
+  sigma: 1
+output:
+  path: out.tif
+"""
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    path = write_yaml(tmp_path / "p.yaml", text)
+    with pytest.raises(YamlError) as info:
+        load_pipeline(path)
+    return [str(p) for p in info.value.problems]
+
+
+# ---------------------------------------------------------------- the YAML reader
+
+
+def test_yaml_core_schema_scalars() -> None:
+    data, _ = loads_yaml("a: [NO, on, y, 010, 1e3, 0x1F, 0o17, 2024-01-01, .inf, ~, true, 1.5, -3, '7']\n")
+    assert data["a"] == [
+        "NO",
+        "on",
+        "y",
+        "010",
+        1000.0,
+        31,
+        15,
+        "2024-01-01",
+        float("inf"),
+        None,
+        True,
+        1.5,
+        -3,
+        "7",
+    ]
+
+
+def test_yaml_records_positions() -> None:
+    _, source = loads_yaml("a: 1\nb:\n  c:\n    - x\n    - y\n")
+    assert (source.keys[("b", "c")].line, source.keys[("b", "c")].column) == (3, 3)
+    assert source.values[("b", "c", 1)].line == 5
+
+
+def test_yaml_duplicate_keys_all_reported() -> None:
+    with pytest.raises(YamlError) as info:
+        loads_yaml("a: 1\nb:\n  c: 2\n  c: 3\na: 4\n", file="f.yaml")
+    assert [str(p) for p in info.value.problems] == [
+        "f.yaml:4:3: b.c: duplicate key (first given at line 3): keep only one",
+        "f.yaml:5:1: a: duplicate key (first given at line 1): keep only one",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: !!python/object/apply:os.system ['echo hacked']\n",
+        "a: !!python/name:os.system\n",
+        "a: !!binary aGVsbG8=\n",
+        "a: !custom 3\n",
+    ],
+)
+def test_yaml_refuses_tags(text: str) -> None:
+    with pytest.raises(YamlError, match=r"<string>:1:4: a: tag .* is not allowed"):
+        loads_yaml(text)
+
+
+def test_yaml_refuses_alias_bomb() -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{cur}: &{cur} [{', '.join([f'*{prev}'] * 9)}]")
+    with pytest.raises(YamlError, match="alias"):
+        loads_yaml("\n".join(lines) + "\n")
+
+
+def test_yaml_refuses_many_aliases() -> None:
+    text = "a: &a 1\nb: [" + ", ".join(["*a"] * (MAX_ALIASES + 1)) + "]\n"
+    with pytest.raises(YamlError, match="aliases"):
+        loads_yaml(text)
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 5000 + "]" * 5000, "a: &a [*a]\n"])
+def test_yaml_refuses_deep_nesting(text: str) -> None:
+    with pytest.raises(YamlError, match=f"nesting deeper than {MAX_DEPTH}"):
+        loads_yaml(text)
+
+
+def test_yaml_syntax_error_names_line() -> None:
+    with pytest.raises(YamlError, match=r"^f.yaml:3:\d+: YAML syntax error"):
+        loads_yaml("a: 1\nb: [1, 2\nc: 3\n", file="f.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("1: a\n", "keys must be text"),
+        ("x: &x {a: 1}\ny:\n  <<: *x\n", "merge keys"),
+    ],
+)
+def test_yaml_other_refusals(text: str, message: str) -> None:
+    with pytest.raises(YamlError, match=message):
+        loads_yaml(text)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_pipeline(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_pipeline(tmp_path)
+    (tmp_path / "bin.yaml").write_bytes(b"a: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_pipeline(tmp_path / "bin.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_pipeline(write_yaml(tmp_path / "list.yaml", "- a\n- b\n"))
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def test_minimal_pipeline_resolves_paths_against_the_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = write_yaml(
+        tmp_path / "sub" / "p.yaml",
+        MINIMAL.replace("scene.tif", "../data/scene.tif") + "mask: {vector: roi.geojson}\n",
+    )
+    pipeline = load_pipeline(path)
+    assert pipeline.input == [str(tmp_path / "data" / "scene.tif")]
+    assert pipeline.output.path == tmp_path / "sub" / "out.tif"
+    assert pipeline.mask is not None and pipeline.mask.vector == tmp_path / "sub" / "roi.geojson"
+    assert pipeline.nodata == "auto"
+    assert pipeline.output.format == "GTiff" and pipeline.output.compress == "deflate"
+    [step] = pipeline.step_configs()
+    assert step.kernel.build().describe() == "gaussian(sigma=1.0, radius=3) 7x7"
+
+
+def test_absolute_paths_stay(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "p.yaml", MINIMAL.replace("scene.tif", "/abs/scene.tif"))
+    assert load_pipeline(path).input == ["/abs/scene.tif"]
+
+
+def test_unknown_key_did_you_mean(tmp_path: Path) -> None:
+    text = MINIMAL.replace("kernel:", "kernal:") + "  compres: lzw\n"
+    problems = _problems(tmp_path, text)
+    assert any(":2:1: kernal: unknown key 'kernal'. Did you mean 'kernel'?" in p for p in problems)
+    assert any(":7:3: output.compres: unknown key 'compres'. Did you mean 'compress'?" in p for p in problems)
+
+
+def test_unknown_key_without_close_match_lists_allowed(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL + "zzzzzz: 1\n")
+    assert any("unknown key 'zzzzzz'. Allowed here: bands, boundary, cval" in p for p in problems)
+
+
+def test_unknown_kernel_parameter(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL.replace("sigma: 1", "sigmaa: 1"))
+    assert problems == [
+        f"{tmp_path / 'p.yaml'}:4:3: kernel.sigmaa: unknown key 'sigmaa'. Did you mean 'sigma'?"
+    ]
+
+
+def test_unknown_kernel_name(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL.replace("gaussian", "gausian"))
+    assert len(problems) == 1
+    assert ":3:3: kernel: unknown kernel 'gausian'. Did you mean 'gaussian'?" in problems[0]
+
+
+def test_kernel_values_checked_by_the_registry(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "input: a.tif\nkernel: {name: box, size: 4}\noutput: {path: o.tif}\n")
+    file = tmp_path / "p.yaml"
+    assert problems == [
+        f"{file}:2:9: kernel: kernel 'box': size must be a positive odd number (3, 5, 7, ...), got 4"
+    ]
+    problems = _problems(
+        tmp_path, "input: a.tif\nkernel: {matrix: [[1, 2], [3, 4]]}\noutput: {path: o.tif}\n"
+    )
+    assert "both side lengths must be odd" in problems[0]
+
+
+def test_custom_matrix_kernel(tmp_path: Path) -> None:
+    text = "input: a.tif\nkernel:\n  matrix: [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]\noutput: {path: o.tif}\n"
+    kernel = load_pipeline(write_yaml(tmp_path / "p.yaml", text)).step_configs()[0].kernel.build()
+    assert kernel.name == "custom" and kernel.shape == (3, 3) and kernel.weights[1, 1] == 5
+
+
+def test_all_problems_at_once_with_lines(tmp_path: Path) -> None:
+    """A misspelled key, a wrong type and a missing required key: all three, with their lines."""
+    text = "input: a.tif\nkernel:\n  name: box\n  size: three\nbondary: reflect\n"
+    problems = _problems(tmp_path, text)
+    file = tmp_path / "p.yaml"
+    assert problems == [
+        f"{file}:1:1: output: missing required key 'output'",
+        f"{file}:4:9: kernel.size: expected a whole number, got 'three'",
+        f"{file}:5:1: bondary: unknown key 'bondary'. Did you mean 'boundary'?",
+    ]
+
+
+def test_error_message_is_the_first_problem_and_counts_the_rest(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "p.yaml", "input: a.tif\nkernel: {name: box, size: 2}\nzzz: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:1:1: output: missing required key 'output'")
+    assert message.endswith("(and 2 more problems)")
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "expected"),
+    [
+        ("all_touched", "NO", "mask.all_touched: expected true or false, got 'NO'"),
+        ("all_touched", "yes", "mask.all_touched: expected true or false, got 'yes'"),
+        ("where", "false", "mask.where: expected text, got the boolean false (YAML reads unquoted"),
+        ("layer", "true", "mask.layer: expected text, got the boolean true"),
+        ("buffer", "'10'", "mask.buffer: expected a number, got '10' (remove the quotes)"),
+    ],
+)
+def test_yaml_11_surprises_in_mask(tmp_path: Path, line: str, value: str, expected: str) -> None:
+    text = MINIMAL + f"mask:\n  vector: roi.geojson\n  {line}: {value}\n"
+    problems = _problems(tmp_path, text)
+    assert len(problems) == 1 and expected in problems[0]
+
+
+def test_string_no_stays_a_string(tmp_path: Path) -> None:
+    """`NO` for a text field is the text 'NO' (Norway), not false."""
+    text = MINIMAL + "mask:\n  vector: roi.geojson\n  where: NO\n  layer: off\n"
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
+    assert pipeline.mask is not None and pipeline.mask.where == "NO" and pipeline.mask.layer == "off"
+
+
+def test_leading_zero_integer_is_refused(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL.replace("sigma: 1", "radius: 010"))
+    assert (
+        "kernel.radius: expected a whole number, got '010' (leading zeros are ambiguous: write 10"
+        in problems[0]
+    )
+
+
+def test_exponent_is_a_number(tmp_path: Path) -> None:
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", MINIMAL.replace("sigma: 1", "sigma: 1e0")))
+    assert pipeline.step_configs()[0].kernel.build().params["sigma"] == 1.0
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", MINIMAL + "cval: 1e3\n"))
+    assert pipeline.cval == 1000.0
+
+
+def test_strict_types(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL + "bands: ['1', 0]\nnormalize: 1\n")
+    assert any("bands[0]: expected a whole number, got '1' (remove the quotes)" in p for p in problems)
+    assert any("bands[1]: input should be greater than or equal to 1, got 0" in p for p in problems)
+    assert any("normalize: expected true or false, got 1" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "boundary: relfect\n",
+            "boundary: expected one of reflect, mirror, nearest, wrap, constant, leave, got 'relfect'. "
+            "Did you mean 'reflect'?",
+        ),
+        ("op: convolution\n", "Did you mean 'convolve'?"),
+        ("nodata: nan-ish\n", "nodata: expected auto, none or a number, got 'nan-ish'"),
+        ("bands: [1, 1]\n", "bands: a band is listed twice"),
+        ("bands: []\n", "bands: list should have at least 1 item"),
+    ],
+)
+def test_value_problems(tmp_path: Path, text: str, expected: str) -> None:
+    problems = _problems(tmp_path, MINIMAL + text)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("auto", "auto"), ("none", None), ("~", None), ("-9999", -9999.0)]
+)
+def test_nodata_values(tmp_path: Path, text: str, expected: object) -> None:
+    assert load_pipeline(write_yaml(tmp_path / "p.yaml", MINIMAL + f"nodata: {text}\n")).nodata == expected
+
+
+def test_compress_and_format(tmp_path: Path) -> None:
+    text = MINIMAL + "  format: COG\n  compress: ZSTD\n"
+    output = load_pipeline(write_yaml(tmp_path / "p.yaml", text)).output
+    assert (output.format, output.compress) == ("COG", "zstd")
+    problems = _problems(tmp_path, MINIMAL + "  format: cog\n")
+    assert "output.format: expected one of GTiff, COG, got 'cog'" in problems[0]
+
+
+def test_steps(tmp_path: Path) -> None:
+    text = """\
+input: a.tif
+steps:
+  - mask: {vector: roi.geojson, where: "landcover = 'water'"}
+    kernel: {name: median, size: 3}
+  - kernel: {name: sharpen, amount: 0.5}
+    boundary: nearest
+output: {path: o.tif}
+"""
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
+    first, second = pipeline.step_configs()
+    assert first.kernel.build().kind == "median" and first.mask is not None
+    assert second.mask is None and second.boundary == "nearest" and second.op == "convolve"
+
+
+def test_steps_and_top_level_kernel_conflict(tmp_path: Path) -> None:
+    text = MINIMAL + "steps:\n  - kernel: {name: box}\n"
+    problems = _problems(tmp_path, text)
+    assert problems == [
+        f"{tmp_path / 'p.yaml'}:2:1: kernel: 'kernel' given both at the top level and through 'steps': "
+        "move it into each step"
+    ]
+
+
+def test_missing_kernel_and_steps(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "input: a.tif\noutput: {path: o.tif}\n")
+    assert len(problems) == 1 and "missing required key 'kernel' (or 'steps')" in problems[0]
+
+
+def test_step_error_location(tmp_path: Path) -> None:
+    text = "input: a.tif\nsteps:\n  - kernel: {name: box}\n  - kernel: {name: box, size: -1}\n"
+    text += "output: {path: o.tif}\n"
+    problems = _problems(tmp_path, text)
+    assert len(problems) == 1 and f"{tmp_path / 'p.yaml'}:4:13: steps[1].kernel: kernel 'box'" in problems[0]
+
+
+def test_output_template(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("b.tif", "a.tif"):
+        (tmp_path / "in" / name).write_bytes(b"")
+    text = "input: in/*.tif\nkernel: {name: box}\noutput: {path: 'out/{parent}-{stem}.x.tif'}\n"
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
+    assert pipeline.scenes() == [
+        (tmp_path / "in" / "a.tif", tmp_path / "out" / "in-a.x.tif"),
+        (tmp_path / "in" / "b.tif", tmp_path / "out" / "in-b.x.tif"),
+    ]
+    same = load_pipeline(write_yaml(tmp_path / "q.yaml", text.replace("{parent}-{stem}", "same")))
+    with pytest.raises(ConfigError, match="would both be written to"):
+        same.scenes()
+    problems = _problems(tmp_path, text.replace("{stem}", "{stam}"))
+    assert "output.path: unknown placeholder {stam}: use {stem}, {name} or {parent}" in problems[0]
+    nothing = load_pipeline(write_yaml(tmp_path / "r.yaml", text.replace("in/*.tif", "nothing/*.tif")))
+    with pytest.raises(InputError, match="no file matches"):
+        nothing.scenes()
+
+
+def test_input_list(tmp_path: Path) -> None:
+    text = "input: [a.tif, b.tif]\nkernel: {name: box}\noutput: {path: '{stem}.out.tif'}\n"
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
+    assert [out.name for _, out in pipeline.scenes()] == ["a.out.tif", "b.out.tif"]
+    problems = _problems(tmp_path, text.replace("[a.tif, b.tif]", "[a.tif, 3]"))
+    assert "input: expected a path, a glob or a list of paths, got 3" in problems[0]
+
+
+def test_digest_is_stable_and_ignores_overwrite(tmp_path: Path) -> None:
+    a = load_pipeline(write_yaml(tmp_path / "a.yaml", MINIMAL))
+    b = load_pipeline(write_yaml(tmp_path / "b.yaml", "# comment\n" + MINIMAL + "  overwrite: true\n"))
+    c = load_pipeline(write_yaml(tmp_path / "c.yaml", MINIMAL.replace("sigma: 1", "sigma: 2")))
+    assert a.digest() == b.digest() != c.digest()
+    assert len(a.digest()) == 64
+
+
+def test_models_from_python() -> None:
+    pipeline = Pipeline(input="scene.tif", kernel={"name": "box", "size": 5}, output={"path": "o.tif"})
+    assert pipeline.input == ["scene.tif"] and pipeline.source is None
+    assert StepConfig(kernel={"matrix": [[1.0]]}).kernel.build().shape == (1, 1)
+
+
+def test_pipeline_problems_checks_files(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "p.yaml", MINIMAL + "mask: {vector: roi.geojson}\n")
+    problems = [str(p) for p in pipeline_problems(path)]
+    assert problems == [
+        f"{path}:1:8: input: no such file: {tmp_path / 'scene.tif'}",
+        f"{path}:7:16: mask.vector: no such vector file: {tmp_path / 'roi.geojson'}",
+    ]
+    (tmp_path / "scene.tif").write_bytes(b"")
+    (tmp_path / "roi.geojson").write_text("{}")
+    assert pipeline_problems(path) == []
+
+
+def test_json_schema() -> None:
+    schema = Pipeline.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"input", "output"}
+    text = json.dumps(schema)
+    for name in ("GaussianKernel", "MatrixKernel", "VectorMask", "sigma", "all_touched"):
+        assert name in text
+    assert Profile.model_json_schema()["properties"]["scheduler"]["enum"] == [
+        "threads",
+        "processes",
+        "synchronous",
+    ]
+
+
+def test_profile(tmp_path: Path) -> None:
+    text = "scheduler: processes\nworkers: 2\nwindow_size: 512\n"
+    text += "gdal: {GDAL_CACHEMAX: 256, NUM_THREADS: ALL_CPUS}\n"
+    profile = load_profile(write_yaml(tmp_path / "local.yaml", text))
+    assert profile.gdal == {"GDAL_CACHEMAX": "256", "NUM_THREADS": "ALL_CPUS"}
+    options = profile.to_options(workers=3, window_size=None)
+    assert (options.scheduler, options.workers, options.window_size) == ("processes", 3, 512)
+    assert options.gdal_options == {"GDAL_CACHEMAX": "256", "NUM_THREADS": "ALL_CPUS"}
+    with pytest.raises(YamlError, match="window_size: input should be greater than or equal to 16"):
+        load_profile(write_yaml(tmp_path / "bad.yaml", "window_size: 8\n"))
+    with pytest.raises(YamlError, match="Did you mean 'scheduler'"):
+        load_profile(write_yaml(tmp_path / "bad.yaml", "sheduler: threads\n"))
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_pipelines_validate(path: Path) -> None:
+    assert pipeline_problems(path) == []
