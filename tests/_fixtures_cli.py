@@ -65,8 +65,8 @@ def make_scene(
 def roi_polygon_utm(box: tuple[int, int, int, int] = ROI_PIXELS) -> shapely.Polygon:
     """The pixel box as a polygon in the scene CRS, its edges a quarter pixel outside the box."""
     col0, row0, col1, row1 = box
-    x0, y0 = SCENE_TRANSFORM * (col0 - 0.25, row0 - 0.25)
-    x1, y1 = SCENE_TRANSFORM * (col1 + 0.25, row1 + 0.25)
+    x0, y0 = SCENE_TRANSFORM @ (col0 - 0.25, row0 - 0.25)
+    x1, y1 = SCENE_TRANSFORM @ (col1 + 0.25, row1 + 0.25)
     return shapely.Polygon(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))).segmentize(5.0)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geomask.masks.base import ArrayMask, BoundMask, FullMask, MaskContext, MaskSource
+from geomask.masks.base import ArrayMask, ArraySource, BoundMask, FullMask, MaskContext, MaskSource
 from geomask.masks.vector import VectorSource
 
-__all__ = ["ArrayMask", "BoundMask", "FullMask", "MaskContext", "MaskSource", "VectorSource"]
+__all__ = ["ArrayMask", "ArraySource", "BoundMask", "FullMask", "MaskContext", "MaskSource", "VectorSource"]

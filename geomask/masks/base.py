@@ -31,9 +31,10 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from geomask.errors import MaskError
 from geomask.grid import Grid
 
-__all__ = ["BoundMask", "MaskContext", "MaskSource"]
+__all__ = ["ArrayMask", "ArraySource", "BoundMask", "FullMask", "MaskContext", "MaskSource"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,24 @@ class ArrayMask(BoundMask):
     def render(self, window: Window) -> NDArray[np.bool_]:
         r0, c0 = int(window.row_off), int(window.col_off)
         return np.ascontiguousarray(self.array[r0 : r0 + int(window.height), c0 : c0 + int(window.width)])
+
+
+class ArraySource(MaskSource):
+    """A mask given as a whole-scene bool array (H, W) in memory (Python API, tests).
+
+    The array must have the scene's shape; it is pickled to worker processes with each
+    task, so keep it for scenes that fit in memory.
+    """
+
+    def __init__(self, array: NDArray[np.bool_]) -> None:
+        self.array = np.ascontiguousarray(array, dtype=bool)
+
+    def bind(self, context: MaskContext) -> BoundMask:
+        if self.array.shape != context.grid.shape:
+            raise MaskError(
+                f"mask array has shape {self.array.shape} but the scene is {context.grid.shape} (rows, cols)"
+            )
+        return ArrayMask(self.array)
+
+    def describe(self) -> str:
+        return f"array({int(self.array.sum())} pixels)"

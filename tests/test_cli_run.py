@@ -1,0 +1,260 @@
+"""End-to-end tests of `geomask run`: exit codes, one-line errors, --debug, clean failures, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from _fixtures_cli import (
+    DATA,
+    PIPELINES,
+    REPO,
+    corrupt_tiles,
+    make_project,
+    make_roi,
+    make_scene,
+    roi_mask,
+    write_yaml,
+)
+from typer.testing import CliRunner
+
+import geomask.engine
+import geomask.pipeline
+from geomask.cli import app
+from geomask.errors import RunError
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["run", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_run_writes_the_output(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    code, out, err = _run(str(pipeline), "--quiet")
+    assert code == 0, err
+    output = tmp_path / "out" / "scene.denoised.tif"
+    assert out.startswith(f"done    {tmp_path / 'scene.tif'} -> {output}: 660 pixels selected,")
+    with rasterio.open(tmp_path / "scene.tif") as src, rasterio.open(output) as dst:
+        before, after = src.read(), dst.read()
+        assert (dst.crs, dst.transform, dst.nodata, dst.dtypes, dst.count) == (
+            src.crs,
+            src.transform,
+            src.nodata,
+            src.dtypes,
+            src.count,
+        )
+        tags = dst.tags()
+    mask = roi_mask(before.shape[1:])
+    assert np.array_equal(before[:, ~mask], after[:, ~mask])
+    assert not np.array_equal(before[:, mask], after[:, mask])
+    assert tags["GEOMASK_KERNEL"] == "convolve gaussian(sigma=1.0, radius=3) 7x7"
+    assert tags["GEOMASK_MASK"] == "vector(roi.geojson)"
+    assert len(tags["GEOMASK_PIPELINE_SHA256"]) == 64
+
+
+def test_output_exists_without_overwrite(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    assert _run(str(pipeline), "-q")[0] == 0
+    output = tmp_path / "out" / "scene.denoised.tif"
+    before = output.read_bytes()
+    code, _out, err = _run(str(pipeline), "-q")
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
+    assert output.read_bytes() == before
+    assert _run(str(pipeline), "-q", "--overwrite")[0] == 0
+
+
+def test_invalid_pipeline_exit_2_one_line(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path, kernel={"name": "gausian"})
+    code, _out, err = _run(str(pipeline))
+    assert code == 2
+    assert err == f"error: {pipeline}:5:3: kernel: unknown kernel 'gausian'. Did you mean 'gaussian'? " + (
+        "Known kernels: box, disk, emboss, gaussian, laplacian, maximum, median, minimum, sharpen, sobel_x, "
+        "sobel_y\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_exit_2_and_debug_traceback(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path, input="missing.tif")
+    code, _, err = _run(str(pipeline))
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "missing.tif" in err
+    assert "Traceback" not in err
+    code, _, err = _run(str(pipeline), "--debug")
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("error: ")
+
+
+def test_corrupt_scene_exit_1_nothing_left(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path, input="bad.tif")
+    make_scene(tmp_path / "bad.tif", width=256, height=256, tiled=True)
+    corrupt_tiles(tmp_path / "bad.tif")
+    code, _out, err = _run(str(pipeline), "-q")
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_failure_mid_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window that fails after others were written: exit 1, no output and no temporary file."""
+    pipeline = make_project(tmp_path, input="big.tif")
+    make_scene(tmp_path / "big.tif", width=1100, height=1100, count=1, tiled=True)
+    real = geomask.engine.compute_window
+    calls = []
+
+    def flaky(job, window):  # type: ignore[no-untyped-def]
+        calls.append(window)
+        if len(calls) >= 3:
+            raise RunError(f"simulated failure in window {window}")
+        return real(job, window)
+
+    monkeypatch.setattr(geomask.engine, "compute_window", flaky)
+    code, _, err = _run(str(pipeline), "-q", "--window-size", "512", "--scheduler", "synchronous")
+    assert code == 1, err
+    assert "simulated failure" in err
+    assert len(calls) == 3
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_unexpected_exception_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(geomask.pipeline, "process_scene", broken)
+    pipeline = make_project(tmp_path)
+    code, _, err = _run(str(pipeline))
+    assert code == 1
+    assert err.startswith("error: unexpected ZeroDivisionError: division by zero") and err.count("\n") == 1
+    code, _, err = _run(str(pipeline), "--debug")
+    assert "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_warning_is_one_line(tmp_path: Path) -> None:
+    """An ROI outside the scene: a one-line warning, the scene copied, exit 0."""
+    pipeline = make_project(tmp_path, mask={"vector": "far.geojson"})
+    make_scene(tmp_path / "scene.tif")
+    far = tmp_path / "far.geojson"
+    make_roi(far, box=(1000, 1000, 1010, 1010))
+    code, out, err = _run(str(pipeline), "-q")
+    assert code == 0, err
+    assert err.startswith("warning: ") and err.count("\n") == 1
+    assert "0 pixels selected" in out
+
+
+def test_options_reach_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = {}
+    real = geomask.pipeline.process_scene
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["options"] = kwargs["options"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
+    profile = write_yaml(tmp_path / "local.yaml", "scheduler: processes\nworkers: 2\nwindow_size: 256\n")
+    pipeline = make_project(tmp_path)
+    code, _, err = _run(
+        str(pipeline), "-q", "--profile", str(profile), "--window-size", "32", "--workers", "1"
+    )
+    assert code == 0, err
+    options = seen["options"]
+    assert (options.scheduler, options.workers, options.window_size) == ("processes", 1, 32)
+
+
+def test_profile_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = write_yaml(tmp_path / "bad.yaml", "workers: 0\n")
+    monkeypatch.setenv("GEOMASK_PROFILE", str(profile))
+    code, _, err = _run(str(make_project(tmp_path)))
+    assert code == 2
+    assert err.startswith(f"error: {profile}:1:10: workers: input should be greater than or equal to 1")
+
+
+def test_batch_continue_on_error_and_report(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("a", "c"):
+        make_scene(tmp_path / "in" / f"{name}.tif")
+    corrupt_target = tmp_path / "in" / "b.tif"
+    make_scene(corrupt_target, width=256, height=256, tiled=True)
+    corrupt_tiles(corrupt_target)
+    pipeline = make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
+    report = tmp_path / "run.json"
+    code, _out, err = _run(str(pipeline), "-q", "--continue-on-error", "--report", str(report))
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "c.tif"]
+    assert f"failed  {corrupt_target}:" in err
+    document = json.loads(report.read_text())
+    assert document["ok"] is False
+    assert [s["status"] for s in document["scenes"]] == ["done", "failed", "done"]
+    assert "corrupt" in document["scenes"][1]["error"]
+    # without --continue-on-error the run stops at the corrupt scene
+    code, _, err = _run(str(pipeline), "-q", "--overwrite")
+    assert code == 1 and err.startswith("error: ")
+
+
+def test_two_scenes_one_output_is_refused_before_running(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path, input=["scene.tif", "scene2.tif"])
+    make_scene(tmp_path / "scene2.tif")
+    code, _, err = _run(str(pipeline))
+    assert code == 2
+    assert "would both be written to" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not (DATA / "RGB.byte.tif").exists(), reason="data/RGB.byte.tif is missing")
+def test_real_scene_with_roi_in_another_crs(tmp_path: Path) -> None:
+    """data/RGB.byte.tif (UTM 18N) with data/roi_fields.geojson (EPSG:4326)."""
+    pipeline = write_yaml(
+        tmp_path / "p.yaml",
+        {
+            "input": str(DATA / "RGB.byte.tif"),
+            "mask": {"vector": str(DATA / "roi_fields.geojson")},
+            "kernel": {"name": "median", "size": 3},
+            "output": {"path": "rgb.tif", "format": "COG"},
+        },
+    )
+    code, out, err = _run(str(pipeline), "-q", "--window-size", "256")
+    assert code == 0, err
+    assert "71,407 pixels selected" in out
+    with rasterio.open(DATA / "RGB.byte.tif") as src, rasterio.open(tmp_path / "rgb.tif") as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform and dst.count == src.count
+        changed = (src.read() != dst.read()).any(axis=0)
+    assert 0 < changed.sum() <= 71_407
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
+    """Every pipeline in pipelines/ runs, its output redirected to a temporary folder."""
+    from geomask.config import load_pipeline
+
+    model = load_pipeline(path)
+    output = model.output.model_copy(update={"path": tmp_path / Path(model.output.path).name})
+    reports = geomask.pipeline.run_pipeline(model.model_copy(update={"output": output}))
+    assert [r.status for r in reports] == ["done"] * len(reports)
+    assert all(r.pixels_changed > 0 for r in reports)
+
+
+@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "geomask").exists(), reason="no .venv/bin/geomask")
+def test_console_script(tmp_path: Path) -> None:
+    """The installed `geomask` script: exit codes and stderr of a real process."""
+    script = str(REPO / ".venv" / "bin" / "geomask")
+    pipeline = make_project(tmp_path, input="missing.tif")
+    done = subprocess.run([script, "run", str(pipeline)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert done.stdout == ""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([script, "--version"], capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0 and done.stdout.startswith("geomask ")
