@@ -10,7 +10,8 @@ The orders replicate scipy.ndimage on float64 exactly, so scipy is a bit-exact
 oracle in the tests:
 
 * 2-D correlation (``scipy.ndimage.correlate``): start at 0.0, add
-  ``value * weight`` over the non-zero weights in C order.
+  ``value * weight`` in C order over the weights with ``|w| > DBL_EPSILON``
+  (scipy drops smaller weights from the footprint).
 * 1-D correlation (``scipy.ndimage.correlate1d``): symmetric weights (within
   DBL_EPSILON) sum ``(left + right) * w`` pairs after the centre term;
   antisymmetric weights ``(left - right) * w``; other weights start with the
@@ -42,13 +43,13 @@ def row_has_target(target):  # pragma: no cover - compiled
 
 @numba.njit(**_JIT)
 def correlate2d(padded, weights, target, out):  # pragma: no cover - compiled
-    """out[y, x] = sum of padded[y+i, x+j] * weights[i, j] (non-zero weights, C order) at target pixels."""
+    """out[y, x] = sum of padded[y+i, x+j] * weights[i, j] (|w| > DBL_EPSILON, C order) at target pixels."""
     kh, kw = weights.shape
     h, w = target.shape
     nz = 0
     for i in range(kh):
         for j in range(kw):
-            if weights[i, j] != 0.0:
+            if abs(weights[i, j]) > _EPS:
                 nz += 1
     di = np.empty(nz, dtype=np.int64)
     dj = np.empty(nz, dtype=np.int64)
@@ -56,7 +57,7 @@ def correlate2d(padded, weights, target, out):  # pragma: no cover - compiled
     n = 0
     for i in range(kh):
         for j in range(kw):
-            if weights[i, j] != 0.0:
+            if abs(weights[i, j]) > _EPS:
                 di[n] = i
                 dj[n] = j
                 ww[n] = weights[i, j]

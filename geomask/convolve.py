@@ -22,6 +22,7 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "Op",
     "check_dtype",
+    "effective_nodata",
     "filter_padded",
     "masked_convolve",
     "prepare_kernel",
@@ -51,6 +52,28 @@ def prepare_kernel(kernel: Kernel | ArrayLike | str, op: str) -> Kernel:
         raise ConfigError(f"unknown op {op!r}: use 'convolve' (kernel flipped) or 'correlate'")
     k = as_kernel(kernel)
     return k.flipped() if (op == "convolve" and k.kind == "linear") else k
+
+
+def effective_nodata(nodata: float | None, dtype: Any) -> float | None:
+    """``nodata`` as the value it has in ``dtype`` (as float64), or None if no pixel can equal it.
+
+    GDAL reports a float32 band's nodata as a float64 (``-3.4e38``), which differs from
+    the stored float32 value; an integer band cannot hold a fractional or out-of-range
+    nodata, so such a nodata selects nothing.
+    """
+    if nodata is None:
+        return None
+    dt = np.dtype(dtype)
+    value = float(nodata)
+    if np.isnan(value):
+        return value if dt.kind == "f" else None
+    if dt.kind == "f":
+        with np.errstate(over="ignore"):
+            return float(np.array(value).astype(dt))
+    info = np.iinfo(dt)
+    if not value.is_integer() or not info.min <= value <= info.max:
+        return None
+    return value
 
 
 def valid_pixels(values: NDArray[Any], nodata: float | None) -> NDArray[np.bool_] | None:
@@ -276,6 +299,7 @@ def masked_convolve(
     if h == 0 or w == 0:
         raise InputError(f"array is empty: shape {arr.shape}")
     check_mode(mode)
+    nodata = effective_nodata(nodata, arr.dtype)
     k = prepare_kernel(kernel, op)
     k.check_fits(h, w)
     target = _bool_plane(mask, (h, w), "mask") if mask is not None else np.ones((h, w), dtype=bool)

@@ -49,7 +49,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from geomask.convolve import filter_padded, interior_mask, prepare_kernel
+from geomask.convolve import effective_nodata, filter_padded, interior_mask, prepare_kernel
 from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError
 from geomask.io import OutputFile, SceneInfo, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
@@ -312,13 +312,14 @@ def _apply_step(
 
 def _resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | None) -> float | None:
     if nodata == "auto":
-        return scene.nodata
+        return effective_nodata(scene.nodata, scene.dtype)
     if nodata is None or nodata == "none":
         return None
     try:
-        return float(nodata)
+        value = float(nodata)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"nodata must be 'auto', 'none' or a number, got {nodata!r}") from e
+    return effective_nodata(value, scene.dtype)
 
 
 def _resolve_bands(scene: SceneInfo, bands: Sequence[int] | None) -> tuple[int, ...]:

@@ -430,3 +430,14 @@ def test_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_pipelines_validate(path: Path) -> None:
     assert pipeline_problems(path) == []
+
+
+def test_literal_choices_match_the_engine() -> None:
+    """The schema's choices are the engine's (they are declared apart to keep `validate` light)."""
+    from typing import get_args
+
+    from geomask import convolve, windows
+    from geomask.config import Boundary, Op
+
+    assert set(get_args(Boundary)) == set(get_args(windows.Mode))
+    assert set(get_args(Op)) == set(get_args(convolve.Op))

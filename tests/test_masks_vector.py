@@ -23,7 +23,15 @@ from rasterio.windows import Window
 import geomask.masks.vector as vector_module
 from geomask.errors import GridError, InputError, MaskError
 from geomask.grid import Grid
-from geomask.masks import ArrayMask, BoundMask, FullMask, MaskContext, MaskSource, VectorSource
+from geomask.masks import (
+    ArrayMask,
+    ArraySource,
+    BoundMask,
+    FullMask,
+    MaskContext,
+    MaskSource,
+    VectorSource,
+)
 from geomask.masks.vector import BLOCK_SIZE, BoundVectorMask
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
@@ -498,7 +506,7 @@ def test_masks_package_exports() -> None:
     import geomask.masks as masks
 
     assert masks.__all__ == sorted(masks.__all__)
-    assert {ArrayMask, BoundMask, FullMask, MaskContext, MaskSource, VectorSource} == {
+    assert {ArrayMask, ArraySource, BoundMask, FullMask, MaskContext, MaskSource, VectorSource} == {
         getattr(masks, name) for name in masks.__all__
     }
 

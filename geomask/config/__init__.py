@@ -77,7 +77,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     Raises
     ------
     ConfigError
-        A :class:`~geomask.yamlsafe.YamlError` listing every problem (``.problems``), its message the
+        A :class:`~geomask.config.yamlsafe.YamlError` listing every problem (``.problems``), its message the
         first one, or a plain ConfigError when the file cannot be read.
     """
     return _load(Pipeline, path)

@@ -430,10 +430,6 @@ class Pipeline(_Strict):
         """The engine's steps, in order (kernels built and validated)."""
         return [step.to_step() for step in self.step_configs()]
 
-    def nodata_value(self) -> float | Literal["auto"] | None:
-        """The ``nodata`` argument for :func:`~geomask.engine.process_scene`."""
-        return self.nodata
-
     def digest(self) -> str:
         """sha256 of the canonical JSON of the pipeline (``output.overwrite`` excluded)."""
         data = self.model_dump(mode="json", exclude={"output": {"overwrite"}})
