@@ -106,7 +106,11 @@ def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetRead
         ds.close()
 
 
-def _gdal_message(e: Exception) -> str:
+def _gdal_message(e: BaseException) -> str:
+    """The first line of a GDAL error, taken from the chained cause when rasterio only
+    says "See previous exception for details"."""
+    while "previous exception" in str(e) and e.__cause__ is not None:
+        e = e.__cause__
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
@@ -337,5 +341,5 @@ class OutputFile:
 
     @staticmethod
     def _remove(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
