@@ -45,13 +45,12 @@ from typing import Any, Literal
 
 import dask
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.convolve import effective_nodata, filter_padded, interior_mask, prepare_kernel
 from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError
-from geomask.io import OutputFile, SceneInfo, inspect_scene, open_scene, read_indexed
+from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
 from geomask.progress import NullObserver, Observer
@@ -140,7 +139,10 @@ class RunOptions:
 
 @dataclass
 class SceneReport:
-    """What happened to one scene."""
+    """What happened to one scene.
+
+    ``notes`` are remarks for the user, e.g. how kernel sizes in map units converted to pixels.
+    """
 
     input: str
     output: str
@@ -152,6 +154,7 @@ class SceneReport:
     pixels_changed: int = 0
     seconds: float = 0.0
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     # rows[k] / cols[k]: what step k reads (k = 0: the scene); rows[k+1]: what it produces.
     targets = [_render(s.target, rows[k + 1], cols[k + 1]) for k, s in enumerate(job.steps)]
     selected = int(targets[-1].sum()) if targets else 0
-    with rasterio.Env(**dict(job.gdal_options)), open_scene(scene.path) as ds:
+    with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
         if not any(t.any() for t in targets):
             data = read_indexed(ds, range(1, scene.count + 1), rows[-1], cols[-1])
             return WindowResult(window, data, False, selected, 0)
@@ -446,7 +449,7 @@ def process_scene(
     started = time.perf_counter()
     options = options or RunOptions()
     observer = observer or NullObserver()
-    with rasterio.Env(**dict(options.gdal_options)):
+    with gdal_env(options.gdal_options):
         scene = inspect_scene(input_path)
     final = _check_output(scene, output)
     nd = _resolve_nodata(scene, nodata)
@@ -467,7 +470,7 @@ def process_scene(
         cog=output.format == "COG",
         overview_resampling=output.overview_resampling,
     )
-    with rasterio.Env(**dict(options.gdal_options)), writer:
+    with gdal_env(options.gdal_options), writer:
         for result in _run_windows(job, windows, options):
             writer.write(result.data, result.window)
             report.windows_computed += int(result.computed)

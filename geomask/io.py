@@ -12,7 +12,9 @@ place per output file (:class:`OutputFile`), in the process that runs the scene.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from geomask.convolve import check_dtype
-from geomask.errors import GridError, InputError, OutputError, RunError
+from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
 from geomask.windows import contiguous_runs
 
@@ -36,9 +38,12 @@ __all__ = [
     "ALLOWED_DRIVERS",
     "OutputFile",
     "SceneInfo",
+    "gdal_env",
     "inspect_scene",
     "open_scene",
     "read_indexed",
+    "read_tags",
+    "remove_stale_partials",
 ]
 
 #: Raster drivers geomask opens. A ``.tif`` that is really a VRT (which can point at
@@ -80,6 +85,27 @@ class SceneInfo:
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
     units: tuple[str | None, ...] = ()
+
+
+def gdal_env(options: Mapping[str, str]) -> rasterio.Env:
+    """A ``rasterio.Env`` with the GDAL configuration ``options`` (text values, as in a profile).
+
+    Raises
+    ------
+    ConfigError
+        ``GDAL_CACHEMAX`` is not a whole number (rasterio takes it only as an integer: megabytes
+        below 100000, bytes above).
+    """
+    values: dict[str, Any] = dict(options)
+    cachemax = values.get("GDAL_CACHEMAX")
+    if cachemax is not None:
+        try:
+            values["GDAL_CACHEMAX"] = int(cachemax)
+        except ValueError as e:
+            raise ConfigError(
+                f"gdal: GDAL_CACHEMAX {cachemax!r} must be a whole number of megabytes, e.g. 512"
+            ) from e
+    return rasterio.Env(**values)
 
 
 @contextlib.contextmanager
@@ -187,6 +213,81 @@ def read_indexed(
 def partial_path(final: Path) -> Path:
     """A unique temporary name beside ``final``: ``NAME.geomask-PID-RANDOM.partial``."""
     return final.with_name(f"{final.name}.geomask-{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+
+
+def read_tags(path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The dataset metadata tags of a finished GeoTIFF, or None when it does not read.
+
+    Parameters
+    ----------
+    path : path
+        A local file.
+
+    Returns
+    -------
+    dict or None
+        The tags (``GEOMASK_*`` provenance included), or None when the file is missing, is not a
+        GeoTIFF, or its last tile does not decode (a truncated or damaged file).
+
+    Notes
+    -----
+    Reads the header and one tile; never raises for a bad file.
+    """
+    try:
+        with rasterio.open(os.fspath(path), sharing=False, driver=ALLOWED_DRIVERS[0]) as ds:
+            tags = dict(ds.tags())
+            h, w = min(ds.height, 64), min(ds.width, 64)
+            ds.read(1, window=Window(ds.width - w, ds.height - h, w, h))
+    except (RasterioError, OSError, ValueError):
+        return None
+    return tags
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process (an absurd PID included)
+        return False
+    except OSError:  # another user's process, or no way to tell: keep its file
+        return True
+    return True
+
+
+def remove_stale_partials(final: Path) -> list[Path]:
+    """Remove the temporary files a killed earlier run left beside ``final``.
+
+    Parameters
+    ----------
+    final : Path
+        An output path.
+
+    Returns
+    -------
+    list of Path
+        The files removed: ``NAME.geomask-PID-RANDOM.partial`` beside ``final`` whose PID is not a
+        running process.
+
+    Notes
+    -----
+    A file whose PID is alive (or whose liveness cannot be checked) is kept: it may belong to a run
+    in progress. PIDs are those of this machine, so a folder shared with another host may keep
+    files of runs killed there, and a reused PID keeps a stale file until that process ends.
+    """
+    pattern = re.compile(re.escape(final.name) + r"\.geomask-(\d+)-[0-9a-f]+" + re.escape(PARTIAL_SUFFIX))
+    removed = []
+    for candidate in glob.glob(glob.escape(str(final)) + ".geomask-*" + PARTIAL_SUFFIX):
+        path = Path(candidate)
+        match = pattern.fullmatch(path.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+        except OSError:  # gone already, or not ours to remove: the run goes on without it
+            continue
+        removed.append(path)
+    return removed
 
 
 class OutputFile:

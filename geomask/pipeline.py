@@ -1,32 +1,103 @@
 """Run a pipeline: every scene of a pipeline file through the engine, with provenance tags.
 
 This is the library behind ``geomask run``: :func:`run_pipeline` loads and validates the pipeline
-(:mod:`geomask.config`), builds the engine's steps once, expands the inputs (paths, globs, lists)
+(:mod:`geomask.config`), builds the engine's steps once (per scene, from its grid, when a kernel
+size is in map units: :mod:`geomask.units`), expands the inputs (paths, globs, lists)
 into (input, output) pairs, checks that no two scenes share an output, then calls
 :func:`geomask.engine.process_scene` for each scene in turn. Nothing here prints; progress goes to
 the observer.
+
+Resume. Every output carries provenance tags (:func:`provenance_tags`). Before a scene runs,
+:func:`resume_action` compares the tags of an existing output with those the run would write: an
+output made by the same geomask version, from the same pipeline and byte-relevant profile settings,
+and from an input of the same size and modification time is *current* and the scene is skipped;
+an older geomask output is replaced; a file geomask did not write (no tags, or unreadable) is an
+error unless ``overwrite``. Outputs are only ever renamed into place once complete, so a tagged
+file at the output path is a finished one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
 from geomask.engine import OutputSpec, RunOptions, SceneReport, Step, process_scene
-from geomask.errors import GeomaskError
+from geomask.errors import GeomaskError, OutputExistsError
+from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials
 from geomask.progress import NullObserver, Observer
 
-__all__ = ["provenance_tags", "run_pipeline"]
+__all__ = ["ResumeAction", "profile_digest", "provenance_tags", "resume_action", "run_pipeline"]
 
 TAG_PREFIX = "GEOMASK_"
 """Prefix of the GDAL metadata tags geomask writes on its outputs."""
 
+ResumeAction = Literal["write", "replace", "skip"]
+"""What to do with a scene's output: write a new file, replace an existing one, or skip the scene."""
+
+_CURRENT_KEYS = tuple(
+    TAG_PREFIX + k for k in ("VERSION", "PIPELINE_SHA256", "PROFILE_SHA256", "INPUT_SIZE", "INPUT_MTIME")
+)
+"""The tags that must match for an existing output to count as current."""
+
+_SPEED_ONLY = frozenset(
+    {
+        "CPL_DEBUG",
+        "GDAL_CACHEMAX",
+        "GDAL_DISABLE_READDIR_ON_OPEN",
+        "GDAL_NUM_THREADS",
+        "NUM_THREADS",
+        "VSI_CACHE",
+        "VSI_CACHE_SIZE",
+    }
+)
+"""GDAL configuration and creation options that change speed or logging, never the output's bytes."""
+
+
+def profile_digest(
+    creation_options: Mapping[str, str] | None = None, gdal_options: Mapping[str, str] | None = None
+) -> str:
+    """sha256 of the run-profile settings that can change an output's bytes.
+
+    Parameters
+    ----------
+    creation_options : mapping or None
+        GeoTIFF/COG creation options.
+    gdal_options : mapping or None
+        GDAL configuration options.
+
+    Returns
+    -------
+    str
+        Hex digest of both mappings (keys upper-cased, sorted), without the options known to change
+        only speed or logging (``GDAL_CACHEMAX``, ``NUM_THREADS``, ``GDAL_NUM_THREADS`` ...).
+
+    Notes
+    -----
+    Window size, scheduler and workers are not included: the engine's result does not depend on
+    them. Any other GDAL option is included, to be safe: changing it redoes the outputs.
+    """
+
+    def relevant(options: Mapping[str, str] | None) -> dict[str, str]:
+        items = {str(k).upper(): str(v) for k, v in (options or {}).items()}
+        return {k: v for k, v in sorted(items.items()) if k not in _SPEED_ONLY}
+
+    data = {"creation_options": relevant(creation_options), "gdal": relevant(gdal_options)}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 def provenance_tags(
-    pipeline: Pipeline, steps: Sequence[Step], input_path: str | Path | None = None
+    pipeline: Pipeline,
+    steps: Sequence[Step],
+    input_path: str | Path | None = None,
+    *,
+    profile_sha256: str | None = None,
 ) -> dict[str, str]:
     """The metadata tags that record how an output was made.
 
@@ -38,11 +109,14 @@ def provenance_tags(
         The engine steps built from it (their kernels and masks are described).
     input_path : path or None
         The scene; its size and modification time are recorded when it is a local file.
+    profile_sha256 : str or None
+        :func:`profile_digest` of the run's options (default: that of no options).
 
     Returns
     -------
     dict
         ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE_SHA256`` (sha256 of the pipeline's canonical JSON),
+        ``GEOMASK_PROFILE_SHA256`` (:func:`profile_digest`),
         ``GEOMASK_KERNEL`` and ``GEOMASK_MASK`` (one description per step, joined by ``"; "``) and,
         for a local input, ``GEOMASK_INPUT_SIZE`` (bytes) and ``GEOMASK_INPUT_MTIME`` (ns since the epoch).
 
@@ -54,6 +128,7 @@ def provenance_tags(
     tags = {
         "VERSION": __version__,
         "PIPELINE_SHA256": pipeline.digest(),
+        "PROFILE_SHA256": profile_sha256 if profile_sha256 is not None else profile_digest(),
         "KERNEL": "; ".join(f"{s.op} {s.kernel.describe()}" for s in steps),
         "MASK": "; ".join(s.mask.describe() if s.mask is not None else "whole scene" for s in steps),
     }
@@ -66,6 +141,51 @@ def provenance_tags(
             tags["INPUT_SIZE"] = str(stat.st_size)
             tags["INPUT_MTIME"] = str(stat.st_mtime_ns)
     return {TAG_PREFIX + key: value for key, value in tags.items()}
+
+
+def resume_action(output: Path, expected: Mapping[str, str], *, overwrite: bool = False) -> ResumeAction:
+    """Decide what a run does with the output of one scene.
+
+    Parameters
+    ----------
+    output : Path
+        The scene's output path.
+    expected : mapping
+        The tags this run would write (:func:`provenance_tags`).
+    overwrite : bool
+        Redo every scene, replacing whatever is at the output path.
+
+    Returns
+    -------
+    {"write", "replace", "skip"}
+        ``write``: nothing is there (or a directory, which the engine reports); ``replace``: a
+        geomask output that is not current, or ``overwrite``; ``skip``: a current output.
+
+    Raises
+    ------
+    OutputExistsError
+        A file geomask did not write (no ``GEOMASK_VERSION`` tag, or unreadable) is at the output
+        path and ``overwrite`` is false.
+
+    Notes
+    -----
+    Current means that ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE_SHA256``, ``GEOMASK_PROFILE_SHA256``,
+    ``GEOMASK_INPUT_SIZE`` and ``GEOMASK_INPUT_MTIME`` are all present in ``expected`` and equal in
+    the file. An input that is not a local file has no size or time, so its output is always redone.
+    """
+    if not output.is_file():
+        return "write"
+    if overwrite:
+        return "replace"
+    found = read_tags(output)
+    if found is None or TAG_PREFIX + "VERSION" not in found:
+        raise OutputExistsError(
+            f"{output}: a file that geomask did not write (or that does not read) is at the output path; "
+            "pass --overwrite (overwrite: true) to replace it, or choose another output.path"
+        )
+    if all(expected.get(k) is not None and found.get(k) == expected[k] for k in _CURRENT_KEYS):
+        return "skip"
+    return "replace"
 
 
 def run_pipeline(
@@ -84,7 +204,9 @@ def run_pipeline(
     pipeline : path or Pipeline
         A pipeline YAML file (relative paths inside resolve against its folder) or a validated model.
     overwrite : bool
-        Replace existing outputs (also when the pipeline's ``output.overwrite`` is false).
+        Redo every scene and replace existing outputs (also set by the pipeline's
+        ``output.overwrite``). Otherwise scenes whose output is current are skipped and older
+        geomask outputs are replaced (see :func:`resume_action`).
     options : RunOptions or None
         Window size, scheduler, workers, GDAL options (default: :class:`~geomask.engine.RunOptions`).
     observer : Observer or None
@@ -98,7 +220,8 @@ def run_pipeline(
     Returns
     -------
     list of SceneReport
-        One per scene, in input order.
+        One per scene, in input order; ``status`` is ``done``, ``skipped`` (current output) or
+        ``failed``.
 
     Raises
     ------
@@ -108,35 +231,78 @@ def run_pipeline(
     InputError, OutputError, RunError
         From the first failing scene, unless ``continue_on_error``. Nothing is left at the output
         path of a scene that fails; the outputs of scenes finished before it are kept.
+    OutputExistsError
+        A file geomask did not write is at an output path and ``overwrite`` is false.
+
+    Notes
+    -----
+    Temporary files that a killed earlier run left beside an output
+    (``NAME.geomask-PID-RANDOM.partial``, their process gone) are removed when that output's scene
+    comes up.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     observer = observer or NullObserver()
-    steps = model.to_steps()
+    per_scene = model.uses_map_units()
+    steps = [] if per_scene else model.to_steps()
     scenes = model.scenes()
+    options = options or RunOptions()
+    profile_sha256 = profile_digest(creation_options, options.gdal_options)
+    redo = overwrite or model.output.overwrite
     reports: list[SceneReport] = []
     for input_path, output_path in scenes:
-        spec = OutputSpec(
-            path=output_path,
-            format=model.output.format,
-            compress=model.output.compress,
-            creation_options=dict(creation_options or {}),
-            overwrite=overwrite or model.output.overwrite,
-            tags=provenance_tags(model, steps, input_path),
-        )
+        notes: list[str] = []
         try:
+            if per_scene:
+                with gdal_env(options.gdal_options):
+                    grid = inspect_scene(input_path).grid
+                steps, notes = model.to_steps(grid), model.unit_notes(grid)
+            tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
+            remove_stale_partials(output_path)
+            action = resume_action(output_path, tags, overwrite=redo)
+            if action == "skip":
+                report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
+                observer.scene_finished(report)
+                reports.append(report)
+                continue
+            spec = OutputSpec(
+                path=output_path,
+                format=model.output.format,
+                compress=model.output.compress,
+                creation_options=dict(creation_options or {}),
+                overwrite=action == "replace",
+                tags=tags,
+            )
             report = process_scene(
                 input_path,
                 spec,
                 steps,
                 bands=model.bands,
                 nodata=model.nodata,
-                options=options or RunOptions(),
-                observer=observer,
+                options=options,
+                observer=_WithNotes(observer, notes),
             )
         except GeomaskError as e:
             if not continue_on_error:
                 raise
-            report = SceneReport(str(input_path), str(output_path), "failed", error=str(e))
+            report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
             observer.scene_finished(report)
         reports.append(report)
     return reports
+
+
+class _WithNotes:
+    """Forwards events to ``inner``, adding ``notes`` to the scene's report before it is shown."""
+
+    def __init__(self, inner: Observer, notes: list[str]) -> None:
+        self.inner = inner
+        self.notes = notes
+
+    def scene_started(self, scene: str, windows: int) -> None:
+        self.inner.scene_started(scene, windows)
+
+    def window_done(self, scene: str, count: int = 1) -> None:
+        self.inner.window_done(scene, count)
+
+    def scene_finished(self, report: SceneReport) -> None:
+        report.notes.extend(self.notes)
+        self.inner.scene_finished(report)

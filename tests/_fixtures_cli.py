@@ -21,6 +21,7 @@ from pyproj import Transformer
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 PIPELINES = REPO / "pipelines"
+CONFIGS = REPO / "configs"
 
 SCENE_CRS = "EPSG:32618"
 SCENE_TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_100_000.0)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 from _fixtures_cli import (
+    CONFIGS,
     DATA,
     PIPELINES,
     REPO,
@@ -64,16 +65,22 @@ def test_run_writes_the_output(tmp_path: Path) -> None:
     assert len(tags["GEOMASK_PIPELINE_SHA256"]) == 64
 
 
-def test_output_exists_without_overwrite(tmp_path: Path) -> None:
+def test_rerun_skips_and_foreign_output_needs_overwrite(tmp_path: Path) -> None:
     pipeline = make_project(tmp_path)
     assert _run(str(pipeline), "-q")[0] == 0
     output = tmp_path / "out" / "scene.denoised.tif"
     before = output.read_bytes()
+    code, out, err = _run(str(pipeline), "-q")
+    assert code == 0, err
+    assert out == f"skipped {tmp_path / 'scene.tif'} -> {output} (up to date)\n"
+    assert output.read_bytes() == before
+    output.write_bytes(b"not geomask's")
     code, _out, err = _run(str(pipeline), "-q")
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
-    assert output.read_bytes() == before
+    assert output.read_bytes() == b"not geomask's"
     assert _run(str(pipeline), "-q", "--overwrite")[0] == 0
+    assert output.read_bytes() == before
 
 
 def test_invalid_pipeline_exit_2_one_line(tmp_path: Path) -> None:
@@ -204,6 +211,32 @@ def test_batch_continue_on_error_and_report(tmp_path: Path) -> None:
     assert code == 1 and err.startswith("error: ")
 
 
+def test_batch_rerun_skips_finished_and_edited_pipeline_redoes(tmp_path: Path) -> None:
+    """Three scenes, one corrupt: the rerun skips the two finished ones; an edit redoes them."""
+    (tmp_path / "in").mkdir()
+    for name in ("a", "c"):
+        make_scene(tmp_path / "in" / f"{name}.tif")
+    make_scene(tmp_path / "in" / "b.tif", width=256, height=256, tiled=True)
+    corrupt_tiles(tmp_path / "in" / "b.tif")
+    pipeline = make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
+    report = tmp_path / "run.json"
+
+    def statuses() -> list[str]:
+        code, _out, _err = _run(str(pipeline), "-q", "--continue-on-error", "--report", str(report))
+        assert code == 1
+        return [s["status"] for s in json.loads(report.read_text())["scenes"]]
+
+    assert statuses() == ["done", "failed", "done"]
+    assert statuses() == ["skipped", "failed", "skipped"]
+    code, out, _err = _run(str(pipeline), "--continue-on-error")  # the summary table lists them too
+    assert code == 1
+    assert out.count("skipped") == 4  # two scene lines, two table rows
+    text = pipeline.read_text()
+    assert "sigma: 1\n" in text
+    write_yaml(pipeline, text.replace("sigma: 1\n", "sigma: 2\n"))
+    assert statuses() == ["done", "failed", "done"]
+
+
 def test_two_scenes_one_output_is_refused_before_running(tmp_path: Path) -> None:
     pipeline = make_project(tmp_path, input=["scene.tif", "scene2.tif"])
     make_scene(tmp_path / "scene2.tif")
@@ -246,6 +279,38 @@ def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
     assert all(r.pixels_changed > 0 for r in reports)
 
 
+@pytest.mark.parametrize("name", ["local", "processes"])
+def test_shipped_profiles_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/local.yaml and configs/processes.yaml run a small pipeline (output in tmp_path)."""
+    seen = {}
+    real = geomask.pipeline.process_scene
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["options"] = kwargs["options"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
+    pipeline = make_project(tmp_path)
+    # two workers keep the process pool's start-up short; everything else is the profile's
+    code, out, err = _run(str(pipeline), "-q", "--profile", str(CONFIGS / f"{name}.yaml"), "--workers", "2")
+    assert code == 0, err
+    assert "660 pixels selected" in out
+    assert seen["options"].scheduler == {"local": "threads", "processes": "processes"}[name]
+    with rasterio.open(tmp_path / "out" / "scene.denoised.tif") as dst:
+        assert dst.tags()["GEOMASK_VERSION"]
+
+
+def test_cluster_profile_is_refused(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    code, _, err = _run(str(pipeline), "--profile", str(CONFIGS / "cluster.yaml"))
+    assert code == 2
+    assert err == (
+        "error: scheduler: tcp://127.0.0.1:8786: distributed schedulers are not supported yet; "
+        "use threads, processes or synchronous (in the profile, or --scheduler)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "geomask").exists(), reason="no .venv/bin/geomask")
 def test_console_script(tmp_path: Path) -> None:
     """The installed `geomask` script: exit codes and stderr of a real process."""
@@ -258,3 +323,14 @@ def test_console_script(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([script, "--version"], capture_output=True, text=True, check=False, env=env)
     assert done.returncode == 0 and done.stdout.startswith("geomask ")
+
+
+def test_gdal_cachemax_from_profile(tmp_path: Path) -> None:
+    """GDAL_CACHEMAX arrives as text from YAML; rasterio needs an integer (megabytes)."""
+    pipeline = make_project(tmp_path)
+    good = write_yaml(tmp_path / "good.yaml", "gdal: {GDAL_CACHEMAX: 64}\n")
+    assert _run(str(pipeline), "-q", "--profile", str(good))[0] == 0
+    bad = write_yaml(tmp_path / "bad.yaml", "gdal: {GDAL_CACHEMAX: 10%}\n")
+    code, _, err = _run(str(pipeline), "-q", "--overwrite", "--profile", str(bad))
+    assert code == 2
+    assert err.startswith("error: gdal: GDAL_CACHEMAX '10%' must be a whole number of megabytes")

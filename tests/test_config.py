@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _fixtures_cli import PIPELINES, write_yaml
+from _fixtures_cli import CONFIGS, PIPELINES, write_yaml
 
 from geomask.config import (
     Pipeline,
@@ -406,11 +406,9 @@ def test_json_schema() -> None:
     text = json.dumps(schema)
     for name in ("GaussianKernel", "MatrixKernel", "VectorMask", "sigma", "all_touched"):
         assert name in text
-    assert Profile.model_json_schema()["properties"]["scheduler"]["enum"] == [
-        "threads",
-        "processes",
-        "synchronous",
-    ]
+    scheduler = Profile.model_json_schema()["properties"]["scheduler"]
+    assert scheduler["anyOf"][0]["enum"] == ["threads", "processes", "synchronous"]
+    assert scheduler["anyOf"][1]["pattern"].startswith("^(tcp|tls)://")
 
 
 def test_profile(tmp_path: Path) -> None:
@@ -425,6 +423,36 @@ def test_profile(tmp_path: Path) -> None:
         load_profile(write_yaml(tmp_path / "bad.yaml", "window_size: 8\n"))
     with pytest.raises(YamlError, match="Did you mean 'scheduler'"):
         load_profile(write_yaml(tmp_path / "bad.yaml", "sheduler: threads\n"))
+
+
+def test_profile_scheduler_address(tmp_path: Path) -> None:
+    """A dask.distributed address validates but is refused when a run is built from it."""
+    profile = load_profile(write_yaml(tmp_path / "cluster.yaml", "scheduler: tcp://10.0.0.1:8786\n"))
+    with pytest.raises(ConfigError, match="distributed schedulers are not supported yet"):
+        profile.to_options()
+    assert profile.to_options(scheduler="threads").scheduler == "threads"
+    with pytest.raises(YamlError, match=r"tcp://HOST:PORT, got 'thread'. Did you mean 'threads'\?"):
+        load_profile(write_yaml(tmp_path / "bad.yaml", "scheduler: thread\n"))
+    with pytest.raises(YamlError, match="got 'tcp://nohost'"):
+        load_profile(write_yaml(tmp_path / "bad.yaml", "scheduler: tcp://nohost\n"))
+
+
+def test_shipped_profiles() -> None:
+    """configs/ holds the three documented profiles, each valid and commented on every key."""
+    paths = sorted(CONFIGS.glob("*.yaml"))
+    assert [p.name for p in paths] == ["cluster.yaml", "local.yaml", "processes.yaml"]
+    for path in paths:
+        profile = load_profile(path)
+        text = path.read_text()
+        for key in Profile.model_fields:
+            assert f"\n{key}:" in text, f"{path.name} does not set {key}"
+        assert text.startswith("#")
+        assert profile.scheduler == {"local": "threads", "processes": "processes"}.get(
+            path.stem, profile.scheduler
+        )
+    assert load_profile(CONFIGS / "local.yaml").to_options() == Profile().to_options(
+        gdal_options={"GDAL_CACHEMAX": "512"}
+    )
 
 
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)

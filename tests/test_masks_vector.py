@@ -24,12 +24,20 @@ import geomask.masks.vector as vector_module
 from geomask.errors import GridError, InputError, MaskError
 from geomask.grid import Grid
 from geomask.masks import (
+    AllSource,
+    AnySource,
     ArrayMask,
     ArraySource,
+    BboxSource,
     BoundMask,
+    ExpressionSource,
     FullMask,
+    GrowSource,
     MaskContext,
     MaskSource,
+    NotSource,
+    RasterSource,
+    ShrinkSource,
     VectorSource,
 )
 from geomask.masks.vector import BLOCK_SIZE, BoundVectorMask
@@ -506,9 +514,23 @@ def test_masks_package_exports() -> None:
     import geomask.masks as masks
 
     assert masks.__all__ == sorted(masks.__all__)
-    assert {ArrayMask, ArraySource, BoundMask, FullMask, MaskContext, MaskSource, VectorSource} == {
-        getattr(masks, name) for name in masks.__all__
-    }
+    assert {
+        AllSource,
+        AnySource,
+        ArrayMask,
+        ArraySource,
+        BboxSource,
+        BoundMask,
+        ExpressionSource,
+        FullMask,
+        GrowSource,
+        MaskContext,
+        MaskSource,
+        NotSource,
+        RasterSource,
+        ShrinkSource,
+        VectorSource,
+    } == {getattr(masks, name) for name in masks.__all__}
 
 
 @pytest.fixture(scope="module")

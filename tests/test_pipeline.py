@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from _fixtures_cli import corrupt_tiles, make_project, make_scene, roi_mask
 
+import geomask.pipeline
 from geomask import __version__
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
 from geomask.engine import RunOptions, SceneReport
+from geomask.errors import OutputExistsError
+from geomask.io import read_tags
 from geomask.kernels import get
-from geomask.pipeline import run_pipeline
+from geomask.pipeline import profile_digest, run_pipeline
 from geomask.progress import NullObserver, Observer
 
 
@@ -49,6 +56,7 @@ def test_run_pipeline_reports_and_tags(tmp_path: Path) -> None:
     assert tags["GEOMASK_VERSION"] == __version__
     assert tags["GEOMASK_PIPELINE_SHA256"] == load_pipeline(path).digest()
     assert tags["GEOMASK_INPUT_SIZE"] == str((tmp_path / "scene.tif").stat().st_size)
+    assert tags["GEOMASK_PROFILE_SHA256"] == profile_digest()
 
 
 def test_multi_step_equals_sequential_masked_convolve(tmp_path: Path) -> None:
@@ -83,3 +91,83 @@ def test_continue_on_error(tmp_path: Path) -> None:
     assert reports[1].error is not None and "b.tif" in reports[1].error
     assert recorder.events[-1] == ("finished", "failed")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif"]
+
+
+# --- resume ----------------------------------------------------------------------------------------
+
+
+def _statuses(path: Path, **kwargs: object) -> list[str]:
+    return [r.status for r in run_pipeline(path, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_rerun_skips_current_output(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    output = tmp_path / "out" / "scene.denoised.tif"
+    recorder = Recorder()
+    assert _statuses(path) == ["done"]
+    mtime = output.stat().st_mtime_ns
+    [report] = run_pipeline(path, observer=recorder, options=RunOptions(window_size=16, workers=1))
+    assert report.status == "skipped" and report.output == str(output)
+    assert recorder.events == [("finished", "skipped")]
+    assert output.stat().st_mtime_ns == mtime
+    assert _statuses(path, overwrite=True) == ["done"]
+    assert output.stat().st_mtime_ns != mtime
+
+
+def test_changed_input_profile_or_version_redoes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_project(tmp_path)
+    scene = tmp_path / "scene.tif"
+    assert _statuses(path) == ["done"]
+    stat = scene.stat()
+    os.utime(scene, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert _statuses(path) == ["done"]
+    assert _statuses(path, creation_options={"PREDICTOR": "2"}) == ["done"]
+    assert _statuses(path, creation_options={"PREDICTOR": "2", "NUM_THREADS": "2"}) == ["skipped"]
+    assert _statuses(
+        path, creation_options={"PREDICTOR": "2"}, options=RunOptions(gdal_options={"X": "1"})
+    ) == ["done"]
+    assert _statuses(path) == ["done"]
+    monkeypatch.setattr(geomask.pipeline, "__version__", "0.0.0.test")
+    assert _statuses(path) == ["done"]
+    assert _statuses(path) == ["skipped"]
+
+
+def test_foreign_or_unreadable_output_is_an_error_without_overwrite(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    output = tmp_path / "out" / "scene.denoised.tif"
+    output.parent.mkdir()
+    make_scene(output)  # a GeoTIFF without geomask tags
+    with pytest.raises(OutputExistsError, match="did not write"):
+        run_pipeline(path)
+    assert read_tags(output) is not None
+    output.write_bytes(b"garbage")
+    assert read_tags(output) is None
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_pipeline(path)
+    assert output.read_bytes() == b"garbage"
+    assert _statuses(path, overwrite=True) == ["done"]
+
+
+def test_truncated_output_does_not_read(tmp_path: Path) -> None:
+    path = make_project(tmp_path, output={"path": "out/scene.tif", "compress": "none"})
+    [report] = run_pipeline(path)
+    output = Path(report.output)
+    assert read_tags(output) is not None
+    output.write_bytes(output.read_bytes()[: output.stat().st_size // 2])
+    assert read_tags(output) is None
+
+
+def test_stale_partial_files_are_removed(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = out / f"scene.denoised.tif.geomask-{int(dead.stdout)}-0123abcd.partial"
+    live = out / f"scene.denoised.tif.geomask-{os.getpid()}-0123abcd.partial"
+    other = out / "other.tif.geomask-1-0123abcd.partial"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    assert _statuses(path) == ["done"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["scene.denoised.tif", live.name, other.name])

@@ -24,14 +24,16 @@ __all__ = ["CliObserver", "scene_line"]
 
 
 def scene_line(report: SceneReport) -> str:
-    """One line for a finished scene: status, input, output and pixel counts."""
+    """One line for a finished scene: status, input, output, pixel counts and notes (kernel sizes
+    in map units, as converted to pixels)."""
     if report.status == "failed":
         return f"failed  {report.input}: {one_line(report.error or 'unknown error')}"
+    notes = "".join(f"; {note}" for note in report.notes)
     if report.status == "skipped":
-        return f"skipped {report.input} -> {report.output} (up to date)"
+        return f"skipped {report.input} -> {report.output} (up to date){notes}"
     return (
         f"done    {report.input} -> {report.output}: {report.pixels_selected:,} pixels selected, "
-        f"{report.pixels_changed:,} changed ({report.seconds:.1f} s)"
+        f"{report.pixels_changed:,} changed ({report.seconds:.1f} s){notes}"
     )
 
 

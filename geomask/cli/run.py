@@ -37,7 +37,11 @@ def run(
     pipeline: PipelineArgument,
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Replace outputs that already exist (otherwise: error, exit 2)."),
+        typer.Option(
+            "--overwrite",
+            help="Redo every scene and replace its output. Without it a rerun skips scenes whose output "
+            "is current, redoes outputs of an older run, and stops (exit 2) at a file geomask did not write.",
+        ),
     ] = False,
     profile: Annotated[
         Path | None,
@@ -99,9 +103,10 @@ def run(
 ) -> None:
     """Run PIPELINE.yaml: apply its kernels inside its masks and write the output GeoTIFF/COG.
 
-    Prints one line per scene (output path, pixels selected and changed). Exit code 0 when every
-    scene is done, 1 when a run failed, 2 when the pipeline, an input or an argument is invalid or an
-    output exists without --overwrite. Nothing is left at the output path of a failed scene.
+    Prints one line per scene (output path, pixels selected and changed, or skipped when its output
+    is current). Exit code 0 when every scene is done or skipped, 1 when a run failed, 2 when the
+    pipeline, an input or an argument is invalid or a file geomask did not write is at an output path
+    without --overwrite. Nothing is left at the output path of a failed scene.
     """
     with handle_errors(debug):
         model = load_pipeline(pipeline)

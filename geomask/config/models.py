@@ -13,15 +13,17 @@ rasterio, dask or numba.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import hashlib
 import inspect
 import json
 import os
+import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -29,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     PlainValidator,
     PrivateAttr,
     Tag,
@@ -43,9 +46,11 @@ from geomask import kernels
 from geomask.config._report import At, show
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
+from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length
 
 if TYPE_CHECKING:
     from geomask.engine import RunOptions, Step
+    from geomask.grid import Grid
     from geomask.masks.base import MaskSource
 
 __all__ = [
@@ -216,15 +221,49 @@ MaskConfig = VectorMask
 class _KernelBase(_Strict):
     tag: ClassVar[str] = ""
 
-    def build(self) -> kernels.Kernel:
-        """The validated :class:`~geomask.kernels.Kernel`."""
-        params = self.model_dump(exclude={"name"}, exclude_unset=True)
-        return kernels.get(self.tag, **params)
+    def _params(self) -> dict[str, Any]:
+        # in declaration order, so notes and messages are stable
+        return {
+            k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set and k != "name"
+        }
+
+    def uses_map_units(self) -> bool:
+        """Whether a parameter is a length in map units (then :meth:`build` needs the scene's grid)."""
+        return any(isinstance(v, Length) and v.unit != "px" for v in self._params().values())
+
+    def resolve(self, grid: Grid | None = None) -> tuple[kernels.Kernel, list[str]]:
+        """The kernel with its lengths converted to pixels on ``grid``, and a note per map-unit length.
+
+        Raises
+        ------
+        KernelError
+            A length in map units without ``grid``, a unit that does not suit the grid's CRS, or
+            non-square pixels that give different sizes along x and y (see :mod:`geomask.units`).
+        GridError
+            A length in map units on a grid without CRS.
+        """
+        params = self._params()
+        notes = []
+        for key, value in params.items():
+            if isinstance(value, Length):
+                params[key], note = resolve_length(self.tag, key, value, grid)
+                if value.unit != "px":
+                    notes.append(note)
+        return kernels.get(self.tag, **params), notes
+
+    def build(self, grid: Grid | None = None) -> kernels.Kernel:
+        """The validated :class:`~geomask.kernels.Kernel`, lengths converted with ``grid``'s pixel size."""
+        return self.resolve(grid)[0]
 
     @model_validator(mode="after")
     def _check(self) -> _KernelBase:
+        params = self._params()
+        for key, value in params.items():
+            # Map units are checked per scene; here a nominal 1 pixel checks the other parameters.
+            if isinstance(value, Length):
+                params[key] = value.value if value.unit == "px" else 1
         try:
-            self.build()
+            kernels.get(self.tag, **params)
         except KernelError as e:
             raise ValueError(str(e)) from e
         return self
@@ -240,12 +279,51 @@ class MatrixKernel(_KernelBase):
     )
 
 
+def _length_text(value: Any) -> Any:
+    # Only "number unit" text is read as a length; anything else goes on to the pixel type, whose
+    # message ("expected a whole number, got 'three'", "remove the quotes") fits it better.
+    if not isinstance(value, str) or not looks_like_length(value):
+        return value
+    try:
+        return parse_length(value)
+    except ValueError as e:
+        raise PydanticCustomError("option_length", "{message}", {"message": str(e)}) from e
+
+
+def _length_instance(value: Any) -> Length:
+    if isinstance(value, Length):
+        return value
+    raise PydanticCustomError(
+        "option_length", "expected a length such as '30 m', got {got}", {"got": show(value)}
+    )
+
+
+LengthValue = Annotated[
+    Length,
+    PlainValidator(_length_instance),
+    PlainSerializer(str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*[0-9.]+([eE][-+]?[0-9]+)?\s*(px|m|km|deg)\s*$",
+            "description": "a length: '30 m', '0.5 km' (projected scenes), '0.01 deg' (geographic), '3 px'",
+        }
+    ),
+]
+
+
 def _kernel_model(spec: kernels.KernelSpec) -> type[_KernelBase]:
     signature = inspect.signature(spec.factory, eval_str=True)
     fields: dict[str, Any] = {"name": (Literal[spec.name], Field(description=spec.summary))}  # type: ignore[valid-type]
     for param in signature.parameters.values():
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (param.annotation, Field(default, description=spec.params.get(param.name)))
+        annotation = param.annotation
+        description = spec.params.get(param.name)
+        if param.name in LENGTH_PARAMS:
+            # pixels as before, or a length in map units converted per scene (geomask.units)
+            annotation = Annotated[Union[annotation, LengthValue], BeforeValidator(_length_text)]  # noqa: UP007
+            description = f"{description}; or a length in map units, e.g. '30 m', '0.5 km', '0.01 deg'"
+        fields[param.name] = (annotation, Field(default, description=description))
     model = create_model(  # type: ignore[call-overload]
         f"{spec.name.title().replace('_', '')}Kernel",
         __base__=_KernelBase,
@@ -306,12 +384,12 @@ class StepConfig(_Strict):
     normalize: Annotated[bool, _NORMALIZE] = True
     support: Annotated[MaskConfig | None, _SUPPORT] = None
 
-    def to_step(self) -> Step:
-        """The engine's :class:`~geomask.engine.Step`."""
+    def to_step(self, grid: Grid | None = None) -> Step:
+        """The engine's :class:`~geomask.engine.Step`, kernel lengths converted with ``grid``."""
         from geomask.engine import Step
 
         return Step(
-            kernel=self.kernel.build(),
+            kernel=self.kernel.build(grid),
             mask=self.mask.to_source() if self.mask is not None else None,
             op=self.op,
             mode=self.boundary,
@@ -329,7 +407,10 @@ class OutputConfig(_Strict):
     )
     format: Literal["GTiff", "COG"] = Field("GTiff", description="GTiff (tiled GeoTIFF) or COG")
     compress: Annotated[Compress, BeforeValidator(_lower)] = Field("deflate", description="compression codec")
-    overwrite: bool = Field(False, description="replace an existing output (the CLI's --overwrite also does)")
+    overwrite: bool = Field(
+        False,
+        description="always redo and replace the output, as --overwrite (false: reruns skip current outputs)",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:
@@ -426,9 +507,26 @@ class Pipeline(_Strict):
             raise ConfigError("the pipeline has neither 'kernel' nor 'steps'")
         return [StepConfig(**{k: getattr(self, k) for k in _STEP_KEYS})]
 
-    def to_steps(self) -> list[Step]:
-        """The engine's steps, in order (kernels built and validated)."""
-        return [step.to_step() for step in self.step_configs()]
+    def to_steps(self, grid: Grid | None = None) -> list[Step]:
+        """The engine's steps, in order (kernels built and validated).
+
+        ``grid`` is the scene's, needed when a kernel size is in map units (:meth:`uses_map_units`):
+        those sizes are converted with its pixel size and CRS (:mod:`geomask.units`).
+        """
+        return [step.to_step(grid) for step in self.step_configs()]
+
+    def uses_map_units(self) -> bool:
+        """Whether a kernel size is given in map units, so steps differ from scene to scene."""
+        return any(step.kernel.uses_map_units() for step in self.step_configs())
+
+    def unit_notes(self, grid: Grid) -> list[str]:
+        """How each kernel size in map units converts on ``grid``, e.g. ``gaussian sigma 30 m = 1 px``."""
+        configs = self.step_configs()
+        notes = []
+        for i, step in enumerate(configs, start=1):
+            prefix = f"step {i}: " if len(configs) > 1 else ""
+            notes.extend(prefix + note for note in step.kernel.resolve(grid)[1])
+        return notes
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the pipeline (``output.overwrite`` excluded)."""
@@ -475,11 +573,47 @@ class Pipeline(_Strict):
 # --- run profile ----------------------------------------------------------------------------------
 
 
-class Profile(_Strict):
-    """How to run: scheduler, parallelism, window size, GDAL and output creation options."""
+LocalScheduler = Literal["threads", "processes", "synchronous"]
+_ADDRESS = r"^(tcp|tls)://[^\s/:]+:[0-9]{1,5}$"
 
-    scheduler: Literal["threads", "processes", "synchronous"] = Field(
-        "threads", description="dask scheduler: threads (default), processes or synchronous (debugging)"
+
+def _scheduler(value: Any) -> str:
+    if isinstance(value, str) and (value in get_args(LocalScheduler) or re.fullmatch(_ADDRESS, value)):
+        return value
+    close = difflib.get_close_matches(value, get_args(LocalScheduler), n=1) if isinstance(value, str) else []
+    raise PydanticCustomError(
+        "option_scheduler",
+        "expected threads, processes, synchronous or a scheduler address tcp://HOST:PORT, got {got}{hint}",
+        {"got": show(value), "hint": f". Did you mean {close[0]!r}?" if close else ""},
+    )
+
+
+Scheduler = Annotated[
+    str,
+    PlainValidator(_scheduler),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": list(get_args(LocalScheduler))},
+                {"type": "string", "pattern": _ADDRESS, "description": "a dask.distributed scheduler"},
+            ]
+        }
+    ),
+]
+"""threads, processes, synchronous, or a dask.distributed address (accepted, not run yet)."""
+
+
+class Profile(_Strict):
+    """How to run: scheduler, parallelism, window size, GDAL and output creation options.
+
+    ``scheduler`` also accepts a dask.distributed address (``tcp://HOST:PORT``) so cluster profiles
+    validate, but running with one is refused until cluster support exists.
+    """
+
+    scheduler: Scheduler = Field(
+        "threads",
+        description="dask scheduler: threads (default), processes, synchronous (debugging), or the "
+        "address of a dask.distributed scheduler, tcp://HOST:PORT (not supported yet)",
     )
     workers: Annotated[int, Field(ge=1)] | None = Field(
         None, description="parallel workers (default: all cores)"
@@ -495,9 +629,21 @@ class Profile(_Strict):
     )
 
     def to_options(self, **overrides: Any) -> RunOptions:
-        """The engine's :class:`~geomask.engine.RunOptions`; ``overrides`` that are not None win."""
+        """The engine's :class:`~geomask.engine.RunOptions`; ``overrides`` that are not None win.
+
+        Raises
+        ------
+        ConfigError
+            The scheduler is a distributed scheduler's address (and no ``scheduler`` override
+            replaces it): those are not supported yet.
+        """
         from geomask.engine import RunOptions
 
+        if overrides.get("scheduler") is None and self.scheduler not in get_args(LocalScheduler):
+            raise ConfigError(
+                f"scheduler: {self.scheduler}: distributed schedulers are not supported yet; "
+                "use threads, processes or synchronous (in the profile, or --scheduler)"
+            )
         values: dict[str, Any] = {
             "window_size": self.window_size,
             "scheduler": self.scheduler,

@@ -4,7 +4,8 @@
 :meth:`VectorSource.bind` reads it once with geopandas/pyogrio, repairs invalid geometries, reprojects
 them to the scene's CRS, applies the optional buffer, moves them into the scene's *pixel space* and keeps
 only those that touch the grid. :class:`BoundVectorMask` then burns them for any window with
-``rasterio.features.rasterize``.
+``rasterio.features.rasterize``. Everything after reading and repairing is :func:`bind_geometries`, which
+other geometry sources (:class:`~geomask.masks.bbox.BboxSource`) share.
 
 Tile invariance
 ---------------
@@ -53,10 +54,11 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from geomask.errors import GridError, MaskError
+from geomask.grid import Grid
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
-__all__ = ["BLOCK_SIZE", "BoundVectorMask", "VectorSource"]
+__all__ = ["BLOCK_SIZE", "BoundVectorMask", "VectorSource", "bind_geometries", "require_north_up"]
 
 BLOCK_SIZE = 256
 """Side, in pixels, of the fixed grid-aligned blocks that vector masks are rasterized in."""
@@ -128,13 +130,9 @@ class VectorSource(MaskSource):
             The file is missing, unreadable, empty, multi-layer without ``layer``, has no CRS, cannot be
             placed on the grid, or (with ``require_overlap``) does not touch the scene.
         """
-        grid = context.grid
         path = str(self.path)
-        if not grid.is_rectilinear:
-            raise GridError(
-                f"scene grid is rotated or sheared (transform {tuple(grid.transform)[:6]}); vector mask "
-                f"{path} needs a north-up grid: warp the scene first (gdalwarp)"
-            )
+        what = f"vector file {path}"
+        require_north_up(context.grid, what)
         frame = self._read(path)
         geoms = frame.geometry.to_numpy()
         geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
@@ -150,31 +148,17 @@ class VectorSource(MaskSource):
                 RepairedGeometryWarning,
                 stacklevel=2,
             )
-
-        geoms = self._to_grid_crs(gpd.GeoSeries(geoms, crs=frame.crs), context, path)
-        if self.buffer is not None:
-            geoms = shapely.buffer(geoms, self.buffer)
-
-        parts = _explode(geoms)
-        pixel_parts = _to_pixels(parts, grid.transform)
-        # Reprojection outside a CRS's domain yields infinite coordinates: such parts cannot be burned.
-        finite = np.isfinite(shapely.bounds(pixel_parts)).all(axis=1)
-        in_grid = shapely.intersects(pixel_parts, shapely.box(0, 0, grid.width, grid.height))
-        pixel_parts = pixel_parts[finite & in_grid]
-        if pixel_parts.size == 0:
-            message = (
-                f"no feature of vector file {path} overlaps the scene (grid bounds {grid.bounds}), so the "
-                f"scene passes through unchanged; check the file, its CRS and layer"
-            )
-            if self.require_overlap:
-                raise MaskError(message)
-            warnings.warn(message, NoOverlapWarning, stacklevel=2)
-        return BoundVectorMask(
-            pixel_parts,
-            grid.shape,
-            all_touched=self.all_touched,
+        return bind_geometries(
+            geoms,
+            self._crs(frame.crs, path),
+            context,
+            what=what,
             label=_name(self.path),
+            all_touched=self.all_touched,
+            buffer=self.buffer,
+            require_overlap=self.require_overlap,
             feature_count=feature_count,
+            fix="check the file, its CRS and layer",
         )
 
     def _read(self, path: str) -> gpd.GeoDataFrame:
@@ -213,37 +197,122 @@ class VectorSource(MaskSource):
             raise MaskError(f"vector file {path} is empty (no features); add some or choose another")
         return frame
 
-    def _to_grid_crs(self, geoms: gpd.GeoSeries, context: MaskContext, path: str) -> NDArray[np.object_]:
-        """Geometries in the grid's CRS, after resolving the file's CRS against ``crs``."""
-        if self.crs is not None:
-            try:
-                assumed = CRS.from_user_input(self.crs)
-            except CRSError as e:
-                raise MaskError(f"crs: {self.crs!r} given for vector file {path} is not a valid CRS") from e
-            if geoms.crs is None:
-                geoms = geoms.set_crs(assumed)
-            elif not geoms.crs.equals(assumed, ignore_axis_order=True):
-                raise MaskError(
-                    f"vector file {path} declares CRS {geoms.crs.to_string()}, which differs from crs: "
-                    f"{self.crs}; remove crs: (it only applies to files without a CRS)"
-                )
-        grid_crs = context.grid.crs
-        if geoms.crs is None:
-            if grid_crs is not None:
-                raise MaskError(
-                    f"vector file {path} has no CRS; add crs: EPSG:XXXX (the CRS its coordinates are in)"
-                )
-            # Neither side is georeferenced: the coordinates are taken as the grid's own x/y.
-            return geoms.to_numpy()
-        if grid_crs is None:
+    def _crs(self, declared: CRS | None, path: str) -> CRS | None:
+        """The CRS of the file's coordinates: its own, or ``crs`` when it declares none."""
+        if self.crs is None:
+            return declared
+        try:
+            assumed = CRS.from_user_input(self.crs)
+        except CRSError as e:
+            raise MaskError(f"crs: {self.crs!r} given for vector file {path} is not a valid CRS") from e
+        if declared is None:
+            return assumed
+        if not declared.equals(assumed, ignore_axis_order=True):
             raise MaskError(
-                f"the scene has no CRS, so vector file {path} ({geoms.crs.to_string()}) cannot be placed on "
-                f"it; georeference the scene or use a vector file without a CRS"
+                f"vector file {path} declares CRS {declared.to_string()}, which differs from crs: "
+                f"{self.crs}; remove crs: (it only applies to files without a CRS)"
             )
-        target = CRS.from_user_input(grid_crs)
-        if not geoms.crs.equals(target):
-            geoms = geoms.to_crs(target)
-        return geoms.to_numpy()
+        return declared
+
+
+def require_north_up(grid: Grid, what: str) -> None:
+    """Raise :class:`~geomask.errors.GridError` naming ``what`` when ``grid`` is rotated or sheared."""
+    if not grid.is_rectilinear:
+        raise GridError(
+            f"scene grid is rotated or sheared (transform {tuple(grid.transform)[:6]}); {what} needs a "
+            f"north-up grid: warp the scene first (gdalwarp)"
+        )
+
+
+def bind_geometries(
+    geoms: NDArray[np.object_],
+    crs: CRS | None,
+    context: MaskContext,
+    *,
+    what: str,
+    label: str,
+    all_touched: bool = False,
+    buffer: float | None = None,
+    require_overlap: bool = False,
+    feature_count: int | None = None,
+    fix: str = "check its coordinates and CRS",
+) -> BoundVectorMask:
+    """Bind valid, non-empty shapely geometries given in ``crs`` to the grid of ``context``.
+
+    The shared second half of every vector-like source (files, bboxes): reproject to the grid's CRS,
+    buffer (in the grid CRS's units), move into pixel space and keep the parts that touch the grid.
+
+    Parameters
+    ----------
+    geoms : array of shapely geometries
+        Valid geometries in ``crs`` (None: no CRS, only allowed when the grid has none either).
+    crs : pyproj.CRS or None
+        The CRS of their coordinates.
+    context : MaskContext
+        The scene the mask is bound to.
+    what : str
+        Names the source in error and warning messages (``"vector file roi.gpkg"``).
+    label : str
+        Short name for :meth:`BoundVectorMask.describe`.
+    all_touched, buffer, require_overlap
+        As for :class:`VectorSource`.
+    feature_count : int or None
+        Number of features, for :meth:`BoundVectorMask.describe` (default: ``len(geoms)``).
+    fix : str
+        What to check, appended to the no-overlap warning or error.
+
+    Raises
+    ------
+    GridError
+        The grid is rotated or sheared.
+    MaskError
+        One side has a CRS and the other none, or (with ``require_overlap``) nothing touches the scene.
+    """
+    grid = context.grid
+    require_north_up(grid, what)
+    geoms = _to_grid_crs(geoms, crs, grid, what)
+    if buffer is not None:
+        geoms = shapely.buffer(geoms, buffer)
+
+    parts = _explode(geoms)
+    pixel_parts = _to_pixels(parts, grid.transform)
+    # Reprojection outside a CRS's domain yields infinite coordinates: such parts cannot be burned.
+    finite = np.isfinite(shapely.bounds(pixel_parts)).all(axis=1)
+    in_grid = shapely.intersects(pixel_parts, shapely.box(0, 0, grid.width, grid.height))
+    pixel_parts = pixel_parts[finite & in_grid]
+    if pixel_parts.size == 0:
+        message = (
+            f"{what} does not overlap the scene (grid bounds {grid.bounds}), so the scene passes through "
+            f"unchanged; {fix}"
+        )
+        if require_overlap:
+            raise MaskError(message)
+        warnings.warn(message, NoOverlapWarning, stacklevel=3)
+    return BoundVectorMask(
+        pixel_parts,
+        grid.shape,
+        all_touched=all_touched,
+        label=label,
+        feature_count=len(geoms) if feature_count is None else feature_count,
+    )
+
+
+def _to_grid_crs(geoms: NDArray[np.object_], crs: CRS | None, grid: Grid, what: str) -> NDArray[np.object_]:
+    """Geometries moved from ``crs`` to the grid's CRS."""
+    if crs is None:
+        if grid.crs is not None:
+            raise MaskError(f"{what} has no CRS; add crs: EPSG:XXXX (the CRS its coordinates are in)")
+        # Neither side is georeferenced: the coordinates are taken as the grid's own x/y.
+        return geoms
+    if grid.crs is None:
+        raise MaskError(
+            f"the scene has no CRS, so {what} ({crs.to_string()}) cannot be placed on it; georeference the "
+            f"scene or use coordinates without a CRS"
+        )
+    target = CRS.from_user_input(grid.crs)
+    if crs.equals(target):
+        return geoms
+    return gpd.GeoSeries(geoms, crs=crs).to_crs(target).to_numpy()
 
 
 class BoundVectorMask(BoundMask):

@@ -1,0 +1,292 @@
+"""Mask algebra: union, intersection and complement of sources, and growing or shrinking a mask.
+
+``AnySource([a, b])`` selects pixels any of its sources selects, ``AllSource([a, b])`` those all select,
+``NotSource(a)`` the others. ``GrowSource(a, n)`` and ``ShrinkSource(a, n)`` are a binary dilation and
+erosion of ``a`` by a disk of radius ``n`` pixels (every pixel at a Euclidean distance of at most ``n``).
+They nest freely.
+
+Halo
+----
+Growing and shrinking look ``n`` pixels beyond the window: ``render(window)`` renders the inner mask over
+the window expanded by ``n`` on every side (cut to the grid), dilates or erodes that with
+``scipy.ndimage`` and returns the window's part. Every pixel's disk then lies inside the rendered block
+or outside the grid, so the result is independent of the window (tile invariance). Outside the grid,
+``grow`` sees unselected pixels and ``shrink`` selected ones, so ``shrink(m, n) == not grow(not m, n)``,
+a mask covering the whole scene stays whole, and shrinking erodes only from the mask's own edges, never
+from the scene's border. Whole-scene equivalents: ``binary_dilation(m, disk, border_value=0)`` and
+``binary_erosion(m, disk, border_value=1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from rasterio.windows import Window
+from scipy import ndimage
+
+from geomask.errors import ConfigError
+from geomask.masks._window import check_window
+from geomask.masks.base import BoundMask, MaskContext, MaskSource
+
+__all__ = [
+    "AllSource",
+    "AnySource",
+    "BoundAll",
+    "BoundAny",
+    "BoundMorphology",
+    "BoundNot",
+    "GrowSource",
+    "NotSource",
+    "ShrinkSource",
+    "disk",
+]
+
+Operation = Literal["grow", "shrink"]
+
+
+def disk(radius: int) -> NDArray[np.bool_]:
+    """The (2r+1) x (2r+1) structuring element of offsets (dy, dx) with dy² + dx² <= r²."""
+    offsets = np.arange(-radius, radius + 1)
+    return offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
+
+
+def _sources(value: Iterable[MaskSource], kind: str) -> tuple[MaskSource, ...]:
+    """``value`` as a non-empty tuple of mask sources; ConfigError otherwise."""
+    if isinstance(value, MaskSource):
+        raise ConfigError(f"{kind}: takes a list of mask sources, got a single {value.describe()}")
+    try:
+        sources = tuple(value)
+    except TypeError as e:
+        raise ConfigError(f"{kind}: takes a list of mask sources, got {value!r}") from e
+    if not sources:
+        raise ConfigError(f"{kind}: needs at least one mask source")
+    for source in sources:
+        _source(source, kind)
+    return sources
+
+
+def _source(value: object, kind: str) -> MaskSource:
+    if not isinstance(value, MaskSource):
+        raise ConfigError(f"{kind}: expects mask sources, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AnySource(MaskSource):
+    """Pixels selected by at least one of ``sources`` (union).
+
+    Raises
+    ------
+    ConfigError
+        On construction, when ``sources`` is empty or holds something other than mask sources.
+    """
+
+    sources: tuple[MaskSource, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", _sources(self.sources, "any"))
+
+    def describe(self) -> str:
+        return f"any({', '.join(source.describe() for source in self.sources)})"
+
+    def bind(self, context: MaskContext) -> BoundAny:
+        return BoundAny(tuple(source.bind(context) for source in self.sources), context.grid.shape)
+
+
+@dataclass(frozen=True)
+class AllSource(MaskSource):
+    """Pixels selected by every one of ``sources`` (intersection).
+
+    Raises
+    ------
+    ConfigError
+        On construction, when ``sources`` is empty or holds something other than mask sources.
+    """
+
+    sources: tuple[MaskSource, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", _sources(self.sources, "all"))
+
+    def describe(self) -> str:
+        return f"all({', '.join(source.describe() for source in self.sources)})"
+
+    def bind(self, context: MaskContext) -> BoundAll:
+        return BoundAll(tuple(source.bind(context) for source in self.sources), context.grid.shape)
+
+
+@dataclass(frozen=True)
+class NotSource(MaskSource):
+    """Pixels ``source`` does not select (complement within the scene)."""
+
+    source: MaskSource
+
+    def __post_init__(self) -> None:
+        _source(self.source, "not")
+
+    def describe(self) -> str:
+        return f"not({self.source.describe()})"
+
+    def bind(self, context: MaskContext) -> BoundNot:
+        return BoundNot(self.source.bind(context), context.grid.shape)
+
+
+@dataclass(frozen=True)
+class GrowSource(MaskSource):
+    """``source`` dilated by a disk of ``radius`` pixels (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        On construction, when ``radius`` is not an integer >= 0.
+    """
+
+    source: MaskSource
+    radius: int
+
+    def __post_init__(self) -> None:
+        _source(self.source, "grow")
+        _radius(self.radius, "grow")
+
+    def describe(self) -> str:
+        return f"grow({self.source.describe()}, {self.radius})"
+
+    def bind(self, context: MaskContext) -> BoundMorphology:
+        return BoundMorphology(self.source.bind(context), context.grid.shape, self.radius, "grow")
+
+
+@dataclass(frozen=True)
+class ShrinkSource(MaskSource):
+    """``source`` eroded by a disk of ``radius`` pixels (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        On construction, when ``radius`` is not an integer >= 0.
+    """
+
+    source: MaskSource
+    radius: int
+
+    def __post_init__(self) -> None:
+        _source(self.source, "shrink")
+        _radius(self.radius, "shrink")
+
+    def describe(self) -> str:
+        return f"shrink({self.source.describe()}, {self.radius})"
+
+    def bind(self, context: MaskContext) -> BoundMorphology:
+        return BoundMorphology(self.source.bind(context), context.grid.shape, self.radius, "shrink")
+
+
+def _radius(value: object, kind: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{kind}: takes a whole number of pixels >= 0, got {value!r}")
+    return int(value)
+
+
+class BoundAny(BoundMask):
+    """Union of bound masks (picklable and thread-safe when they are)."""
+
+    def __init__(self, masks: tuple[BoundMask, ...], shape: tuple[int, int]) -> None:
+        self.masks = masks
+        self.shape = shape
+        self.halo = max(mask.halo for mask in masks)
+
+    @property
+    def is_empty(self) -> bool:
+        return all(mask.is_empty for mask in self.masks)
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        _, _, height, width = check_window(window, self.shape, "any: mask")
+        out = np.zeros((height, width), dtype=bool)
+        for mask in self.masks:
+            if not mask.is_empty:
+                out |= mask.render(window)
+                if out.all():
+                    break
+        return out
+
+
+class BoundAll(BoundMask):
+    """Intersection of bound masks (picklable and thread-safe when they are)."""
+
+    def __init__(self, masks: tuple[BoundMask, ...], shape: tuple[int, int]) -> None:
+        self.masks = masks
+        self.shape = shape
+        self.halo = max(mask.halo for mask in masks)
+
+    @property
+    def is_empty(self) -> bool:
+        return any(mask.is_empty for mask in self.masks)
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        _, _, height, width = check_window(window, self.shape, "all: mask")
+        out = np.ones((height, width), dtype=bool)
+        if self.is_empty:
+            return ~out
+        for mask in self.masks:
+            out &= mask.render(window)
+            if not out.any():
+                break
+        return out
+
+
+class BoundNot(BoundMask):
+    """Complement of a bound mask."""
+
+    def __init__(self, mask: BoundMask, shape: tuple[int, int]) -> None:
+        self.mask = mask
+        self.shape = shape
+        self.halo = mask.halo
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        _, _, height, width = check_window(window, self.shape, "not: mask")
+        if self.mask.is_empty:
+            return np.ones((height, width), dtype=bool)
+        return np.logical_not(self.mask.render(window))
+
+
+class BoundMorphology(BoundMask):
+    """A bound mask grown (dilated) or shrunk (eroded) by a disk, rendered with a halo.
+
+    Notes
+    -----
+    Renders the inner mask over the window expanded by ``radius`` (cut to the grid): memory and time
+    grow with ``(h + 2r) * (w + 2r)``, and the dilation or erosion costs about ``(2r + 1)²`` operations
+    per pixel. Windows much larger than ``radius`` keep the overhead small.
+    """
+
+    def __init__(self, mask: BoundMask, shape: tuple[int, int], radius: int, operation: Operation) -> None:
+        self.mask = mask
+        self.shape = shape
+        self.radius = radius
+        self.operation: Operation = operation
+        self.halo = mask.halo + radius
+
+    @property
+    def is_empty(self) -> bool:
+        return self.mask.is_empty
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        row0, col0, height, width = check_window(window, self.shape, f"{self.operation}: mask")
+        if self.mask.is_empty:
+            return np.zeros((height, width), dtype=bool)
+        r = self.radius
+        if r == 0 or height == 0 or width == 0:
+            return self.mask.render(window)
+        rows, cols = self.shape
+        top, left = max(0, row0 - r), max(0, col0 - r)
+        bottom, right = min(rows, row0 + height + r), min(cols, col0 + width + r)
+        block = self.mask.render(Window(left, top, right - left, bottom - top))
+        if self.operation == "grow":
+            result = ndimage.binary_dilation(block, structure=disk(r), border_value=0)
+        else:
+            result = ndimage.binary_erosion(block, structure=disk(r), border_value=1)
+        return np.ascontiguousarray(
+            result[row0 - top : row0 - top + height, col0 - left : col0 - left + width]
+        )

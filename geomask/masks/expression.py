@@ -1,0 +1,357 @@
+"""Band expressions: pixels where a condition on the scene's bands holds, e.g. an NDVI threshold.
+
+``ExpressionSource("(b4 - b3) / (b4 + b3) > 0.4")`` selects the pixels where the condition is true.
+
+Safety
+------
+The text is parsed with :func:`ast.parse` and checked node by node against a whitelist before any pixel
+is read; it is evaluated by walking that checked tree with numpy, never with ``eval``/``compile``. Only
+these nodes are accepted:
+
+* numbers (``0.4``, ``2``, ``1e3``) and band names ``b1``, ``b2`` ... (1-based band indices);
+* arithmetic ``+ - * / **`` and unary ``-``/``+`` on numbers;
+* comparisons ``< <= > >= == !=`` (chains like ``0 < b1 < 10`` too), which give conditions;
+* ``&`` (and), ``|`` (or) and ``~`` (not) on conditions;
+* calls of ``abs``, ``sqrt``, ``log`` (one argument) and ``minimum``, ``maximum`` (two), on numbers.
+
+Anything else (attribute access, subscripts, other names or calls, lambdas, strings, ``and``/``or``/
+``not``, keyword arguments ...) is a :class:`~geomask.errors.ConfigError` naming the offending part. The
+checker also types the tree: arithmetic needs numbers, ``&``/``|``/``~`` need conditions, and the whole
+expression must be a condition, so ``b1 > 0 & b2 > 0`` (which Python reads as ``b1 > (0 & b2) > 0``) is
+refused with a hint to add parentheses.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from rasterio.windows import Window
+
+from geomask.convolve import effective_nodata, valid_pixels
+from geomask.errors import ConfigError, MaskError
+from geomask.grid import Grid
+from geomask.io import open_scene, read_indexed
+from geomask.masks._window import check_window
+from geomask.masks.base import BoundMask, MaskContext, MaskSource
+
+__all__ = ["FUNCTIONS", "MAX_LENGTH", "BoundExpressionMask", "ExpressionSource"]
+
+MAX_LENGTH = 4096
+"""Longest expression accepted, in characters."""
+
+Kind = Literal["number", "condition"]
+
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
+    "abs": (np.abs, 1),
+    "sqrt": (np.sqrt, 1),
+    "log": (np.log, 1),
+    "minimum": (np.minimum, 2),
+    "maximum": (np.maximum, 2),
+}
+"""The functions an expression may call: name -> (numpy function, number of arguments)."""
+
+_ARITHMETIC: dict[type[ast.operator], Callable[..., Any]] = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.divide,
+    ast.Pow: np.power,
+}
+_LOGIC: dict[type[ast.operator], Callable[..., Any]] = {ast.BitAnd: np.logical_and, ast.BitOr: np.logical_or}
+_COMPARE: dict[type[ast.cmpop], Callable[..., Any]] = {
+    ast.Lt: np.less,
+    ast.LtE: np.less_equal,
+    ast.Gt: np.greater,
+    ast.GtE: np.greater_equal,
+    ast.Eq: np.equal,
+    ast.NotEq: np.not_equal,
+}
+_SYMBOLS: dict[type[ast.AST], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.USub: "-",
+    ast.UAdd: "+",
+    ast.Invert: "~",
+}
+_BAND = re.compile(r"b([1-9][0-9]*)")
+_HELP = (
+    "expressions may use b1, b2 ... (bands), numbers, + - * / **, < <= > >= == !=, & | ~, parentheses "
+    "and abs, sqrt, log, minimum, maximum"
+)
+
+
+@dataclass(frozen=True)
+class ExpressionSource(MaskSource):
+    """Pixels where a condition on the scene's bands is true, e.g. ``"(b4 - b3) / (b4 + b3) > 0.4"``.
+
+    Parameters
+    ----------
+    expression : str
+        The condition (see the module docstring for what it may contain). ``bK`` is band K (1-based) of
+        the scene, as stored (scale and offset are not applied).
+
+    Raises
+    ------
+    ConfigError
+        On construction, when the text is not a valid, whitelisted condition.
+
+    Notes
+    -----
+    Evaluated in float64, per pixel (so trivially tile-invariant), on the bands it references only.
+    A pixel is never selected where any referenced band is nodata (the scene's nodata, or NaN), or where
+    any intermediate value is not finite: a division by zero, ``log`` of 0 or a negative number, ``sqrt``
+    of a negative number or an overflow makes the whole expression False for that pixel (no warning),
+    even under ``~``. Memory per window: one float64 array per referenced band plus the intermediates.
+    """
+
+    expression: str
+
+    def __post_init__(self) -> None:
+        _check(self.expression)
+
+    def describe(self) -> str:
+        """``expression(TEXT)``."""
+        return f"expression({self.expression})"
+
+    def bind(self, context: MaskContext) -> BoundExpressionMask:
+        """Check the bands the expression uses exist in the scene (reads its header, no pixels).
+
+        Raises
+        ------
+        ConfigError
+            The expression is invalid or uses a band the scene does not have.
+        MaskError
+            The context has no scene path.
+        InputError
+            The scene cannot be opened.
+        """
+        tree, bands = _check(self.expression)
+        if context.scene_path is None:
+            raise MaskError(
+                f"expression {self.expression!r} reads the scene's bands, but no scene path was given "
+                "(MaskContext.scene_path)"
+            )
+        with open_scene(context.scene_path) as ds:
+            count, dtype = ds.count, ds.dtypes[0]
+        missing = sorted(band for band in bands if band > count)
+        if missing:
+            names = ", ".join(f"b{band}" for band in missing)
+            raise ConfigError(
+                f"expression {self.expression!r} uses {names}, but scene {context.scene_path} has {count} "
+                f"band{'' if count == 1 else 's'} (b1..b{count})"
+            )
+        return BoundExpressionMask(
+            self.expression,
+            tree,
+            tuple(sorted(bands)),
+            context.grid,
+            context.scene_path,
+            effective_nodata(context.nodata, dtype),
+        )
+
+
+class BoundExpressionMask(BoundMask):
+    """A checked expression evaluated on the windows of one scene.
+
+    Notes
+    -----
+    Picklable and thread-safe: holds the checked syntax tree and plain values; the scene is opened in
+    every :meth:`render` call.
+    """
+
+    def __init__(
+        self,
+        expression: str,
+        tree: ast.Expression,
+        bands: tuple[int, ...],
+        grid: Grid,
+        scene_path: str,
+        nodata: float | None,
+    ) -> None:
+        self.expression = expression
+        self.tree = tree
+        self.bands = bands
+        self.grid = grid
+        self.scene_path = scene_path
+        self.nodata = nodata
+
+    def describe(self) -> str:
+        return f"expression({self.expression})"
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        row0, col0, height, width = check_window(window, self.grid.shape, repr(self.expression))
+        values: dict[int, NDArray[np.float64]] = {}
+        valid = np.ones((height, width), dtype=bool)
+        if self.bands and height and width:
+            rows = np.arange(row0, row0 + height, dtype=np.int64)
+            cols = np.arange(col0, col0 + width, dtype=np.int64)
+            with open_scene(self.scene_path) as ds:
+                data = read_indexed(ds, self.bands, rows, cols)
+            for band, array in zip(self.bands, data, strict=True):
+                ok = valid_pixels(array, self.nodata)
+                if ok is not None:
+                    valid &= ok
+                values[band] = array.astype(np.float64)
+        finite = np.ones((height, width), dtype=bool)
+        with np.errstate(all="ignore"):
+            result = _evaluate(self.tree.body, values, finite)
+        return np.ascontiguousarray(np.broadcast_to(result, (height, width)) & finite & valid)
+
+
+def _check(expression: object) -> tuple[ast.Expression, frozenset[int]]:
+    """The parsed, whitelisted and typed expression, and the bands it uses; ConfigError otherwise."""
+    if not isinstance(expression, str):
+        raise ConfigError(f"expression must be a string such as 'b1 > 0.4', got {expression!r}")
+    if not expression.strip():
+        raise ConfigError(f"expression is empty; write a condition such as 'b1 > 0.4'. {_HELP}")
+    if len(expression) > MAX_LENGTH:
+        raise ConfigError(
+            f"expression is {len(expression)} characters long; at most {MAX_LENGTH} are accepted"
+        )
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        raise ConfigError(f"expression {expression!r} is not valid syntax ({e}); {_HELP}") from e
+    bands: set[int] = set()
+    try:
+        kind = _kind(tree.body, expression, bands)
+    except RecursionError as e:
+        raise ConfigError(f"expression {expression!r} is nested too deeply") from e
+    if kind != "condition":
+        raise ConfigError(
+            f"expression {expression!r} gives numbers, not a condition: compare it, e.g. '{expression} > 0.4'"
+        )
+    return tree, frozenset(bands)
+
+
+def _refuse(node: ast.AST, expression: str, what: str) -> ConfigError:
+    column = getattr(node, "col_offset", None)
+    where = f" at column {column + 1}" if column is not None else ""
+    return ConfigError(f"expression {expression!r}: {what}{where} is not allowed; {_HELP}")
+
+
+def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
+    """Check ``node`` against the whitelist; its kind: a number (array) or a condition (bool array)."""
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _refuse(node, expression, f"the constant {node.value!r}")
+        try:
+            float(node.value)
+        except OverflowError as e:
+            raise _refuse(node, expression, "a number this large") from e
+        return "number"
+    if isinstance(node, ast.Name):
+        match = _BAND.fullmatch(node.id)
+        if match is None:
+            raise _refuse(node, expression, f"the name {node.id!r} (bands are b1, b2 ...)")
+        bands.add(int(match.group(1)))
+        return "number"
+    if isinstance(node, ast.BinOp):
+        op = type(node.op)
+        left, right = _kind(node.left, expression, bands), _kind(node.right, expression, bands)
+        if op in _ARITHMETIC:
+            if left != "number" or right != "number":
+                raise ConfigError(
+                    f"expression {expression!r}: {_SYMBOLS[op]} at column {node.col_offset + 1} needs "
+                    "numbers on both sides, not conditions"
+                )
+            return "number"
+        if op in _LOGIC:
+            if left != "condition" or right != "condition":
+                raise ConfigError(
+                    f"expression {expression!r}: {_SYMBOLS[op]} at column {node.col_offset + 1} combines "
+                    "conditions; put each comparison in parentheses, e.g. (b1 > 0.2) & (b2 < 0.5)"
+                )
+            return "condition"
+        raise _refuse(node, expression, f"the operator {type(node.op).__name__}")
+    if isinstance(node, ast.UnaryOp):
+        operand = _kind(node.operand, expression, bands)
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and operand == "number":
+            return "number"
+        if isinstance(node.op, ast.Invert) and operand == "condition":
+            return "condition"
+        if isinstance(node.op, ast.Not):
+            raise _refuse(node, expression, "'not' (use ~(condition))")
+        symbol = _SYMBOLS[type(node.op)]
+        needs = "a condition" if isinstance(node.op, ast.Invert) else "a number"
+        raise ConfigError(
+            f"expression {expression!r}: {symbol} at column {node.col_offset + 1} needs {needs}"
+        )
+    if isinstance(node, ast.Compare):
+        for operand in (node.left, *node.comparators):
+            if _kind(operand, expression, bands) != "number":
+                raise ConfigError(
+                    f"expression {expression!r}: the comparison at column {node.col_offset + 1} compares "
+                    "conditions; compare numbers, and combine conditions with & | in parentheses"
+                )
+        for op in node.ops:
+            if type(op) not in _COMPARE:
+                raise _refuse(node, expression, f"the comparison {type(op).__name__}")
+        return "condition"
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise _refuse(node, expression, f"calling {ast.unparse(node.func)!r}")
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise _refuse(node, expression, "keyword or * arguments")
+        arity = FUNCTIONS[node.func.id][1]
+        if len(node.args) != arity:
+            raise ConfigError(
+                f"expression {expression!r}: {node.func.id} takes {arity} "
+                f"argument{'s' if arity > 1 else ''}, got {len(node.args)}"
+            )
+        for arg in node.args:
+            if _kind(arg, expression, bands) != "number":
+                raise ConfigError(f"expression {expression!r}: {node.func.id} needs numbers, not conditions")
+        return "number"
+    if isinstance(node, ast.BoolOp):
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        raise _refuse(node, expression, f"{word!r} (use {'&' if word == 'and' else '|'} with parentheses)")
+    raise _refuse(node, expression, f"{type(node).__name__} {ast.unparse(node)!r}")
+
+
+def _evaluate(node: ast.AST, bands: dict[int, NDArray[np.float64]], finite: NDArray[np.bool_]) -> Any:
+    """The value of a checked node; clears ``finite`` where a number is not finite."""
+    if isinstance(node, ast.Constant):
+        return _numeric(np.float64(node.value), finite)
+    if isinstance(node, ast.Name):
+        return _numeric(bands[int(node.id[1:])], finite)
+    if isinstance(node, ast.BinOp):
+        left, right = _evaluate(node.left, bands, finite), _evaluate(node.right, bands, finite)
+        op = type(node.op)
+        if op in _LOGIC:
+            return _LOGIC[op](left, right)
+        return _numeric(_ARITHMETIC[op](left, right), finite)
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand, bands, finite)
+        if isinstance(node.op, ast.Invert):
+            return np.logical_not(operand)
+        return _numeric(-operand if isinstance(node.op, ast.USub) else operand, finite)
+    if isinstance(node, ast.Compare):
+        left = _evaluate(node.left, bands, finite)
+        result: Any = True
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = _evaluate(comparator, bands, finite)
+            result = np.logical_and(result, _COMPARE[type(op)](left, right))
+            left = right
+        return result
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        function = FUNCTIONS[node.func.id][0]
+        return _numeric(function(*(_evaluate(arg, bands, finite) for arg in node.args)), finite)
+    raise ConfigError(f"unchecked expression node {type(node).__name__}")  # unreachable after _check
+
+
+def _numeric(value: Any, finite: NDArray[np.bool_]) -> Any:
+    """``value``, after clearing ``finite`` where it is NaN or infinite."""
+    finite &= np.isfinite(value)
+    return value
