@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cluster import run as cluster_speedup
 from benchmarks.scene import make_rois, make_scene
 
 
@@ -123,6 +124,7 @@ def main() -> None:
         end_to_end(args.size)
     if not args.skip_core:
         kernel_core()
+    cluster_speedup()
 
 
 if __name__ == "__main__":

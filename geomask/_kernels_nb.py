@@ -17,7 +17,25 @@ oracle in the tests:
   antisymmetric weights ``(left - right) * w``; other weights start with the
   last tap, then add taps from the first on. Zero weights are not skipped.
 
-All inputs are float64 and padded by the kernel's halo; outputs are float64.
+Data layout: no padded copy. ``src`` is the block as read, in its own dtype,
+(bands, in_h, in_w); ``prow[i, k]`` is the row of ``src`` that kernel row ``k``
+of output row ``i`` reads and ``pcol[x, j]`` the column for kernel column ``j``
+of output column ``x`` (``-1``: a cell beyond the scene in ``constant`` mode,
+whose value is ``cval``). Boundary modes, halos and multi-step index sets are
+all folded into these two small maps by the caller. ``out`` (bands, h, w) holds
+the original pixels on entry (:func:`gather_center`) and receives the results,
+cast to its dtype (integers: round half to even, clip); the functions return how
+many values changed bit-wise.
+
+Validity: a cell is invalid when it equals ``nodata`` (``has_nd``), is NaN, lies
+outside ``sup`` (``has_sup``) or is a constant cell with an invalid ``cval``.
+A band whose block holds no invalid cell (the common case) takes the plain path
+with no per-tap tests; otherwise invalid cells contribute 0.0 and linear kernels
+are renormalised as ``num * (full / den)`` (``normalize``), where the sums are
+taken in the same order as ``num``. Skipping a zero term never changes a sum
+that starts at +0.0, so both paths agree with scipy bit for bit.
+
+Every function is ``nogil``: window tasks run them in parallel threads.
 """
 
 from __future__ import annotations
@@ -27,51 +45,6 @@ import numpy as np
 
 _EPS = np.finfo(np.float64).eps
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
-
-
-@numba.njit(**_JIT)
-def row_has_target(target):  # pragma: no cover - compiled
-    h, w = target.shape
-    rows = np.zeros(h, dtype=np.bool_)
-    for y in range(h):
-        for x in range(w):
-            if target[y, x]:
-                rows[y] = True
-                break
-    return rows
-
-
-@numba.njit(**_JIT)
-def correlate2d(padded, weights, target, out):  # pragma: no cover - compiled
-    """out[y, x] = sum of padded[y+i, x+j] * weights[i, j] (|w| > DBL_EPSILON, C order) at target pixels."""
-    kh, kw = weights.shape
-    h, w = target.shape
-    nz = 0
-    for i in range(kh):
-        for j in range(kw):
-            if abs(weights[i, j]) > _EPS:
-                nz += 1
-    di = np.empty(nz, dtype=np.int64)
-    dj = np.empty(nz, dtype=np.int64)
-    ww = np.empty(nz, dtype=np.float64)
-    n = 0
-    for i in range(kh):
-        for j in range(kw):
-            if abs(weights[i, j]) > _EPS:
-                di[n] = i
-                dj[n] = j
-                ww[n] = weights[i, j]
-                n += 1
-    rows = row_has_target(target)
-    for y in range(h):
-        if not rows[y]:
-            continue
-        for x in range(w):
-            if target[y, x]:
-                t = 0.0
-                for k in range(nz):
-                    t += padded[y + di[k], x + dj[k]] * ww[k]
-                out[y, x] = t
 
 
 @numba.njit(**_JIT)
@@ -112,95 +85,739 @@ def tap1d(line, start, w, sym):  # pragma: no cover - compiled
     return t
 
 
+@numba.njit(**_JIT, inline="always")
+def _bad(v, nd, has_nd):  # pragma: no cover - compiled
+    """An invalid value: NaN, or equal to nodata."""
+    return v != v or (has_nd and v == nd)
+
+
+@numba.njit(**_JIT, inline="always")
+def _cell(src, b, p, q, cval, cval_valid, nd, has_nd, sup, has_sup):  # pragma: no cover - compiled
+    """(value, valid) of one cell; ``p`` or ``q`` < 0 is a constant cell."""
+    if p < 0 or q < 0:
+        return cval, cval_valid
+    v = np.float64(src[b, p, q])
+    return v, not (v != v or (has_nd and v == nd) or (has_sup and not sup[p, q]))
+
+
 @numba.njit(**_JIT)
-def correlate_separable(padded, column, row, target, const_rows, out):  # pragma: no cover - compiled
-    """Two 1-D passes: along rows (``row`` weights, axis -1) then columns (``column``, axis -2).
+def any_invalid(src, b, prow, pcol, nd, has_nd, has_sup, cval_valid):  # pragma: no cover - compiled
+    """Whether band ``b`` of the block holds an invalid cell, or the maps use an invalid cval."""
+    if has_sup:
+        return True
+    if not cval_valid:
+        for i in range(prow.shape[0]):
+            for k in range(prow.shape[1]):
+                if prow[i, k] < 0:
+                    return True
+        for x in range(pcol.shape[0]):
+            for j in range(pcol.shape[1]):
+                if pcol[x, j] < 0:
+                    return True
+    plane = src[b]
+    h, w = plane.shape
+    for r in range(h):
+        bad = False
+        for c in range(w):
+            v = np.float64(plane[r, c])
+            bad |= (v != v) | (has_nd & (v == nd))
+        if bad:
+            return True
+    return False
 
-    ``const_rows[r]`` marks padded rows beyond the scene edge in constant mode: as in
-    scipy's second pass, their intermediate value is the padded value itself (cval),
-    not a row pass over it.
 
-    Only the row-pass values that some target pixel needs are computed: a
-    padded row ``r`` at column ``x`` is needed when a target pixel lies in
-    column ``x`` within output rows ``r - kh + 1 .. r``.
+@numba.njit(**_JIT)
+def _row_targets(tw, tgt, i, w, xs):  # pragma: no cover - compiled
+    """Columns of the targets in row ``i`` into ``xs``; returns their number.
+
+    ``tw`` is ``tgt`` (padded to a multiple of 8 columns) viewed as uint64, so empty
+    stretches are skipped 8 pixels at a time.
+    """
+    n = 0
+    for wd in range(tw.shape[1]):
+        if tw[i, wd] == 0:
+            continue
+        base = wd * 8
+        for x in range(base, min(base + 8, w)):
+            if tgt[i, x]:
+                xs[n] = x
+                n += 1
+    return n
+
+
+@numba.njit(**_JIT, inline="always")
+def _store(out, bits, b, i, x, res, is_int, lo, hi):  # pragma: no cover - compiled
+    """Cast ``res`` to ``out``'s dtype (integers: rint, clip), store it; 1 if the bits changed."""
+    old = bits[b, i, x]
+    if is_int:
+        r = np.rint(res)
+        if r < lo:
+            r = lo
+        elif r > hi:
+            r = hi
+        out[b, i, x] = r
+    else:
+        out[b, i, x] = res
+    return 1 if bits[b, i, x] != old else 0
+
+
+@numba.njit(**_JIT)
+def gather_center(src, prow, pcol, ry, rx, out):  # pragma: no cover - compiled
+    """out[b, i, x] = src[b, prow[i, ry], pcol[x, rx]]: the block's own pixels, in their dtype."""
+    nb, h, w = out.shape
+    for b in range(nb):
+        for i in range(h):
+            p = prow[i, ry]
+            for x in range(w):
+                out[b, i, x] = src[b, p, pcol[x, rx]]
+
+
+@numba.njit(**_JIT)
+def count_changed(before, rows, cols, after):  # pragma: no cover - compiled
+    """Pixels where any band of ``after[:, i, x]`` differs from ``before[:, rows[i], cols[x]]``.
+
+    Pass unsigned views, so the comparison is bit-wise.
+    """
+    nb, h, w = after.shape
+    n = 0
+    for i in range(h):
+        r = rows[i]
+        for x in range(w):
+            c = cols[x]
+            for b in range(nb):
+                if before[b, r, c] != after[b, i, x]:
+                    n += 1
+                    break
+    return n
+
+
+@numba.njit(**_JIT)
+def _gather_line(
+    src, b, p, pline, line, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check
+):  # pragma: no cover
+    """Row ``p`` of band ``b`` at columns ``pline`` (as float64) into ``line``; invalid cells: ``lbad``."""
+    n = pline.shape[0]
+    if p < 0:
+        for c in range(n):
+            line[c] = cval
+            lbad[c] = not cval_valid
+        return
+    for c in range(n):
+        q = pline[c]
+        if q < 0:
+            line[c] = cval
+            lbad[c] = not cval_valid
+        else:
+            v = np.float64(src[b, p, q])
+            line[c] = v
+            if check:
+                lbad[c] = (has_nd and v == nd) or (has_sup and not sup[p, q])
+    if not check:
+        for c in range(n):
+            if pline[c] >= 0:
+                lbad[c] = False
+
+
+@numba.njit(**_JIT)
+def _careful2d(
+    src, b, pr, pc, di, dj, ww, cval, cval_valid, nd, has_nd, sup, has_sup, normalize, full
+):  # pragma: no cover
+    """(ok, value) of one pixel with invalid cells among its taps: ``num * (full / den)``."""
+    ry = pr.shape[0] // 2
+    rx = pc.shape[0] // 2
+    _, ok = _cell(src, b, pr[ry], pc[rx], cval, cval_valid, nd, has_nd, sup, has_sup)
+    if not ok:
+        return False, 0.0
+    t = 0.0
+    den = 0.0
+    for k in range(ww.shape[0]):
+        v, ok = _cell(src, b, pr[di[k]], pc[dj[k]], cval, cval_valid, nd, has_nd, sup, has_sup)
+        if ok:
+            t += v * ww[k]
+            den += ww[k]
+    if normalize:
+        if den == 0:
+            return False, 0.0
+        t = t * (full / den)
+    return True, t
+
+
+@numba.njit(**_JIT)
+def linear2d(
+    src,
+    prow,
+    pcol,
+    pline,
+    weights,
+    tgt,
+    tw,
+    out,
+    bits,
+    cval,
+    nd,
+    has_nd,
+    sup,
+    has_sup,
+    normalize,
+    is_int,
+    lo,
+    hi,
+):  # pragma: no cover - compiled
+    """Correlate with ``weights`` (|w| > DBL_EPSILON, C order) at target pixels. Returns changes.
+
+    ``pline`` (w + kw - 1,) maps padded columns to ``src`` columns when the output columns
+    are contiguous (``pcol[x, j] == pline[x + j]``), else it is empty. Rows with many
+    targets then run tap-outer over the whole row (vectorised across pixels, each pixel's
+    taps still summed in order); sparse rows visit their targets only. The switch weighs
+    the taps against the cache misses of scattered pixels (about one per kernel row); it
+    changes the speed, never a value.
+    """
+    kh, kw = weights.shape
+    nb, h, w = out.shape
+    nz = 0
+    for i in range(kh):
+        for j in range(kw):
+            if abs(weights[i, j]) > _EPS:
+                nz += 1
+    di = np.empty(nz, dtype=np.int64)
+    dj = np.empty(nz, dtype=np.int64)
+    ww = np.empty(nz, dtype=np.float64)
+    n = 0
+    full = 0.0
+    for i in range(kh):
+        for j in range(kw):
+            if abs(weights[i, j]) > _EPS:
+                di[n] = i
+                dj[n] = j
+                ww[n] = weights[i, j]
+                full += weights[i, j]
+                n += 1
+    cval_valid = not _bad(cval, nd, has_nd)
+    check = has_nd or has_sup or not cval_valid  # NaN is found through the sum itself
+    dense_ok = pline.shape[0] == w + kw - 1
+    pw = pline.shape[0]
+    xs = np.empty(w, dtype=np.int64)
+    lines = np.empty((kh, max(pw, 1)), dtype=np.float64)
+    lbad = np.zeros((kh, max(pw, 1)), dtype=np.bool_)
+    res = np.empty(w, dtype=np.float64)
+    bad = np.zeros(w, dtype=np.bool_)
+    changed = 0
+    for b in range(nb):
+        for i in range(h):
+            n = _row_targets(tw, tgt, i, w, xs)
+            if n == 0:
+                continue
+            pr = prow[i]
+            if dense_ok and 4 * n * (nz + 32 * kh) >= w * nz:
+                for a in range(kh):
+                    _gather_line(
+                        src,
+                        b,
+                        pr[a],
+                        pline,
+                        lines[a],
+                        lbad[a],
+                        cval,
+                        cval_valid,
+                        nd,
+                        has_nd,
+                        sup,
+                        has_sup,
+                        check,
+                    )
+                res[:] = 0.0
+                for k in range(nz):
+                    la = lines[di[k], dj[k] : dj[k] + w]
+                    wk = ww[k]
+                    for x in range(w):
+                        res[x] += la[x] * wk
+                if check:
+                    bad[:] = False
+                    for k in range(nz):
+                        ba = lbad[di[k], dj[k] : dj[k] + w]
+                        for x in range(w):
+                            bad[x] |= ba[x]
+                for m in range(n):
+                    x = xs[m]
+                    pcx = pcol[x]
+                    _, ok = _cell(
+                        src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                    )
+                    if not ok:  # nodata, NaN or unsupported: never changes
+                        continue
+                    t = res[x]
+                    if t != t or (check and bad[x]):
+                        ok, t = _careful2d(
+                            src,
+                            b,
+                            pr,
+                            pcol[x],
+                            di,
+                            dj,
+                            ww,
+                            cval,
+                            cval_valid,
+                            nd,
+                            has_nd,
+                            sup,
+                            has_sup,
+                            normalize,
+                            full,
+                        )
+                        if not ok:
+                            continue
+                    changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
+                continue
+            for m in range(n):
+                x = xs[m]
+                pcx = pcol[x]
+                _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
+                if not ok:  # nodata, NaN or unsupported: never changes
+                    continue
+                pc = pcol[x]
+                t = 0.0
+                bd = False
+                for k in range(nz):
+                    p = pr[di[k]]
+                    q = pc[dj[k]]
+                    if p < 0 or q < 0:
+                        v = cval
+                        bd |= not cval_valid
+                    else:
+                        v = np.float64(src[b, p, q])
+                        if check:
+                            bd |= (has_nd and v == nd) or (has_sup and not sup[p, q])
+                    t += v * ww[k]
+                if t != t or bd:
+                    ok, t = _careful2d(
+                        src,
+                        b,
+                        pr,
+                        pc,
+                        di,
+                        dj,
+                        ww,
+                        cval,
+                        cval_valid,
+                        nd,
+                        has_nd,
+                        sup,
+                        has_sup,
+                        normalize,
+                        full,
+                    )
+                    if not ok:
+                        continue
+                changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
+    return changed
+
+
+@numba.njit(**_JIT)
+def _row_pass(line, row, sym, hrow, w):  # pragma: no cover - compiled
+    """hrow[x] = tap1d(line, x, row, sym) for x < w, tap-outer (same per-pixel order).
+
+    Shifted views keep every index non-negative, so LLVM vectorises the loops.
+    """
+    n = row.shape[0]
+    c = n // 2
+    if sym != 0:
+        wc = row[c]
+        lc = line[c : c + w]
+        for x in range(w):
+            hrow[x] = lc[x] * wc
+        for jj in range(-c, 0):
+            wj = row[c + jj]
+            la = line[c + jj : c + jj + w]
+            lz = line[c - jj : c - jj + w]
+            if sym > 0:
+                for x in range(w):
+                    hrow[x] += (la[x] + lz[x]) * wj
+            else:
+                for x in range(w):
+                    hrow[x] += (la[x] - lz[x]) * wj
+    else:
+        wl = row[n - 1]
+        ll = line[n - 1 : n - 1 + w]
+        for x in range(w):
+            hrow[x] = ll[x] * wl
+        for k in range(n - 1):
+            wk = row[k]
+            lk = line[k : k + w]
+            for x in range(w):
+                hrow[x] += lk[x] * wk
+
+
+@numba.njit(**_JIT)
+def _careful_sep(
+    src,
+    b,
+    pr,
+    pc,
+    column,
+    row,
+    sym_c,
+    sym_r,
+    full_row,
+    line,
+    dline,
+    cnum,
+    cden,
+    cfull,
+    cval,
+    cval_valid,
+    nd,
+    has_nd,
+    sup,
+    has_sup,
+    normalize,
+):  # pragma: no cover - compiled
+    """(ok, value) of one pixel with invalid cells in its footprint: zeroed sums, renormalised."""
+    kh = column.shape[0]
+    kw = row.shape[0]
+    _, ok = _cell(src, b, pr[kh // 2], pc[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
+    if not ok:
+        return False, 0.0
+    for k in range(kh):
+        p = pr[k]
+        if p < 0:
+            cnum[k] = cval if cval_valid else 0.0
+            cden[k] = 1.0 if cval_valid else 0.0
+            cfull[k] = 1.0
+            continue
+        for j in range(kw):
+            v, ok = _cell(src, b, p, pc[j], cval, cval_valid, nd, has_nd, sup, has_sup)
+            line[j] = v if ok else 0.0
+            dline[j] = 1.0 if ok else 0.0
+        cnum[k] = tap1d(line, 0, row, sym_r)
+        cden[k] = tap1d(dline, 0, row, sym_r)
+        cfull[k] = full_row
+    t = tap1d(cnum, 0, column, sym_c)
+    if normalize:
+        den = tap1d(cden, 0, column, sym_c)
+        if den == 0:
+            return False, 0.0
+        t = t * (tap1d(cfull, 0, column, sym_c) / den)
+    return True, t
+
+
+@numba.njit(**_JIT)
+def separable(
+    src,
+    prow,
+    pcol,
+    pline,
+    column,
+    row,
+    tgt,
+    tw,
+    out,
+    bits,
+    cval,
+    nd,
+    has_nd,
+    sup,
+    has_sup,
+    normalize,
+    is_int,
+    lo,
+    hi,
+):  # pragma: no cover - compiled
+    """Two 1-D passes: along rows (``row`` weights) then columns (``column``), scipy's order.
+
+    A cell row beyond the scene in constant mode (``prow == -1``) keeps its value
+    (cval) in the second pass, as in scipy. Row-pass values are cached per source
+    row and column in ``kh + 1`` slots (a sliding window over the output rows), so
+    each is computed once whichever pixel needs it: a dense row costs about kh + kw
+    multiplications per pixel (computed tap-outer over the whole row when ``pline``
+    is given, see :func:`linear2d`), a sparse pixel at most kh * kw + kh.
     """
     kh = column.shape[0]
     kw = row.shape[0]
-    h, w = target.shape
-    ph = h + kh - 1
+    nb, h, w = out.shape
     sym_r = symmetry(row)
     sym_c = symmetry(column)
-    # count[x] = number of target pixels in column x among output rows (r-kh+1 .. r)
-    count = np.zeros(w, dtype=np.int64)
-    hpass = np.empty((ph, w), dtype=np.float64)
-    rows = row_has_target(target)
-    line = np.empty(kh, dtype=np.float64)
-    for r in range(ph):
-        if r < h and rows[r]:
-            for x in range(w):
-                if target[r, x]:
-                    count[x] += 1
-        old = r - kh
-        if old >= 0 and old < h and rows[old]:
-            for x in range(w):
-                if target[old, x]:
-                    count[x] -= 1
-        for x in range(w):
-            if count[x] > 0:
-                if const_rows[r]:
-                    hpass[r, x] = padded[r, x + kw // 2]
+    ones = np.ones(kw, dtype=np.float64)
+    full_row = tap1d(ones, 0, row, sym_r)
+    cval_valid = not _bad(cval, nd, has_nd)
+    check = has_nd or has_sup or not cval_valid
+    dense_ok = pline.shape[0] == w + kw - 1
+    pw = max(pline.shape[0], 1)
+    nslot = kh + 1
+    tags = np.full(nslot, -9, dtype=np.int64)
+    gens = np.zeros(nslot, dtype=np.int64)
+    full = np.zeros(nslot, dtype=np.bool_)
+    stamp = np.zeros((nslot, w), dtype=np.int64)
+    hnum = np.empty((nslot, w), dtype=np.float64)
+    hbad = np.zeros((nslot, w), dtype=np.bool_)
+    used = np.zeros(nslot, dtype=np.bool_)
+    slot = np.empty(kh, dtype=np.int64)
+    xs = np.empty(w, dtype=np.int64)
+    pline_buf = np.empty(pw, dtype=np.float64)
+    lbad = np.zeros(pw, dtype=np.bool_)
+    line = np.empty(kw, dtype=np.float64)
+    dline = np.empty(kw, dtype=np.float64)
+    cnum = np.empty(kh, dtype=np.float64)
+    cden = np.empty(kh, dtype=np.float64)
+    cfull = np.empty(kh, dtype=np.float64)
+    res = np.empty(w, dtype=np.float64)
+    bad = np.zeros(w, dtype=np.bool_)
+    gen = 0
+    changed = 0
+    for b in range(nb):
+        tags[:] = -9
+        for i in range(h):
+            n = _row_targets(tw, tgt, i, w, xs)
+            if n == 0:
+                continue
+            pr = prow[i]
+            # Assign a slot to every source row this output row reads, keeping cached rows.
+            used[:] = False
+            for k in range(kh):
+                slot[k] = -1
+                for s in range(nslot):
+                    if tags[s] == pr[k]:
+                        slot[k] = s
+                        used[s] = True
+                        break
+            for k in range(kh):
+                if slot[k] >= 0:
+                    continue
+                for k2 in range(k):  # a row repeated by the boundary mode
+                    if pr[k2] == pr[k]:
+                        slot[k] = slot[k2]
+                        break
+                if slot[k] >= 0:
+                    continue
+                for s in range(nslot):
+                    if not used[s]:
+                        used[s] = True
+                        tags[s] = pr[k]
+                        gen += 1
+                        gens[s] = gen
+                        full[s] = False
+                        slot[k] = s
+                        break
+            if dense_ok and (n * 128 >= w or 4 * n * kh * kw >= w * (kh + kw)):
+                for k in range(kh):
+                    s = slot[k]
+                    if full[s]:
+                        continue
+                    p = pr[k]
+                    hn = hnum[s]
+                    hb = hbad[s]
+                    if p < 0:
+                        hn[:] = cval
+                        hb[:] = not cval_valid
+                    else:
+                        _gather_line(
+                            src,
+                            b,
+                            p,
+                            pline,
+                            pline_buf,
+                            lbad,
+                            cval,
+                            cval_valid,
+                            nd,
+                            has_nd,
+                            sup,
+                            has_sup,
+                            check,
+                        )
+                        _row_pass(pline_buf, row, sym_r, hn, w)
+                        hb[:] = False
+                        if check:
+                            for j in range(kw):
+                                lb = lbad[j : j + w]
+                                for x in range(w):
+                                    hb[x] |= lb[x]
+                    stamp[s, :] = gens[s]
+                    full[s] = True
+                # Column pass over the whole row, tap-outer (tap1d's order per pixel).
+                c = kh // 2
+                hc = hnum[slot[c]]
+                wc = column[c]
+                for x in range(w):
+                    res[x] = hc[x] * wc
+                if sym_c > 0:
+                    for jj in range(-c, 0):
+                        ha = hnum[slot[c + jj]]
+                        hz = hnum[slot[c - jj]]
+                        wj = column[c + jj]
+                        for x in range(w):
+                            res[x] += (ha[x] + hz[x]) * wj
+                elif sym_c < 0:
+                    for jj in range(-c, 0):
+                        ha = hnum[slot[c + jj]]
+                        hz = hnum[slot[c - jj]]
+                        wj = column[c + jj]
+                        for x in range(w):
+                            res[x] += (ha[x] - hz[x]) * wj
                 else:
-                    hpass[r, x] = tap1d(padded[r], x, row, sym_r)
-    for y in range(h):
-        if not rows[y]:
-            continue
-        for x in range(w):
-            if target[y, x]:
-                for i in range(kh):
-                    line[i] = hpass[y + i, x]
-                out[y, x] = tap1d(line, 0, column, sym_c)
+                    hl = hnum[slot[kh - 1]]
+                    wl = column[kh - 1]
+                    for x in range(w):
+                        res[x] = hl[x] * wl
+                    for k in range(kh - 1):
+                        hk = hnum[slot[k]]
+                        wk = column[k]
+                        for x in range(w):
+                            res[x] += hk[x] * wk
+                if check:
+                    bad[:] = False
+                    for k in range(kh):
+                        hb = hbad[slot[k]]
+                        for x in range(w):
+                            bad[x] |= hb[x]
+                for m in range(n):
+                    x = xs[m]
+                    pcx = pcol[x]
+                    _, ok = _cell(
+                        src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                    )
+                    if not ok:  # nodata, NaN or unsupported: never changes
+                        continue
+                    t = res[x]
+                    if t != t or (check and bad[x]):
+                        ok, t = _careful_sep(
+                            src,
+                            b,
+                            pr,
+                            pcol[x],
+                            column,
+                            row,
+                            sym_c,
+                            sym_r,
+                            full_row,
+                            line,
+                            dline,
+                            cnum,
+                            cden,
+                            cfull,
+                            cval,
+                            cval_valid,
+                            nd,
+                            has_nd,
+                            sup,
+                            has_sup,
+                            normalize,
+                        )
+                        if not ok:
+                            continue
+                    changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
+                continue
+            for m in range(n):
+                x = xs[m]
+                pcx = pcol[x]
+                _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
+                if not ok:  # nodata, NaN or unsupported: never changes
+                    continue
+                pc = pcol[x]
+                bd = False
+                for k in range(kh):
+                    s = slot[k]
+                    if stamp[s, x] != gens[s]:
+                        stamp[s, x] = gens[s]
+                        p = pr[k]
+                        if p < 0:
+                            hnum[s, x] = cval
+                            hbad[s, x] = not cval_valid
+                        else:
+                            hb_ = False
+                            for j in range(kw):
+                                q = pc[j]
+                                if q < 0:
+                                    line[j] = cval
+                                    hb_ |= not cval_valid
+                                else:
+                                    v = np.float64(src[b, p, q])
+                                    line[j] = v
+                                    if check:
+                                        hb_ |= (has_nd and v == nd) or (has_sup and not sup[p, q])
+                            hnum[s, x] = tap1d(line, 0, row, sym_r)
+                            hbad[s, x] = hb_
+                    cnum[k] = hnum[s, x]
+                    bd |= hbad[s, x]
+                t = tap1d(cnum, 0, column, sym_c)
+                if t != t or bd:
+                    ok, t = _careful_sep(
+                        src,
+                        b,
+                        pr,
+                        pc,
+                        column,
+                        row,
+                        sym_c,
+                        sym_r,
+                        full_row,
+                        line,
+                        dline,
+                        cnum,
+                        cden,
+                        cfull,
+                        cval,
+                        cval_valid,
+                        nd,
+                        has_nd,
+                        sup,
+                        has_sup,
+                        normalize,
+                    )
+                    if not ok:
+                        continue
+                changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
+    return changed
 
 
 @numba.njit(**_JIT)
-def rank_filter(padded, valid, footprint, target, kind, out):  # pragma: no cover - compiled
+def rank(
+    src, prow, pcol, footprint, tgt, tw, out, bits, kind, cval, nd, has_nd, sup, has_sup, is_int, lo, hi
+):  # pragma: no cover - compiled
     """Median (kind 0), minimum (1) or maximum (2) over the valid cells of the footprint.
 
-    Target pixels with no valid neighbour are skipped (left for the caller).
+    Target pixels with no valid neighbour (or invalid themselves) are left unchanged.
     The median of an even count is the mean of the two middle values.
     """
     kh, kw = footprint.shape
-    h, w = target.shape
+    nb, h, w = out.shape
+    ry, rx = kh // 2, kw // 2
     buf = np.empty(kh * kw, dtype=np.float64)
-    rows = row_has_target(target)
-    for y in range(h):
-        if not rows[y]:
-            continue
-        for x in range(w):
-            if not target[y, x]:
-                continue
-            n = 0
-            for i in range(kh):
-                for j in range(kw):
-                    if footprint[i, j] and valid[y + i, x + j]:
-                        buf[n] = padded[y + i, x + j]
-                        n += 1
-            if n == 0:
-                continue
-            if kind == 1:
-                m = buf[0]
-                for k in range(1, n):
-                    if buf[k] < m:
-                        m = buf[k]
-                out[y, x] = m
-            elif kind == 2:
-                m = buf[0]
-                for k in range(1, n):
-                    if buf[k] > m:
-                        m = buf[k]
-                out[y, x] = m
-            else:
-                s = np.sort(buf[:n])
-                if n % 2 == 1:
-                    out[y, x] = s[n // 2]
+    xs = np.empty(w, dtype=np.int64)
+    cval_valid = not _bad(cval, nd, has_nd)
+    changed = 0
+    for b in range(nb):
+        for i in range(h):
+            nt = _row_targets(tw, tgt, i, w, xs)
+            pr = prow[i]
+            for mm in range(nt):
+                x = xs[mm]
+                pc = pcol[x]
+                _, ok = _cell(src, b, pr[ry], pc[rx], cval, cval_valid, nd, has_nd, sup, has_sup)
+                if not ok:
+                    continue
+                n = 0
+                for a in range(kh):
+                    for c in range(kw):
+                        if not footprint[a, c]:
+                            continue
+                        v, ok = _cell(src, b, pr[a], pc[c], cval, cval_valid, nd, has_nd, sup, has_sup)
+                        if ok:
+                            buf[n] = v
+                            n += 1
+                if n == 0:
+                    continue
+                if kind == 1:
+                    m = buf[0]
+                    for k in range(1, n):
+                        if buf[k] < m:
+                            m = buf[k]
+                elif kind == 2:
+                    m = buf[0]
+                    for k in range(1, n):
+                        if buf[k] > m:
+                            m = buf[k]
                 else:
-                    out[y, x] = (s[n // 2 - 1] + s[n // 2]) / 2.0
+                    s = np.sort(buf[:n])
+                    m = s[n // 2] if n % 2 == 1 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+                changed += _store(out, bits, b, i, x, m, is_int, lo, hi)
+    return changed

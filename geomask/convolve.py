@@ -1,8 +1,8 @@
 """Masked convolution: a kernel applied only inside a mask, the rest left bit for bit.
 
 Pure numpy (and the compiled loops of :mod:`geomask._kernels_nb`); no I/O.
-:func:`filter_padded` is the one primitive: it filters a block that already
-carries its halo. :func:`masked_convolve` (whole arrays in memory) and the
+:func:`filter_indexed` is the one primitive: it filters a block read with its halo,
+through index maps that fold in the boundary mode. :func:`masked_convolve` (whole arrays in memory) and the
 windowed engine both call it, which is why they agree byte for byte.
 """
 
@@ -23,9 +23,12 @@ __all__ = [
     "Op",
     "check_dtype",
     "effective_nodata",
-    "filter_padded",
+    "count_changed",
+    "filter_indexed",
     "masked_convolve",
+    "interior",
     "prepare_kernel",
+    "tap_index",
     "to_dtype",
     "valid_pixels",
 ]
@@ -97,145 +100,203 @@ def to_dtype(values: NDArray[np.float64], dtype: np.dtype) -> NDArray[Any]:
     return values.astype(dtype)
 
 
-def filter_padded(
-    padded: NDArray[np.float64],
-    center: NDArray[Any],
-    target: NDArray[np.bool_],
-    kernel: Kernel,
-    *,
-    nodata: float | None = None,
-    normalize: bool = True,
-    support: NDArray[np.bool_] | None = None,
-    interior: NDArray[np.bool_] | None = None,
-    const_rows: NDArray[np.bool_] | None = None,
-) -> tuple[NDArray[Any], int]:
-    """Filter one block that carries its halo; the primitive behind every public entry point.
+def tap_index(
+    positions: NDArray[np.int64],
+    radius: int,
+    size: int,
+    mode: str,
+    available: NDArray[np.int64] | None = None,
+) -> NDArray[np.int64]:
+    """The cell each kernel tap of each output position reads, as an index into the block read.
 
     Parameters
     ----------
-    padded : float64 array (bands, h + 2*ry, w + 2*rx)
-        The block's values with a halo of the kernel's half-size (``kernel.halo``), boundary
-        modes already applied (constant cells hold ``cval``).
-    center : array (bands, h, w) of the scene's dtype
-        The block's own pixels in their original dtype: copied unchanged wherever the
-        filter does not apply, so those pixels keep their exact bits.
+    positions : int64 array (n,)
+        Scene rows (or columns) of the output pixels, in ``[0, size)``.
+    radius : int
+        The kernel's half-size along this axis (pixels).
+    size : int
+        The scene's size along this axis (pixels).
+    mode : str
+        Boundary mode (:func:`geomask.windows.source_index`).
+    available : sorted int64 array, or None
+        The scene indices the block holds, in order; None: the whole axis (``arange(size)``).
+
+    Returns
+    -------
+    int64 array (n, 2 * radius + 1): positions in ``available`` (``-1``: a ``constant`` cell;
+    ``-2``: a cell the block does not hold, which only pixels that are not computed may have).
+    """
+    taps = np.asarray(positions, dtype=np.int64)[:, None] + np.arange(-radius, radius + 1, dtype=np.int64)
+    src = source_index(taps, size, mode)
+    if available is None:
+        return np.ascontiguousarray(src)
+    pos = np.searchsorted(available, np.maximum(src, 0))
+    found = available[np.minimum(pos, available.size - 1)] == src
+    return np.ascontiguousarray(np.where(src < 0, -1, np.where(found, pos, -2)))
+
+
+def interior(
+    rows: NDArray[np.int64], cols: NDArray[np.int64], scene: tuple[int, int], halo: tuple[int, int]
+) -> NDArray[np.bool_]:
+    """Pixels at ``rows`` x ``cols`` (scene indices) whose kernel footprint stays inside the scene."""
+    (hh, ww), (ry, rx) = scene, halo
+    ok_r = (rows >= ry) & (rows < hh - ry)
+    ok_c = (cols >= rx) & (cols < ww - rx)
+    return ok_r[:, None] & ok_c[None, :]
+
+
+def filter_indexed(
+    values: NDArray[Any],
+    prow: NDArray[np.int64],
+    pcol: NDArray[np.int64],
+    target: NDArray[np.bool_],
+    kernel: Kernel,
+    *,
+    cval: float = 0.0,
+    nodata: float | None = None,
+    normalize: bool = True,
+    support: NDArray[np.bool_] | None = None,
+    center: NDArray[Any] | None = None,
+) -> tuple[NDArray[Any], int]:
+    """Filter one block through index maps; the primitive behind every public entry point.
+
+    Parameters
+    ----------
+    values : array (bands, in_h, in_w) of the scene's dtype
+        The pixels read for the block: its own pixels and its halo (no padding, no cast).
+    prow : int64 array (h, kh)
+        ``prow[i, k]``: the row of ``values`` that kernel row ``k`` of output row ``i`` reads
+        (``-1``: beyond the scene in ``constant`` mode, value ``cval``); see :func:`tap_index`.
+        ``prow[i, kh // 2]`` is output row ``i`` itself.
+    pcol : int64 array (w, kw)
+        The same for columns.
     target : bool array (h, w)
-        Where output pixels may change.
+        Where output pixels may change (mode ``leave``: already limited to :func:`interior`).
     kernel : Kernel
         Already prepared for correlation (see :func:`prepare_kernel`).
+    cval : float
+        The value of ``constant`` cells.
     nodata : float or None
         Pixels equal to it (and NaN in floats) neither contribute nor change.
     normalize : bool
         Renormalise linear kernels over the contributing neighbours (normalized convolution).
-    support : bool array like ``padded``'s last two axes, or None
+    support : bool array (in_h, in_w) or None
         Neighbours outside it do not contribute (as nodata).
-    interior : bool array (h, w) or None
-        For mode ``leave``: pixels whose footprint stays inside the scene.
-    const_rows : bool array (h + 2*ry,) or None
-        Padded rows that lie beyond the scene in ``constant`` mode (separable kernels keep
-        their padded value in the second pass, as scipy does).
+    center : array (bands, h, w) or None
+        The block's own pixels, if the caller has them (else gathered through the maps).
 
     Returns
     -------
-    (out, changed) : array like ``center``, and the number of pixel values that changed.
+    (out, changed) : a new array (bands, h, w) of ``values``' dtype, and the number of pixel
+    values (per band) that changed bit-wise.
+
+    Raises
+    ------
+    KernelError
+        A linear kernel whose weights sum to <= 0 with ``normalize`` where some cell of the
+        block is invalid (nodata, NaN, outside the support or an invalid ``cval``).
 
     Notes
     -----
-    Memory: a few float64 copies of ``padded``. A pixel with no contributing neighbour
-    (all weight on nodata) is left unchanged.
+    No copy of the block is made besides the output: the compiled loops read ``values`` in
+    its dtype and visit only target pixels. Memory: the output plus O(kernel x width).
     """
-    bands, h, w = center.shape
+    values = np.ascontiguousarray(values)
+    dtype = values.dtype
+    bands = values.shape[0]
+    h, w = target.shape
     ry, rx = kernel.halo
-    out = center.copy()
-    if const_rows is None:
-        const_rows = np.zeros(padded.shape[1], dtype=np.bool_)
-    if interior is not None:
-        target = target & interior
+    if center is not None:
+        out = np.array(center, dtype=dtype, order="C", copy=True)
+    else:
+        out = np.empty((bands, h, w), dtype=dtype)
+        nb.gather_center(values, prow, pcol, ry, rx, out)
     if not target.any():
         return out, 0
-    changed = 0
-    for b in range(bands):
-        pad_b = padded[b]
-        valid = valid_pixels(pad_b, nodata)
-        if support is not None:
-            valid = support if valid is None else (valid & support)
-        tgt = target
-        if valid is not None:
-            tgt = target & valid[ry : ry + h, rx : rx + w]
-        tgt = np.ascontiguousarray(tgt)
-        if not tgt.any():
-            continue
-        result = np.zeros((h, w), dtype=np.float64)
-        done = tgt
-        if kernel.kind == "linear":
-            if valid is None:
-                _linear(pad_b, kernel, tgt, const_rows, result)
-            else:
-                if normalize and kernel.weight_sum <= 0:
-                    raise KernelError(
-                        f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be "
-                        "renormalised over nodata or unsupported neighbours; set normalize: false "
-                        "(missing neighbours then count as 0) or declare no nodata"
-                    )
-                num = np.zeros((h, w), dtype=np.float64)
-                _linear(np.where(valid, pad_b, 0.0), kernel, tgt, const_rows, num)
-                if normalize:
-                    den = np.zeros((h, w), dtype=np.float64)
-                    full = np.zeros((h, w), dtype=np.float64)
-                    _linear(valid.astype(np.float64), kernel, tgt, const_rows, den)
-                    _linear(np.ones_like(pad_b), kernel, tgt, const_rows, full)
-                    done = tgt & (den != 0)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        result = np.where(done, num * (full / den), 0.0)
-                else:
-                    result = num
+    # Targets padded to whole 8-pixel words, so the loops skip empty stretches 8 at a time.
+    tgt = np.zeros((h, -(-w // 8) * 8), dtype=np.bool_)
+    tgt[:, :w] = target
+    tw = tgt.view(np.uint64)
+    pline = _line_map(pcol)
+    nd = np.nan if nodata is None else float(nodata)
+    has_nd = nodata is not None and not np.isnan(nd)
+    has_sup = support is not None
+    sup = np.ascontiguousarray(support, dtype=np.bool_) if support is not None else _NO_SUPPORT
+    cval = float(cval)
+    bits = out.view(_uint_view(dtype))
+    is_int = dtype.kind in "iu"
+    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
+    common = (cval, nd, has_nd, sup, has_sup)
+    if kernel.kind == "linear":
+        if normalize and kernel.weight_sum <= 0:
+            cval_valid = not (np.isnan(cval) or (has_nd and cval == nd))
+            if any(
+                nb.any_invalid(values, b, prow, pcol, nd, has_nd, has_sup, cval_valid) for b in range(bands)
+            ):
+                raise zero_sum_error(kernel)
+        if kernel.separable is not None:
+            column, row = (np.ascontiguousarray(v, dtype=np.float64) for v in kernel.separable)
+            changed = nb.separable(
+                values, prow, pcol, pline, column, row, tgt, tw, out, bits, *common, normalize, is_int, lo, hi
+            )
         else:
-            valid_arr = np.ones(pad_b.shape, dtype=np.bool_) if valid is None else valid
-            result = np.full((h, w), np.nan)
-            footprint = np.ascontiguousarray(kernel.weights != 0)
-            nb.rank_filter(pad_b, valid_arr, footprint, tgt, _RANK[kernel.kind], result)
-            done = tgt & ~np.isnan(result)
-        new = to_dtype(result[done], center.dtype)
-        old = center[b][done]
-        changed += int(np.count_nonzero(new.view(_uint_view(new.dtype)) != old.view(_uint_view(old.dtype))))
-        out[b][done] = new
-    return out, changed
+            weights = np.ascontiguousarray(kernel.weights, dtype=np.float64)
+            changed = nb.linear2d(
+                values, prow, pcol, pline, weights, tgt, tw, out, bits, *common, normalize, is_int, lo, hi
+            )
+    else:
+        footprint = np.ascontiguousarray(kernel.weights != 0)
+        kind = _RANK[kernel.kind]
+        changed = nb.rank(values, prow, pcol, footprint, tgt, tw, out, bits, kind, *common, is_int, lo, hi)
+    return out, int(changed)
+
+
+_NO_SUPPORT = np.ones((1, 1), dtype=np.bool_)
+_NO_LINE = np.empty(0, dtype=np.int64)
+
+
+def _line_map(pcol: NDArray[np.int64]) -> NDArray[np.int64]:
+    """One column map for a whole padded row, if ``pcol[x, j] == line[x + j]`` (contiguous
+    output columns), else an empty array (the loops then visit target pixels one by one)."""
+    kw = pcol.shape[1]
+    line = np.concatenate((pcol[:, 0], pcol[-1, 1:]))
+    if np.array_equal(np.lib.stride_tricks.sliding_window_view(line, kw), pcol):
+        return np.ascontiguousarray(line)
+    return _NO_LINE
+
+
+def count_changed(
+    before: NDArray[Any],
+    after: NDArray[Any],
+    rows: NDArray[np.int64] | None = None,
+    cols: NDArray[np.int64] | None = None,
+) -> int:
+    """Pixels of ``after`` (bands, h, w) where any band differs bit-wise from ``before``.
+
+    ``before[:, rows[i], cols[x]]`` is compared with ``after[:, i, x]`` (default: the same
+    positions). Bit-wise: NaN equals NaN, -0.0 differs from 0.0.
+    """
+    u = _uint_view(before.dtype)
+    _, h, w = after.shape
+    rows = np.arange(h, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.arange(w, dtype=np.int64) if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
+    b = np.ascontiguousarray(before).view(u)
+    a = np.ascontiguousarray(after).view(u)
+    return int(nb.count_changed(b, rows, cols, a))
+
+
+def zero_sum_error(kernel: Kernel) -> KernelError:
+    """The refusal of a kernel whose weights sum to <= 0 where it would need renormalising."""
+    return KernelError(
+        f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be "
+        "renormalised over nodata or unsupported neighbours; set normalize: false "
+        "(missing neighbours then count as 0) or declare no nodata"
+    )
 
 
 def _uint_view(dtype: np.dtype) -> np.dtype:
     return np.dtype(f"u{dtype.itemsize}")
-
-
-def _linear(
-    pad: NDArray[np.float64],
-    kernel: Kernel,
-    target: NDArray[np.bool_],
-    const_rows: NDArray[np.bool_],
-    out: NDArray[np.float64],
-) -> None:
-    pad = np.ascontiguousarray(pad, dtype=np.float64)
-    if kernel.separable is not None:
-        column, row = (np.ascontiguousarray(v) for v in kernel.separable)
-        nb.correlate_separable(pad, column, row, target, const_rows, out)
-    else:
-        nb.correlate2d(pad, np.ascontiguousarray(kernel.weights), target, out)
-
-
-def pad_indices(size: int, radius: int, mode: str) -> NDArray[np.int64]:
-    """Scene indices for positions ``-radius .. size + radius - 1`` (``-1`` = constant cell)."""
-    return source_index(np.arange(-radius, size + radius), size, mode)
-
-
-def interior_mask(
-    shape: tuple[int, int], origin: tuple[int, int], scene: tuple[int, int], halo: tuple[int, int]
-) -> NDArray[np.bool_]:
-    """Pixels of a block (at ``origin`` in a ``scene``-sized grid) whose footprint stays inside the scene."""
-    (h, w), (r0, c0), (hh, ww), (ry, rx) = shape, origin, scene, halo
-    rows = np.arange(r0, r0 + h)
-    cols = np.arange(c0, c0 + w)
-    ok_r = (rows >= ry) & (rows < hh - ry)
-    ok_c = (cols >= rx) & (cols < ww - rx)
-    return ok_r[:, None] & ok_c[None, :]
 
 
 def masked_convolve(
@@ -273,8 +334,10 @@ def masked_convolve(
         With nodata or ``support``, renormalise linear kernels over the contributing
         neighbours (``value = sum(w*x over valid) * sum(w) / sum(w over valid)``). Kernels
         whose weights sum to <= 0 cannot be renormalised: they raise
-        :class:`~geomask.errors.KernelError` when nodata is present unless ``normalize=False``,
-        where missing neighbours count as 0.
+        :class:`~geomask.errors.KernelError` up front, whatever the mask, when nodata (or NaN)
+        occurs anywhere in ``array`` (any band) or a ``support`` is given, unless
+        ``normalize=False``, where missing neighbours count as 0. (The engine refuses them as
+        soon as a nodata value or a support is declared.)
     support : bool array (H, W) or None
         Only these pixels contribute as neighbours.
 
@@ -287,8 +350,9 @@ def masked_convolve(
 
     Notes
     -----
-    Memory: about four float64 copies of one band plus the output. Cost follows the
-    number of masked pixels times the kernel size (separable kernels: its side lengths).
+    Memory: the output only (no padded or float64 copy). Cost follows the number of masked
+    pixels times the kernel size (separable kernels: about the sum of its side lengths where
+    the mask is dense), plus one copy of the array.
     """
     arr = np.asarray(array)
     check_dtype(arr.dtype)
@@ -304,24 +368,26 @@ def masked_convolve(
     k.check_fits(h, w)
     target = _bool_plane(mask, (h, w), "mask") if mask is not None else np.ones((h, w), dtype=bool)
     sup = _bool_plane(support, (h, w), "support") if support is not None else None
+    # One rule for the whole stack, decided before any work (as the engine's bind_steps).
+    zero_sum = k.kind == "linear" and normalize and k.weight_sum <= 0
+    if zero_sum and (sup is not None or valid_pixels(planes, nodata) is not None):
+        raise zero_sum_error(k)
     ry, rx = k.halo
-    rows = pad_indices(h, ry, mode)
-    cols = pad_indices(w, rx, mode)
-    padded = _gather(planes, rows, cols, cval)
-    sup_padded = None
-    if sup is not None:
-        sup_padded = _gather(sup[None].astype(np.float64), rows, cols, 1.0)[0] != 0
-    interior = interior_mask((h, w), (0, 0), (h, w), (ry, rx)) if mode == "leave" else None
-    out, _ = filter_padded(
-        padded,
+    prow = tap_index(np.arange(h), ry, h, mode)
+    pcol = tap_index(np.arange(w), rx, w, mode)
+    if mode == "leave":
+        target = target & interior(np.arange(h), np.arange(w), (h, w), (ry, rx))
+    out, _ = filter_indexed(
         planes,
+        prow,
+        pcol,
         target,
         k,
+        cval=cval,
         nodata=nodata,
         normalize=normalize,
-        support=sup_padded,
-        interior=interior,
-        const_rows=rows < 0,
+        support=sup,
+        center=planes,
     )
     return out[0] if arr.ndim == 2 else out
 
@@ -333,15 +399,3 @@ def _bool_plane(values: ArrayLike, shape: tuple[int, int], what: str) -> NDArray
     if a.dtype != np.bool_:
         a = a != 0
     return np.ascontiguousarray(a)
-
-
-def _gather(
-    planes: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64], cval: float
-) -> NDArray[np.float64]:
-    """planes[:, rows][:, :, cols] as float64, with -1 indices filled with ``cval``."""
-    out = planes.astype(np.float64, copy=False)[:, np.maximum(rows, 0)][:, :, np.maximum(cols, 0)]
-    if (rows < 0).any():
-        out[:, rows < 0, :] = cval
-    if (cols < 0).any():
-        out[:, :, cols < 0] = cval
-    return np.ascontiguousarray(out)

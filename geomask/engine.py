@@ -27,7 +27,12 @@ passed through; its pixels are never filtered.
 Parallelism. Tasks run on dask's local schedulers (threads by default, or
 processes) in bounded batches, so at most a batch of windows is in memory;
 results are written as each batch completes. Tasks are pure, so a task run
-twice gives the same bytes.
+twice gives the same bytes. On a dask.distributed cluster
+(:mod:`geomask.cluster`) the same tasks run on the workers and their results
+stream back to this process, still the only writer; a scene there is split in
+two halves, :func:`plan_scene` (inspect, bind, plan the windows and the writer)
+and :class:`ScenePlan`'s writing methods, so windows of many scenes can be in
+flight at once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -48,24 +55,38 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from geomask.convolve import effective_nodata, filter_padded, interior_mask, prepare_kernel
+from geomask.convolve import (
+    count_changed,
+    effective_nodata,
+    filter_indexed,
+    interior,
+    prepare_kernel,
+    tap_index,
+)
 from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError
 from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
 from geomask.progress import NullObserver, Observer
-from geomask.windows import Mode, check_mode, contiguous_runs, expand, plan_windows, source_index
+from geomask.windows import Mode, check_mode, contiguous_runs, expand, plan_windows
 
 __all__ = [
+    "GroupStep",
     "OutputSpec",
     "RunOptions",
+    "ScenePlan",
     "SceneReport",
     "Step",
     "compute_window",
+    "is_distributed",
+    "plan_scene",
     "process_scene",
 ]
 
-Scheduler = Literal["threads", "processes", "synchronous"]
+Scheduler = str
+"""``threads``, ``processes``, ``synchronous`` (dask's local schedulers), ``local-cluster`` (a
+``distributed.LocalCluster`` started for the run) or a dask.distributed scheduler address
+``tcp://HOST:PORT`` (see :func:`geomask.cluster.is_distributed`)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,10 @@ class RunOptions:
     ``window_size`` (pixels) is rounded up to a multiple of the input's block shape and
     of the output's tile size unless ``align_windows`` is False (then windows are exactly
     ``window_size`` pixels, for tests of arbitrary tilings). ``batch`` bounds how many
-    windows are in memory at once (default: 4 per worker).
+    windows are in memory at once (default: 4 per worker; on a cluster, 4 per worker thread
+    in flight across all scenes). ``threads_per_worker`` and ``memory_limit`` (bytes as text,
+    e.g. ``"2 GiB"``, or ``"auto"``) size the workers of ``scheduler="local-cluster"``; the
+    workers of an existing cluster are sized by whoever started them.
     """
 
     window_size: int = 1024
@@ -135,6 +159,8 @@ class RunOptions:
     gdal_options: Mapping[str, str] = field(default_factory=dict)
     align_windows: bool = True
     batch: int | None = None
+    threads_per_worker: int | None = None
+    memory_limit: str | None = None
 
 
 @dataclass
@@ -215,43 +241,43 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     height, width = scene.grid.shape
     r0, c0 = int(window.row_off), int(window.col_off)
     h, w = int(window.height), int(window.width)
-    # Index sets each step must produce, from the last step back to the first.
+    # Index sets, from the last step back to the first: rows[k+1] x cols[k+1] is what step k
+    # produces, rows[k] x cols[k] what it reads. A step computes only its target pixels (the
+    # others pass its input through), so it reads what it produces plus the halo of the rows
+    # and columns that hold targets: a window whose targets stay clear of its edges reads no
+    # halo at all (no neighbouring tiles decoded). Every computed pixel reads the same cells
+    # as in the whole-image computation, through index maps, whatever set holds them.
     rows = [np.arange(r0, r0 + h, dtype=np.int64)]
     cols = [np.arange(c0, c0 + w, dtype=np.int64)]
+    targets: list[NDArray[np.bool_]] = []
     for step in reversed(job.steps):
+        target = _render(step.target, rows[0], cols[0])
+        targets.insert(0, target)
         ry, rx = step.kernel.halo
-        rows.insert(0, expand(rows[0], ry, height, step.mode))
-        cols.insert(0, expand(cols[0], rx, width, step.mode))
-    # rows[k] / cols[k]: what step k reads (k = 0: the scene); rows[k+1]: what it produces.
-    targets = [_render(s.target, rows[k + 1], cols[k + 1]) for k, s in enumerate(job.steps)]
-    selected = int(targets[-1].sum()) if targets else 0
+        t_rows = rows[0][target.any(axis=1)]
+        t_cols = cols[0][target.any(axis=0)]
+        rows.insert(0, np.union1d(rows[0], expand(t_rows, ry, height, step.mode)))
+        cols.insert(0, np.union1d(cols[0], expand(t_cols, rx, width, step.mode)))
+    selected = _count_selected(targets, rows, cols)
+    all_bands = range(1, scene.count + 1)
     with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
         if not any(t.any() for t in targets):
-            data = read_indexed(ds, range(1, scene.count + 1), rows[-1], cols[-1])
+            data = read_indexed(ds, all_bands, rows[-1], cols[-1])
             return WindowResult(window, data, False, selected, 0)
-        values = read_indexed(ds, job.bands, rows[0], cols[0])
-        everything = None
-        if len(job.bands) != scene.count:
-            everything = read_indexed(ds, range(1, scene.count + 1), rows[-1], cols[-1])
-    if everything is None:
-        # All bands are filtered: the window's original pixels are inside what step 1 read.
-        original = values[:, _positions(rows[-1], rows[0])][:, :, _positions(cols[-1], cols[0])]
-    else:
-        original = everything
+        # One read of every band (a pixel-interleaved file decodes them all anyway).
+        read = read_indexed(ds, all_bands, rows[0], cols[0])
+    own_r = _positions(rows[-1], rows[0])
+    own_c = _positions(cols[-1], cols[0])
+    values = read if len(job.bands) == scene.count else read[[b - 1 for b in job.bands]]
     for k, step in enumerate(job.steps):
-        values = _apply_step(job, step, values, rows[k], cols[k], rows[k + 1], cols[k + 1], targets[k])
-    if everything is None:
+        values = _apply_any(step)(job, step, values, rows[k], cols[k], rows[k + 1], cols[k + 1], targets[k])
+    if len(job.bands) == scene.count:
         result = values
     else:
-        result = everything.copy()
+        result = read[:, own_r][:, :, own_c]
         result[[b - 1 for b in job.bands]] = values
-    changed = _count_changed(original, result)
+    changed = count_changed(read, result, own_r, own_c)
     return WindowResult(window, result, True, selected, changed)
-
-
-def _count_changed(before: NDArray[Any], after: NDArray[Any]) -> int:
-    u = np.dtype(f"u{before.dtype.itemsize}")
-    return int(np.count_nonzero((before.view(u) != after.view(u)).any(axis=0)))
 
 
 def _apply_step(
@@ -264,49 +290,30 @@ def _apply_step(
     out_cols: NDArray[np.int64],
     target: NDArray[np.bool_],
 ) -> NDArray[Any]:
-    """Apply one step: ``values`` at in_rows x in_cols -> result at out_rows x out_cols."""
+    """Apply one step: ``values`` at in_rows x in_cols -> result at out_rows x out_cols.
+
+    No padded or float64 copy: the compiled loops read ``values`` in its dtype through
+    per-tap index maps (:func:`geomask.convolve.tap_index`) that fold in the boundary mode
+    and any gaps in the index sets (wrap, several steps), and visit only ``target`` pixels.
+    """
     height, width = job.scene.grid.shape
     ry, rx = step.kernel.halo
+    prow = tap_index(out_rows, ry, height, step.mode, in_rows)
+    pcol = tap_index(out_cols, rx, width, step.mode, in_cols)
     support = _render(step.support, in_rows, in_cols) if step.support is not None else None
-    out = np.empty((values.shape[0], out_rows.size, out_cols.size), dtype=values.dtype)
-    values64 = values.astype(np.float64)
-    r_pos = 0
-    for a, b in contiguous_runs(out_rows):
-        prow = _positions(source_index(np.arange(a - ry, b + ry), height, step.mode), in_rows)
-        own_r = _positions(np.arange(a, b), in_rows)
-        c_pos = 0
-        for c, d in contiguous_runs(out_cols):
-            pcol = _positions(source_index(np.arange(c - rx, d + rx), width, step.mode), in_cols)
-            own_c = _positions(np.arange(c, d), in_cols)
-            padded = values64[:, np.maximum(prow, 0)][:, :, np.maximum(pcol, 0)]
-            if (prow < 0).any():
-                padded[:, prow < 0, :] = step.cval
-            if (pcol < 0).any():
-                padded[:, :, pcol < 0] = step.cval
-            center = values[:, own_r][:, :, own_c]
-            sup = None
-            if support is not None:
-                sup = support[np.maximum(prow, 0)][:, np.maximum(pcol, 0)]
-                sup[prow < 0, :] = True
-                sup[:, pcol < 0] = True
-            tgt = target[r_pos : r_pos + b - a, c_pos : c_pos + d - c]
-            interior = None
-            if step.mode == "leave":
-                interior = interior_mask((b - a, d - c), (a, c), (height, width), (ry, rx))
-            block, _ = filter_padded(
-                np.ascontiguousarray(padded),
-                center,
-                np.ascontiguousarray(tgt),
-                step.kernel,
-                nodata=job.nodata,
-                normalize=step.normalize,
-                support=sup,
-                interior=interior,
-                const_rows=prow < 0,
-            )
-            out[:, r_pos : r_pos + b - a, c_pos : c_pos + d - c] = block
-            c_pos += d - c
-        r_pos += b - a
+    if step.mode == "leave":
+        target = target & interior(out_rows, out_cols, (height, width), (ry, rx))
+    out, _ = filter_indexed(
+        values,
+        prow,
+        pcol,
+        target,
+        step.kernel,
+        cval=step.cval,
+        nodata=job.nodata,
+        normalize=step.normalize,
+        support=support,
+    )
     return out
 
 
@@ -360,12 +367,12 @@ def _check_output(scene: SceneInfo, output: OutputSpec) -> Path:
     final = Path(output.path)
     if "://" not in scene.path and final.resolve() == Path(scene.path).resolve():
         raise ConfigError(f"{final}: the output path is the input scene; choose another output.path")
+    if final.is_dir():
+        raise OutputError(f"{final}: the output path is a directory; give a file name")
     if final.exists() and not output.overwrite:
         raise OutputExistsError(
             f"{final}: the output exists; pass --overwrite (overwrite: true) to replace it"
         )
-    if final.is_dir():
-        raise OutputError(f"{final}: the output path is a directory; give a file name")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -382,6 +389,9 @@ def bind_steps(scene: SceneInfo, steps: Sequence[Step], nodata: float | None) ->
     context = MaskContext(scene.grid, scene.path, nodata)
     bound = []
     for step in steps:
+        if isinstance(step, GroupStep):  # per-class kernels: see _apply_group
+            bound.append(_bind_group(scene, step, nodata))
+            continue
         check_mode(step.mode)
         kernel = prepare_kernel(step.kernel, step.op)
         kernel.check_fits(*scene.grid.shape)
@@ -446,9 +456,112 @@ def process_scene(
     descriptions, colour interpretation, scale/offset and tags. Memory is bounded by the
     window size times the batch size, not by the scene size.
     """
-    started = time.perf_counter()
     options = options or RunOptions()
     observer = observer or NullObserver()
+    plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
+    if is_distributed(options.scheduler):
+        from geomask import cluster  # distributed is imported only when a cluster is used
+
+        with cluster.connect(options) as client:
+            [report] = cluster.run_scenes(client, [plan], options=options, observer=observer)
+        return report
+    observer.scene_started(plan.report.input, len(plan.windows))
+    with gdal_env(options.gdal_options), plan:
+        for result in _run_windows(plan.job, plan.windows, options):
+            plan.write(result)
+            observer.window_done(plan.report.input, 1)
+        report = plan.commit()
+    observer.scene_finished(report)
+    return report
+
+
+def is_distributed(scheduler: Scheduler) -> bool:
+    """Whether ``scheduler`` is dask.distributed (``local-cluster`` or an address), not a local one."""
+    return scheduler not in ("threads", "processes", "synchronous")
+
+
+@dataclass
+class ScenePlan:
+    """One scene ready to run: its window task arguments, its windows and its (unopened) writer.
+
+    The writing half of a scene: use it as a context manager (or :meth:`open` / :meth:`close`),
+    :meth:`write` every window's result in window order, then :meth:`commit`. Leaving without
+    commit removes the temporary file, so nothing is left at the output path.
+
+    Attributes
+    ----------
+    job : SceneJob
+        What every window task of the scene needs (picklable).
+    windows : list of Window
+        The windows in writing order (row-major).
+    writer : OutputFile
+        The one writer of the output.
+    report : SceneReport
+        Filled in as windows are written.
+    """
+
+    job: SceneJob
+    windows: list[Window]
+    writer: OutputFile
+    report: SceneReport
+    started: float = field(default_factory=time.perf_counter)
+    hold: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """Held until :meth:`close` (the caller's output lock, for one)."""
+
+    def open(self) -> None:
+        """Create the temporary output file."""
+        self.writer.__enter__()
+
+    def write(self, result: WindowResult) -> None:
+        """Write one window's pixels and add its counts to the report."""
+        self.writer.write(result.data, result.window)
+        self.report.windows_computed += int(result.computed)
+        self.report.windows_skipped += int(not result.computed)
+        self.report.pixels_selected += result.selected
+        self.report.pixels_changed += result.changed
+
+    def commit(self) -> SceneReport:
+        """Finish the file (check, COG conversion) and rename it into place; returns the report."""
+        self.writer.commit()
+        self.report.seconds = time.perf_counter() - self.started
+        return self.report
+
+    def close(self) -> None:
+        """Release the writer (removing the temporary file unless committed), then ``hold``."""
+        try:
+            self.writer.__exit__(None, None, None)
+        finally:
+            self.hold.close()
+
+    def __enter__(self) -> ScenePlan:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def plan_scene(
+    input_path: str | os.PathLike[str],
+    output: OutputSpec,
+    steps: Sequence[Step],
+    *,
+    bands: Sequence[int] | None = None,
+    nodata: float | Literal["auto"] | None = "auto",
+    options: RunOptions | None = None,
+) -> ScenePlan:
+    """Inspect ``input_path``, bind ``steps`` to its grid and plan its windows and writer.
+
+    Parameters are those of :func:`process_scene`. Nothing is read beyond the scene's header
+    and the mask files, and nothing is written: the writer opens with :meth:`ScenePlan.open`.
+
+    Raises
+    ------
+    InputError, ConfigError, KernelError, OutputError
+        As :func:`process_scene`, before any window runs.
+    """
+    started = time.perf_counter()
+    options = options or RunOptions()
     with gdal_env(options.gdal_options):
         scene = inspect_scene(input_path)
     final = _check_output(scene, output)
@@ -459,7 +572,6 @@ def process_scene(
     out_block = _output_block(scene, output.block_size)
     windows = _window_plan(scene, options, out_block)
     report = SceneReport(str(input_path), str(final), "done", windows_total=len(windows))
-    observer.scene_started(str(input_path), len(windows))
     writer = OutputFile(
         final,
         scene,
@@ -470,18 +582,7 @@ def process_scene(
         cog=output.format == "COG",
         overview_resampling=output.overview_resampling,
     )
-    with gdal_env(options.gdal_options), writer:
-        for result in _run_windows(job, windows, options):
-            writer.write(result.data, result.window)
-            report.windows_computed += int(result.computed)
-            report.windows_skipped += int(not result.computed)
-            report.pixels_selected += result.selected
-            report.pixels_changed += result.changed
-            observer.window_done(str(input_path), 1)
-        writer.commit()
-    report.seconds = time.perf_counter() - started
-    observer.scene_finished(report)
-    return report
+    return ScenePlan(job, windows, writer, report, started)
 
 
 def _output_block(scene: SceneInfo, block_size: int) -> int:
@@ -501,12 +602,182 @@ def _run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) 
         if options.scheduler == "processes":
             # One pool for the whole scene: dask would otherwise start processes per batch.
             # "spawn": forking a process that already runs GDAL and numba threads is unsafe.
-            compute_kwargs["pool"] = stack.enter_context(
-                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            )
+            compute_kwargs["pool"] = stack.enter_context(_process_pool(workers))
+            compute_kwargs["chunksize"] = 1  # one window per submission: Ctrl-C waits for one at most
         elif options.scheduler == "threads":
             compute_kwargs["num_workers"] = workers
         for start in range(0, len(windows), batch):
             chunk = windows[start : start + batch]
             results = dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
             yield from results
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes that ignore SIGINT, shut down without queued work on error.
+
+    Ctrl-C reaches every process of the terminal's group: workers would die mid-import printing
+    tracebacks and break the pool. They are started at once with SIGINT ignored (inherited through
+    ``exec``), so only the driving process sees it and raises ``KeyboardInterrupt``; on that (or any
+    error) the workers are terminated and the windows not yet started dropped.
+    """
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                for _ in range(workers):  # each submit starts one more worker now
+                    pool.submit(os.getpid)
+            finally:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        yield pool
+    except BaseException:
+        # Window tasks are pure (they only read), so stopping the workers mid-task loses nothing;
+        # waiting could take long (a worker may be compiling kernels). Python < 3.14 has no public
+        # ProcessPoolExecutor.terminate_workers.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+# --- per-class kernels (kernels_by) ---------------------------------------------------------------
+#
+# A GroupStep applies several kernels in one step, each inside its own region, all reading the same
+# input (the previous step's result), never each other's output. Bound, it is a _BoundGroup: a
+# _BoundStep whose kernel is only a halo envelope (zero weights of the largest half-sizes, so
+# compute_window's index arithmetic reads enough rows and columns for every branch) and whose target
+# is the union of the regions (for skipping windows and counting pixels). _apply_group calls
+# _apply_step once per branch, with the branch's own kernel and region, on the same input index sets,
+# and composites: a pixel takes the value of the last branch (in mapping order) whose region holds it,
+# others keep their input value. That equals, byte for byte,
+#
+#     out = input.copy()
+#     for region, kernel in regions:
+#         out[region] = masked_convolve(input, kernel, region, ...)[region]
+#
+# since each branch is the exact single-kernel computation.
+
+
+@dataclass(frozen=True)
+class GroupStep:
+    """Several kernels in one step, each applied inside its own region of the same input.
+
+    Attributes
+    ----------
+    regions : tuple of (MaskSource, Kernel)
+        Each region's mask and kernel. Where regions overlap, the later one wins.
+    op, mode, cval, normalize
+        As for :class:`Step`, shared by every region.
+    support : MaskSource, "target" or None
+        Which neighbours may contribute: a mask for every region, ``"target"`` for each region's own
+        mask (so classes never mix), or None (every valid pixel).
+    label : str
+        What the regions are (``"landcover"``), for descriptions.
+    """
+
+    regions: tuple[tuple[MaskSource, Kernel], ...]
+    op: Literal["convolve", "correlate"] = "convolve"
+    mode: Mode = "reflect"
+    cval: float = 0.0
+    normalize: bool = True
+    support: MaskSource | Literal["target"] | None = None
+    label: str = "class"
+
+    def __post_init__(self) -> None:
+        if not self.regions:
+            raise ConfigError("a per-class step needs at least one region and kernel")
+
+    @property
+    def mask(self) -> MaskSource:
+        """The union of the regions: where output pixels may change."""
+        from geomask.masks.algebra import AnySource
+
+        return AnySource(tuple(region for region, _ in self.regions))
+
+    def describe(self) -> str:
+        """``by LABEL: REGION kernel, ...`` for reports and provenance tags."""
+        parts = ", ".join(f"{region.describe()} {kernel.describe()}" for region, kernel in self.regions)
+        return f"by {self.label}: {parts}"
+
+    def branches(self) -> list[Step]:
+        """One :class:`Step` per region, as the region would run on its own."""
+        return [
+            Step(
+                kernel,
+                region,
+                op=self.op,
+                mode=self.mode,
+                cval=self.cval,
+                normalize=self.normalize,
+                support=region if self.support == "target" else self.support,
+            )
+            for region, kernel in self.regions
+        ]
+
+
+def describe_kernels(step: Step | GroupStep) -> str:
+    """The kernel(s) of a step, for reports and provenance tags."""
+    return step.describe() if isinstance(step, GroupStep) else step.kernel.describe()
+
+
+@dataclass(frozen=True)
+class _BoundGroup(_BoundStep):
+    branches: tuple[_BoundStep, ...] = ()
+
+
+def _bind_group(scene: SceneInfo, step: GroupStep, nodata: float | None) -> _BoundGroup:
+    """Bind every branch as a step of its own, and the envelope compute_window needs."""
+    branches = bind_steps(scene, step.branches(), nodata)
+    ry = max(b.kernel.halo[0] for b in branches)
+    rx = max(b.kernel.halo[1] for b in branches)
+    envelope = Kernel("kernels_by", np.zeros((2 * ry + 1, 2 * rx + 1)))
+    from geomask.masks.algebra import BoundAny
+
+    target = BoundAny(tuple(b.target for b in branches), scene.grid.shape)
+    first = branches[0]
+    return _BoundGroup(envelope, target, None, first.mode, first.cval, first.normalize, branches)
+
+
+def _apply_group(
+    job: SceneJob,
+    group: _BoundGroup,
+    values: NDArray[Any],
+    in_rows: NDArray[np.int64],
+    in_cols: NDArray[np.int64],
+    out_rows: NDArray[np.int64],
+    out_cols: NDArray[np.int64],
+    target: NDArray[np.bool_],
+) -> NDArray[Any]:
+    """Apply every branch of ``group`` to the same ``values`` and composite (later branches win)."""
+    result = values[:, _positions(out_rows, in_rows)][:, :, _positions(out_cols, in_cols)]
+    if not target.any():
+        return result
+    for branch in group.branches:
+        region = _render(branch.target, out_rows, out_cols)
+        if region.any():
+            out = _apply_step(job, branch, values, in_rows, in_cols, out_rows, out_cols, region)
+            result[:, region] = out[:, region]
+    return result
+
+
+def _apply_any(step: _BoundStep) -> Callable[..., NDArray[Any]]:
+    """The function that applies ``step``: :func:`_apply_group` for per-class steps."""
+    return _apply_group if isinstance(step, _BoundGroup) else _apply_step
+
+
+def _count_selected(
+    targets: Sequence[NDArray[np.bool_]], rows: Sequence[NDArray[np.int64]], cols: Sequence[NDArray[np.int64]]
+) -> int:
+    """Pixels of the window (``rows[-1]`` x ``cols[-1]``) that any step's target selects.
+
+    ``targets[k]`` covers ``rows[k + 1]`` x ``cols[k + 1]``, which hold the window's rows and columns.
+    """
+    if not targets:
+        return 0
+    union = targets[-1].copy()
+    for k, target in enumerate(targets[:-1]):
+        union |= target[np.ix_(_positions(rows[-1], rows[k + 1]), _positions(cols[-1], cols[k + 1]))]
+    return int(union.sum())

@@ -21,7 +21,9 @@ __all__ = [
     "MaskError",
     "OutputError",
     "OutputExistsError",
+    "OutputLockedError",
     "RunError",
+    "RunInterrupted",
 ]
 
 
@@ -71,3 +73,25 @@ class OutputExistsError(OutputError):
     """The output path already exists and ``overwrite`` was not asked for (usage: exit 2)."""
 
     exit_code = 2
+
+
+class OutputLockedError(OutputError):
+    """Another geomask process is writing the same output (its lock file is held): exit 1.
+
+    Nothing was changed; rerun once that process has finished (its finished outputs are then
+    skipped as current).
+    """
+
+
+class RunInterrupted(RunError):
+    """The run was stopped by Ctrl-C (SIGINT) or SIGTERM; ``exit_code`` is 128 + the signal number.
+
+    Outputs finished before the signal are kept; the scene in progress leaves nothing at its output
+    path (its temporary file is removed), so rerunning the same command does the rest.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

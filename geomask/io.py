@@ -12,9 +12,11 @@ place per output file (:class:`OutputFile`), in the process that runs the scene.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ __all__ = [
 ALLOWED_DRIVERS: tuple[str, ...] = ("GTiff",)
 
 PARTIAL_SUFFIX = ".partial"
+_MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,55 @@ class SceneInfo:
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
     units: tuple[str | None, ...] = ()
+    colormap: Mapping[int, tuple[int, ...]] | None = None
+
+
+#: Overview resampling methods of GDAL that a COG output may use.
+OVERVIEW_RESAMPLING: tuple[str, ...] = (
+    "nearest",
+    "average",
+    "mode",
+    "bilinear",
+    "cubic",
+    "cubicspline",
+    "lanczos",
+    "rms",
+    "gauss",
+)
+
+
+def overview_resampling_for(scene: SceneInfo, requested: str = "auto") -> str:
+    """The overview resampling to use for an output of ``scene``.
+
+    Parameters
+    ----------
+    scene : SceneInfo
+        The input scene (its colour interpretation decides ``auto``).
+    requested : str
+        ``auto`` or one of :data:`OVERVIEW_RESAMPLING`.
+
+    Returns
+    -------
+    str
+        ``requested`` unless it is ``auto``: then ``nearest`` for class rasters (band 1 has a colour
+        table, i.e. palette colour interpretation: every overview pixel is one of the classes) and
+        ``average`` for everything else (continuous data, integer or float). Integer rasters of classes
+        without a colour table need ``overview_resampling: nearest`` (or ``mode``) in the pipeline.
+
+    Raises
+    ------
+    ConfigError
+        An unknown method.
+    """
+    method = requested.lower()
+    if method == "auto":
+        palette = bool(scene.colorinterp) and scene.colorinterp[0] == ColorInterp.palette
+        return "nearest" if palette or scene.colormap else "average"
+    if method not in OVERVIEW_RESAMPLING:
+        raise ConfigError(
+            f"overview_resampling {requested!r} is not one of auto, {', '.join(OVERVIEW_RESAMPLING)}"
+        )
+    return method
 
 
 def gdal_env(options: Mapping[str, str]) -> rasterio.Env:
@@ -164,6 +216,16 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             )
         grid = Grid(ds.crs if ds.crs else None, transform, ds.height, ds.width)
         block_shape = tuple(int(v) for v in ds.block_shapes[0])
+        bh, bw = min(block_shape[0], ds.height), min(block_shape[1], ds.width)
+        try:
+            ds.read(1, window=Window(0, 0, bw, bh))
+        except RasterioError as e:
+            # e.g. a header claiming 60000x60000 pixels in a file of a few hundred bytes
+            raise InputError(
+                f"{p}: the first block (rows 0..{bh - 1}, cols 0..{bw - 1}) of this "
+                f"{ds.width}x{ds.height} raster does not read ({_gdal_message(e)}); the file is truncated "
+                "or corrupt or its header is wrong: re-create or re-download it"
+            ) from e
         return SceneInfo(
             path=p,
             grid=grid,
@@ -177,7 +239,18 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             scales=tuple(ds.scales),
             offsets=tuple(ds.offsets),
             units=tuple(ds.units),
+            colormap=_colormap(ds),
         )
+
+
+def _colormap(ds: rasterio.io.DatasetReader) -> dict[int, tuple[int, ...]] | None:
+    """Band 1's colour table (class rasters), or None."""
+    if ds.count < 1 or ds.colorinterp[0] != ColorInterp.palette:
+        return None
+    try:
+        return dict(ds.colormap(1))
+    except ValueError:  # palette interpretation without a table
+        return None
 
 
 def read_indexed(
@@ -203,7 +276,7 @@ def read_indexed(
             except RasterioError as e:
                 raise RunError(
                     f"{ds.name}: cannot read window rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1} "
-                    f"({_gdal_message(e)}); the file is corrupt or truncated"
+                    f"({_gdal_message(e)}); the file is corrupt or truncated: re-create or re-download it"
                 ) from e
             c_pos += c1 - c0
         r_pos += r1 - r0
@@ -314,7 +387,7 @@ class OutputFile:
         self.scene = scene
         self.tmp = partial_path(final)
         self.cog = cog
-        self.overview_resampling = overview_resampling
+        self.overview_resampling = overview_resampling_for(scene, overview_resampling)
         self.compress = compress
         self.creation_options = dict(creation_options)
         grid = scene.grid
@@ -361,7 +434,12 @@ class OutputFile:
             ds.offsets = scene.offsets
         if scene.units and any(scene.units):
             ds.units = tuple(u or "" for u in scene.units)
-        ds.update_tags(**{**dict(scene.tags), **self.tags})
+        if scene.colormap:
+            with contextlib.suppress(RasterioError, ValueError):
+                ds.write_colormap(1, scene.colormap)
+        # The input's tags now; geomask's own (provenance) only in commit(), so a file left by a
+        # killed writer never carries them and is never taken for a finished output.
+        ds.update_tags(**{k: v for k, v in scene.tags.items() if not k.startswith("GEOMASK_")})
         return self
 
     def write(self, data: NDArray[Any], window: Window) -> None:
@@ -370,15 +448,16 @@ class OutputFile:
         try:
             self._ds.write(data, window=window)
         except (RasterioError, OSError) as e:
-            raise OutputError(f"{self.final}: writing window {window} failed ({_gdal_message(e)})") from e
+            raise self._failed(f"writing window {window}", e, data.nbytes) from e
 
     def commit(self) -> None:
         """Close, convert to COG if asked, check the file, and rename it to the final path."""
         assert self._ds is not None
         try:
+            self._ds.update_tags(**self.tags)
             self._ds.close()
         except (RasterioError, OSError) as e:
-            raise OutputError(f"{self.final}: finishing the file failed ({_gdal_message(e)})") from e
+            raise self._failed("finishing the file", e, _MIB) from e
         self._ds = None
         ready = self.tmp
         if self.cog:
@@ -406,7 +485,7 @@ class OutputFile:
             rasterio.shutil.copy(self.tmp, cog_tmp, driver="COG", **options)
         except (RasterioError, OSError) as e:
             self._remove(cog_tmp)
-            raise OutputError(f"{self.final}: converting to COG failed ({_gdal_message(e)})") from e
+            raise self._failed("converting to COG", e, self.tmp.stat().st_size) from e
         finally:
             self._remove(self.tmp)
         self.tmp = cog_tmp
@@ -439,6 +518,27 @@ class OutputFile:
             self._ds = None
         if not self._committed:
             self._remove(self.tmp)
+
+    def _failed(self, what: str, e: BaseException, needed: int) -> OutputError:
+        """The error for a failed write: says when the disk is full (ENOSPC, or less free space
+        than the ``needed`` bytes being written), where GDAL only reports a failed write."""
+        folder = self.final.parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = None
+        cause: BaseException | None = e
+        no_space = False
+        while cause is not None and not no_space:
+            no_space = isinstance(cause, OSError) and cause.errno == errno.ENOSPC
+            cause = cause.__cause__ or cause.__context__
+        if no_space or (free is not None and free < needed):
+            left = f", {free:,} bytes free" if free is not None else ""
+            return OutputError(
+                f"{self.final}: {what} failed: the disk is full (no space left on the device of {folder}"
+                f"{left}); the partial file is removed: free space or choose another output folder"
+            )
+        return OutputError(f"{self.final}: {what} failed ({_gdal_message(e)})")
 
     @staticmethod
     def _remove(path: Path) -> None:

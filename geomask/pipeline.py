@@ -18,18 +18,30 @@ file at the output path is a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
-from geomask.engine import OutputSpec, RunOptions, SceneReport, Step, process_scene
+from geomask.engine import (
+    OutputSpec,
+    RunOptions,
+    ScenePlan,
+    SceneReport,
+    Step,
+    describe_kernels,
+    is_distributed,
+    plan_scene,
+    process_scene,
+)
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials
+from geomask.lock import output_lock
 from geomask.progress import NullObserver, Observer
 
 __all__ = ["ResumeAction", "profile_digest", "provenance_tags", "resume_action", "run_pipeline"]
@@ -129,7 +141,7 @@ def provenance_tags(
         "VERSION": __version__,
         "PIPELINE_SHA256": pipeline.digest(),
         "PROFILE_SHA256": profile_sha256 if profile_sha256 is not None else profile_digest(),
-        "KERNEL": "; ".join(f"{s.op} {s.kernel.describe()}" for s in steps),
+        "KERNEL": "; ".join(f"{s.op} {describe_kernels(s)}" for s in steps),
         "MASK": "; ".join(s.mask.describe() if s.mask is not None else "whole scene" for s in steps),
     }
     if input_path is not None:
@@ -196,6 +208,7 @@ def run_pipeline(
     observer: Observer | None = None,
     creation_options: Mapping[str, str] | None = None,
     continue_on_error: bool = False,
+    client: Any = None,
 ) -> list[SceneReport]:
     """Run a pipeline on every scene it names.
 
@@ -216,6 +229,9 @@ def run_pipeline(
     continue_on_error : bool
         Record a scene that fails with a :class:`~geomask.errors.GeomaskError` as ``status="failed"``
         and go on with the next one, instead of raising.
+    client : distributed.Client or None
+        With a distributed ``options.scheduler`` (``local-cluster`` or ``tcp://HOST:PORT``), a client
+        already connected to it (default: connect for this run and close at the end).
 
     Returns
     -------
@@ -239,6 +255,10 @@ def run_pipeline(
     Temporary files that a killed earlier run left beside an output
     (``NAME.geomask-PID-RANDOM.partial``, their process gone) are removed when that output's scene
     comes up.
+
+    With a distributed scheduler the windows of all scenes share one dask graph, a bounded number
+    in flight at a time (:mod:`geomask.cluster`); each output is still written by this process
+    only, and renamed into place as soon as its last window is written.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     observer = observer or NullObserver()
@@ -248,6 +268,18 @@ def run_pipeline(
     options = options or RunOptions()
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
     redo = overwrite or model.output.overwrite
+    if is_distributed(options.scheduler):
+        from geomask import cluster  # distributed is imported only when a cluster is used
+
+        plans = _plans(model, scenes, options, creation_options, profile_sha256, redo, continue_on_error)
+        if client is not None:
+            return cluster.run_scenes(
+                client, plans, options=options, observer=observer, continue_on_error=continue_on_error
+            )
+        with cluster.connect(options) as own:
+            return cluster.run_scenes(
+                own, plans, options=options, observer=observer, continue_on_error=continue_on_error
+            )
     reports: list[SceneReport] = []
     for input_path, output_path in scenes:
         notes: list[str] = []
@@ -257,12 +289,72 @@ def run_pipeline(
                     grid = inspect_scene(input_path).grid
                 steps, notes = model.to_steps(grid), model.unit_notes(grid)
             tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
+            with output_lock(output_path):  # one geomask process per output at a time
+                remove_stale_partials(output_path)
+                action = resume_action(output_path, tags, overwrite=redo)
+                if action == "skip":
+                    report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
+                    observer.scene_finished(report)
+                    reports.append(report)
+                    continue
+                spec = OutputSpec(
+                    path=output_path,
+                    format=model.output.format,
+                    compress=model.output.compress,
+                    creation_options=dict(creation_options or {}),
+                    overwrite=action == "replace",
+                    tags=tags,
+                )
+                report = process_scene(
+                    input_path,
+                    spec,
+                    steps,
+                    bands=model.bands,
+                    nodata=model.nodata,
+                    options=options,
+                    observer=_WithNotes(observer, notes),
+                )
+        except GeomaskError as e:
+            if not continue_on_error:
+                raise
+            report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
+            observer.scene_finished(report)
+        reports.append(report)
+    return reports
+
+
+def _plans(
+    model: Pipeline,
+    scenes: Sequence[tuple[Path, Path]],
+    options: RunOptions,
+    creation_options: Mapping[str, str] | None,
+    profile_sha256: str,
+    redo: bool,
+    continue_on_error: bool,
+) -> Iterator[ScenePlan | SceneReport]:
+    """The scenes as the cluster driver takes them, lazily: a plan to run, or a finished report.
+
+    The same decisions as the local loop of :func:`run_pipeline` (steps per scene, provenance,
+    output lock, stale partial files, resume), but a scene to run is only planned; the output lock
+    is held by the plan until its writer is closed.
+    """
+    per_scene = model.uses_map_units()
+    steps = [] if per_scene else model.to_steps()
+    for input_path, output_path in scenes:
+        notes: list[str] = []
+        hold = contextlib.ExitStack()
+        try:
+            if per_scene:
+                with gdal_env(options.gdal_options):
+                    grid = inspect_scene(input_path).grid
+                steps, notes = model.to_steps(grid), model.unit_notes(grid)
+            tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
+            hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
             action = resume_action(output_path, tags, overwrite=redo)
             if action == "skip":
-                report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
-                observer.scene_finished(report)
-                reports.append(report)
+                hold.close()
+                yield SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                 continue
             spec = OutputSpec(
                 path=output_path,
@@ -272,22 +364,23 @@ def run_pipeline(
                 overwrite=action == "replace",
                 tags=tags,
             )
-            report = process_scene(
-                input_path,
-                spec,
-                steps,
-                bands=model.bands,
-                nodata=model.nodata,
-                options=options,
-                observer=_WithNotes(observer, notes),
-            )
+            # Workers open the scene with their own working directory: send them an absolute path.
+            local = "://" not in str(input_path) and not str(input_path).startswith("/vsi")
+            where = Path(input_path).absolute() if local else input_path
+            plan = plan_scene(where, spec, steps, bands=model.bands, nodata=model.nodata, options=options)
+            plan.report.input = str(input_path)
         except GeomaskError as e:
+            hold.close()
             if not continue_on_error:
                 raise
-            report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
-            observer.scene_finished(report)
-        reports.append(report)
-    return reports
+            yield SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
+            continue
+        except BaseException:
+            hold.close()
+            raise
+        plan.report.notes.extend(notes)
+        plan.hold.push(hold)
+        yield plan
 
 
 class _WithNotes:

@@ -167,6 +167,8 @@ def resolve_length(kernel: str, param: str, length: Length, grid: Grid | None) -
             px, py = _pixels(length, grid)
         except KernelError as e:
             raise KernelError(f"kernel {kernel!r}: {param} {e}") from e
+        except GridError as e:
+            raise GridError(f"kernel {kernel!r}: {param}: {e}") from e
     vx, vy = _round(px, rule), _round(py, rule)
     mean = ""
     if vx != vy:

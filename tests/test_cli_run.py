@@ -300,15 +300,27 @@ def test_shipped_profiles_run(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         assert dst.tags()["GEOMASK_VERSION"]
 
 
-def test_cluster_profile_is_refused(tmp_path: Path) -> None:
+def test_cluster_profile_with_a_local_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/cluster.yaml with --scheduler threads: runs here with the profile's other settings.
+
+    (The cluster profiles themselves run against real dask processes in tests/test_cluster.py.)
+    """
+    seen = {}
+    real = geomask.pipeline.process_scene
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["options"] = kwargs["options"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
     pipeline = make_project(tmp_path)
-    code, _, err = _run(str(pipeline), "--profile", str(CONFIGS / "cluster.yaml"))
-    assert code == 2
-    assert err == (
-        "error: scheduler: tcp://127.0.0.1:8786: distributed schedulers are not supported yet; "
-        "use threads, processes or synchronous (in the profile, or --scheduler)\n"
+    code, out, err = _run(
+        str(pipeline), "-q", "--profile", str(CONFIGS / "cluster.yaml"), "--scheduler", "threads"
     )
-    assert not (tmp_path / "out").exists()
+    assert code == 0, err
+    assert "660 pixels selected" in out
+    assert (seen["options"].scheduler, seen["options"].window_size) == ("threads", 2048)
+    assert seen["options"].gdal_options["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
 
 
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "geomask").exists(), reason="no .venv/bin/geomask")

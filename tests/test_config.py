@@ -407,7 +407,7 @@ def test_json_schema() -> None:
     for name in ("GaussianKernel", "MatrixKernel", "VectorMask", "sigma", "all_touched"):
         assert name in text
     scheduler = Profile.model_json_schema()["properties"]["scheduler"]
-    assert scheduler["anyOf"][0]["enum"] == ["threads", "processes", "synchronous"]
+    assert scheduler["anyOf"][0]["enum"] == ["threads", "processes", "synchronous", "local-cluster"]
     assert scheduler["anyOf"][1]["pattern"].startswith("^(tcp|tls)://")
 
 
@@ -426,10 +426,14 @@ def test_profile(tmp_path: Path) -> None:
 
 
 def test_profile_scheduler_address(tmp_path: Path) -> None:
-    """A dask.distributed address validates but is refused when a run is built from it."""
+    """A dask.distributed address (or local-cluster) and the local-cluster worker sizes reach RunOptions."""
     profile = load_profile(write_yaml(tmp_path / "cluster.yaml", "scheduler: tcp://10.0.0.1:8786\n"))
-    with pytest.raises(ConfigError, match="distributed schedulers are not supported yet"):
-        profile.to_options()
+    assert profile.to_options().scheduler == "tcp://10.0.0.1:8786"
+    text = "scheduler: local-cluster\nthreads_per_worker: 2\nmemory_limit: 2 GiB\n"
+    lc = load_profile(write_yaml(tmp_path / "lc.yaml", text)).to_options()
+    assert (lc.scheduler, lc.threads_per_worker, lc.memory_limit) == ("local-cluster", 2, "2 GiB")
+    with pytest.raises(YamlError, match="memory_limit: expected bytes per worker with a unit"):
+        load_profile(write_yaml(tmp_path / "bad.yaml", "memory_limit: 2 gigs\n"))
     assert profile.to_options(scheduler="threads").scheduler == "threads"
     with pytest.raises(YamlError, match=r"tcp://HOST:PORT, got 'thread'. Did you mean 'threads'\?"):
         load_profile(write_yaml(tmp_path / "bad.yaml", "scheduler: thread\n"))
@@ -440,7 +444,7 @@ def test_profile_scheduler_address(tmp_path: Path) -> None:
 def test_shipped_profiles() -> None:
     """configs/ holds the three documented profiles, each valid and commented on every key."""
     paths = sorted(CONFIGS.glob("*.yaml"))
-    assert [p.name for p in paths] == ["cluster.yaml", "local.yaml", "processes.yaml"]
+    assert [p.name for p in paths] == ["cluster.yaml", "local-cluster.yaml", "local.yaml", "processes.yaml"]
     for path in paths:
         profile = load_profile(path)
         text = path.read_text()

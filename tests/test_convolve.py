@@ -402,42 +402,23 @@ def _kernel_arg(case: Case) -> Any:
 
 
 def _must_raise(case: Case) -> bool:
+    """A zero-sum kernel with normalize=True is refused, whatever the mask, when nodata (or NaN) occurs
+    anywhere in the stack (any band) or a support is given: one rule, decided before any work."""
     k = case.kernel
     return (
         k.kind == "linear"
         and case.kwargs["normalize"]
         and k.weight_sum <= 0
-        and nodata_present(case.array, case.kwargs["nodata"])
+        and (nodata_present(case.array, case.kwargs["nodata"]) or case.support is not None)
     )
-
-
-def _has_targets(case: Case) -> bool:
-    """Whether any pixel is to be computed: in the mask, not nodata, and (mode "leave") away from edges."""
-    target = case.mask.copy()
-    if case.kwargs["mode"] == "leave":
-        hr, hc = case.kernel.halo
-        inner = np.zeros_like(target)
-        inner[hr : target.shape[0] - hr, hc : target.shape[1] - hc] = True
-        target &= inner
-    return bool((target & ~_invalid(case.array, case.kwargs["nodata"])).any())
 
 
 def check_case(case: Case) -> None:
     before = case.array.copy()
     mask_before = case.mask.copy()
     if _must_raise(case):
-        if _has_targets(case):
-            with pytest.raises(KernelError):
-                masked_convolve(case.array, _kernel_arg(case), case.mask, **case.call_kwargs())
-            return
-        # Nothing to compute (empty mask, or only nodata / edge pixels in it): the spec says "raise when
-        # nodata occurs", the implementation raises only when it has a pixel to renormalise. Both pass here;
-        # test_zero_sum_kernel_with_nodata_and_empty_mask pins the choice.
-        try:
-            got = masked_convolve(case.array, _kernel_arg(case), case.mask, **case.call_kwargs())
-        except KernelError:
-            return
-        assert np.array_equal(_bits(got), _bits(case.array))
+        with pytest.raises(KernelError):
+            masked_convolve(case.array, _kernel_arg(case), case.mask, **case.call_kwargs())
         return
     got = masked_convolve(case.array, _kernel_arg(case), case.mask, **case.call_kwargs())
     # The input is never modified and the result is a new array.
@@ -748,11 +729,20 @@ def test_zero_sum_kernel_with_nodata_raises_unless_not_normalized(kernel):
 
 
 def test_zero_sum_kernel_with_nodata_and_empty_mask():
-    """Nothing to compute: no error (a windowed run never reads windows the mask misses, so an empty
-    mask cannot raise there either); the result is the input."""
+    """Refused whatever the mask (as the engine refuses a declared nodata before reading a window):
+    the rule depends on the array only, never on which pixels happen to be selected."""
     a = np.array([[217, 163, 130], [69, 78, 10], [4, 4, 44]], dtype=np.uint8)
-    got = masked_convolve(a, kernels.get("laplacian"), np.zeros((3, 3), dtype=bool), nodata=4)
-    assert np.array_equal(got, a)
+    with pytest.raises(KernelError, match="normalize"):
+        masked_convolve(a, kernels.get("laplacian"), np.zeros((3, 3), dtype=bool), nodata=4)
+    # Nodata in one band only, the mask selecting only that band's nodata pixels: refused all the same.
+    stack = np.stack([a, np.full((3, 3), 9, dtype=np.uint8)])
+    with pytest.raises(KernelError, match="normalize"):
+        masked_convolve(stack, kernels.get("laplacian"), a == 4, nodata=4)
+    # Nodata declared but absent: applied as usual.
+    got = masked_convolve(stack[1:], kernels.get("laplacian"), a == 4, nodata=4)
+    expected, computed = reference(stack[1:], kernels.get("laplacian"), a == 4, nodata=4)
+    assert_same(got, expected, computed)
+    assert got[0][a == 4].tolist() == [0, 0]  # the laplacian of a constant
 
 
 def test_constant_border_that_is_nodata_does_not_count():

@@ -32,13 +32,16 @@ from geomask.masks import (
     BoundMask,
     ExpressionSource,
     FullMask,
+    FullSource,
     GrowSource,
+    KMeansSource,
     MaskContext,
     MaskSource,
     NotSource,
     RasterSource,
     ShrinkSource,
     VectorSource,
+    write_mask,
 )
 from geomask.masks.vector import BLOCK_SIZE, BoundVectorMask
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
@@ -523,13 +526,16 @@ def test_masks_package_exports() -> None:
         BoundMask,
         ExpressionSource,
         FullMask,
+        FullSource,
         GrowSource,
+        KMeansSource,
         MaskContext,
         MaskSource,
         NotSource,
         RasterSource,
         ShrinkSource,
         VectorSource,
+        write_mask,
     } == {getattr(masks, name) for name in masks.__all__}
 
 

@@ -13,6 +13,7 @@ import typer
 
 from geomask import __version__
 from geomask.cli.kernels import kernels
+from geomask.cli.mask import mask
 from geomask.cli.run import run
 from geomask.cli.schema import schema
 from geomask.cli.validate import validate
@@ -23,7 +24,8 @@ app = typer.Typer(
     name="geomask",
     help="Apply image kernels (gaussian, sharpen, median, custom ...) only inside regions of interest "
     "of GeoTIFF scenes, window by window and in parallel, driven by YAML pipelines.\n\n"
-    "Exit codes: 0 done, 1 the run failed, 2 invalid pipeline, input or usage.",
+    "Exit codes: 0 done, 1 the run failed, 2 invalid pipeline, input or usage, 130/143 interrupted "
+    "(SIGINT/SIGTERM).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +36,7 @@ app.command("run")(run)
 app.command("validate")(validate)
 app.command("kernels")(kernels)
 app.command("schema")(schema)
+app.command("mask")(mask)
 
 
 def _version(value: bool) -> None:

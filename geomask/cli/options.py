@@ -9,10 +9,12 @@ a bug, printed as one line and exit 1. ``--debug`` adds the traceback. Warnings 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geomask.errors import GeomaskError
+from geomask.errors import GeomaskError, RunInterrupted
 from geomask.warnings import GeomaskWarning
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "SchedulerChoice",
     "echo_error",
     "handle_errors",
+    "interruptible",
     "one_line",
 ]
 
@@ -88,6 +91,49 @@ def _show_warning(
 ) -> None:
     prefix = "" if issubclass(category, GeomaskWarning) else f"{category.__name__}: "
     print(f"warning: {prefix}{one_line(str(message))}", file=sys.stderr)
+
+
+@contextmanager
+def interruptible(finished: Callable[[], Sequence[Any]], total: int) -> Iterator[None]:
+    """Stop cleanly on Ctrl-C (SIGINT) or SIGTERM, saying what finished.
+
+    Inside the block SIGTERM is handled like SIGINT: Python raises ``KeyboardInterrupt`` where the
+    run is, so every ``finally`` runs (the scene in progress removes its temporary file, pending
+    windows are dropped, worker pools shut down). The interrupt leaves the block as
+    :class:`~geomask.errors.RunInterrupted` (exit 130 for SIGINT, 143 for SIGTERM) whose message
+    counts the scenes that finished (their lines were printed as they finished).
+
+    Parameters
+    ----------
+    finished : callable
+        Returns the reports (objects with a ``status``) of the scenes finished so far.
+    total : int
+        How many scenes the run has.
+    """
+    received = [signal.SIGINT]
+
+    def on_term(signum: int, frame: object) -> None:
+        received[0] = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        reports = list(finished())
+        counts = {s: sum(r.status == s for r in reports) for s in ("done", "skipped", "failed")}
+        detail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        raise RunInterrupted(
+            f"interrupted by {received[0].name}: {len(reports)} of {total} scene(s) finished"
+            f"{f' ({detail}, listed above)' if detail else ''}; the scene in progress was stopped and "
+            "its temporary file removed; run the same command again to do the rest (finished outputs "
+            "are skipped)",
+            exit_code=128 + int(received[0]),
+        ) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @contextmanager

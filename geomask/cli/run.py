@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,12 +22,13 @@ from geomask.cli.options import (
     DebugOption,
     PipelineArgument,
     QuietOption,
-    SchedulerChoice,
     handle_errors,
+    interruptible,
 )
 from geomask.cli.progress import CliObserver
 from geomask.config import Profile, load_pipeline, load_profile
-from geomask.engine import SceneReport
+from geomask.config.models import parse_scheduler
+from geomask.engine import RunOptions, SceneReport, is_distributed
 from geomask.errors import OutputError
 from geomask.pipeline import run_pipeline
 
@@ -67,11 +71,15 @@ def run(
         ),
     ] = None,
     scheduler: Annotated[
-        SchedulerChoice | None,
+        str | None,
         typer.Option(
             "--scheduler",
-            help="How windows run in parallel: threads (default), processes, or synchronous "
-            "(one at a time, for debugging).",
+            metavar="threads|processes|synchronous|local-cluster|tcp://HOST:PORT",
+            callback=_check_scheduler,
+            help="How windows run in parallel: threads (default), processes, synchronous (one at a "
+            "time, for debugging), local-cluster (dask.distributed worker processes on this machine; "
+            "--workers of them) or the address of a running dask.distributed scheduler, "
+            "tcp://HOST:PORT (see README: Run on a cluster).",
             show_default=False,
         ),
     ] = None,
@@ -113,11 +121,16 @@ def run(
         settings = load_profile(profile) if profile is not None else Profile()
         options = settings.to_options(
             window_size=window_size,
-            scheduler=scheduler.value if scheduler is not None else None,
+            scheduler=scheduler,
             workers=workers,
         )
         scenes = model.scenes()
-        with CliObserver(len(scenes), progress=not quiet) as observer:
+        with contextlib.ExitStack() as stack:
+            client = None
+            if is_distributed(options.scheduler):
+                client = stack.enter_context(_cluster(options, debug=debug))
+            observer = stack.enter_context(CliObserver(len(scenes), progress=not quiet))
+            stack.enter_context(interruptible(lambda: observer.reports, len(scenes)))
             reports = run_pipeline(
                 model,
                 overwrite=overwrite,
@@ -125,6 +138,7 @@ def run(
                 observer=observer,
                 creation_options=settings.creation_options,
                 continue_on_error=continue_on_error,
+                client=client,
             )
         if report is not None:
             _write_report(report, pipeline, reports)
@@ -132,6 +146,33 @@ def run(
             _summary(reports)
         if any(r.status == "failed" for r in reports):
             raise typer.Exit(EXIT_FAILED)
+
+
+def _check_scheduler(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_scheduler(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+@contextlib.contextmanager
+def _cluster(options: RunOptions, *, debug: bool) -> Iterator[Any]:
+    """Connect to the cluster for the run; print where its dashboard is (stderr)."""
+    from geomask.cluster import connect, dashboard_link
+
+    if not debug:
+        # distributed logs every reconnection attempt and lost worker with a traceback; the run
+        # reports what matters as one line (lost scheduler: RunError), so keep its logs quiet.
+        names = [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+        for name in ["distributed", *names]:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    with connect(options) as client:
+        link = dashboard_link(client)
+        where = f"dask dashboard: {link}" if link else "no dask dashboard (bokeh is not installed there)"
+        typer.echo(f"cluster {client.scheduler.address}: {where}", err=True)
+        yield client
 
 
 def _summary(reports: list[SceneReport]) -> None:

@@ -16,6 +16,7 @@ Relative paths inside a file resolve against the file's folder.
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,15 +24,26 @@ from pydantic import BaseModel, ValidationError
 
 from geomask.config._report import problems_at, problems_from, show
 from geomask.config.models import (
+    MASK_FORMS,
     TEMPLATE_FIELDS,
+    AllMask,
+    AnyMask,
+    BboxMask,
     Boundary,
     Compress,
+    ExpressionMask,
+    GrowMask,
     KernelConfig,
+    KernelsBy,
+    KMeansMask,
     MatrixKernel,
+    NotMask,
     Op,
     OutputConfig,
     Pipeline,
     Profile,
+    RasterMask,
+    ShrinkMask,
     StepConfig,
     VectorMask,
     shape_problems,
@@ -40,7 +52,18 @@ from geomask.config.yamlsafe import Key, Position, Problem, YamlError, key_text,
 from geomask.errors import ConfigError
 
 __all__ = [
+    "MASK_FORMS",
     "TEMPLATE_FIELDS",
+    "AllMask",
+    "AnyMask",
+    "BboxMask",
+    "ExpressionMask",
+    "GrowMask",
+    "KMeansMask",
+    "KernelsBy",
+    "NotMask",
+    "RasterMask",
+    "ShrinkMask",
     "Boundary",
     "Compress",
     "KernelConfig",
@@ -122,9 +145,26 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
     for prefix, step in zip(prefixes, pipeline.step_configs(), strict=True):
         for name in ("mask", "support"):
             section = getattr(step, name)
-            if section is not None:
-                check((*prefix, name, "vector"), section.vector, "no such vector file:")
+            for key, file, what in _mask_files(section, (*prefix, name)):
+                check(key, file, what)
     return problems
+
+
+def _mask_files(section: object, key: Key) -> Iterator[tuple[Key, Path, str]]:
+    """(key, path, what) of every vector and class-raster file a mask section names, nested ones too."""
+    if isinstance(section, VectorMask):
+        yield (*key, "vector"), section.vector, "no such vector file:"
+    elif isinstance(section, RasterMask):
+        yield (*key, "raster"), section.raster, "no such class raster:"
+    elif isinstance(section, (AnyMask, AllMask)):
+        items = section.any if isinstance(section, AnyMask) else section.all
+        form = "any" if isinstance(section, AnyMask) else "all"
+        for i, item in enumerate(items):
+            yield from _mask_files(item, (*key, form, i))
+    elif isinstance(section, NotMask):
+        yield from _mask_files(section.not_, (*key, "not"))
+    elif isinstance(section, (GrowMask, ShrinkMask)):
+        yield from _mask_files(section.mask, (*key, "mask"))
 
 
 def _load(model: type[_M], path: str | Path) -> _M:

@@ -18,10 +18,11 @@ import glob
 import hashlib
 import inspect
 import json
+import math
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args
 
@@ -47,9 +48,10 @@ from geomask.config._report import At, show
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length
+from geomask.urls import is_url, location, template_fields
 
 if TYPE_CHECKING:
-    from geomask.engine import RunOptions, Step
+    from geomask.engine import GroupStep, RunOptions, Step
     from geomask.grid import Grid
     from geomask.masks.base import MaskSource
 
@@ -57,14 +59,29 @@ __all__ = [
     "TEMPLATE_FIELDS",
     "Boundary",
     "Compress",
+    "MASK_FORMS",
+    "AllMask",
+    "AnyMask",
+    "BboxMask",
+    "ExpressionMask",
+    "GrowMask",
+    "KMeansMask",
+    "KMeansParams",
     "KernelConfig",
+    "KernelsBy",
+    "MaskConfig",
     "MatrixKernel",
+    "NotMask",
+    "RasterMask",
+    "ShrinkMask",
+    "SupportConfig",
     "Op",
     "OutputConfig",
     "Pipeline",
     "Profile",
     "StepConfig",
     "VectorMask",
+    "kernels_by_problems",
     "shape_problems",
 ]
 
@@ -72,6 +89,9 @@ Boundary = Literal["reflect", "mirror", "nearest", "wrap", "constant", "leave"]
 Op = Literal["convolve", "correlate"]
 Compress = Literal[
     "deflate", "lzw", "zstd", "lerc", "lerc_deflate", "lerc_zstd", "packbits", "jpeg", "webp", "none"
+]
+OverviewResampling = Literal[
+    "auto", "nearest", "average", "mode", "bilinear", "cubic", "cubicspline", "lanczos", "rms", "gauss"
 ]
 TEMPLATE_FIELDS = ("stem", "name", "parent")
 """Placeholders allowed in ``output.path``: the input's stem, file name and parent folder name."""
@@ -86,6 +106,8 @@ def _base_dir(info: ValidationInfo) -> Path | None:
 
 
 def _resolve(text: str, info: ValidationInfo) -> str:
+    if is_url(text):  # s3://, https://: GDAL reads them; normpath would fold their //
+        return text
     path = Path(text).expanduser()
     base = _base_dir(info)
     if base is not None and not path.is_absolute():
@@ -98,7 +120,7 @@ def _path(value: Any, info: ValidationInfo) -> Path:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise PydanticCustomError("path_type", "expected a file path, got {got}", {"got": show(value)})
-    return Path(_resolve(value, info))
+    return location(_resolve(value, info))  # type: ignore[return-value]  # a URL stays text
 
 
 def _inputs(value: Any, info: ValidationInfo) -> list[str]:
@@ -172,11 +194,38 @@ class _Strict(BaseModel):
 
 
 # --- masks ---------------------------------------------------------------------------------------
+#
+# A mask section is a mapping whose form is named by a key: the first key of the mapping that is a
+# form's name (``vector``, ``bbox``, ``raster``, ``expression``, ``kmeans``, ``any``, ``all``, ``not``,
+# ``grow``, ``shrink``), so ``{where: ..., vector: roi.gpkg}`` is a vector mask too. The union is
+# recursive (``any``/``all``/``not``/``grow``/``shrink`` hold masks) and discriminated like the kernels,
+# so a problem is reported at the key inside the form, never as a list of every alternative. Every form
+# builds its :class:`~geomask.masks.MaskSource` while validating (sources check their parameters on
+# construction and read no file), so ``geomask validate`` reports bad bounds, expressions or clusters.
 
 
-class VectorMask(_Strict):
+def _source_check(build: Callable[[], object], key: tuple[str, ...]) -> None:
+    """Build a mask source; its ConfigError/MaskError becomes a problem at ``key``."""
+    from geomask.errors import GeomaskError
+
+    try:
+        build()
+    except GeomaskError as e:
+        raise At(key, str(e)) from e
+
+
+class _MaskBase(_Strict):
+    form: ClassVar[str] = ""
+
+    def to_source(self) -> MaskSource:  # pragma: no cover - every form overrides it
+        """The :class:`~geomask.masks.MaskSource` this section describes."""
+        raise NotImplementedError
+
+
+class VectorMask(_MaskBase):
     """Pixels covered by the features of a vector file (GeoPackage, GeoJSON, Shapefile ...)."""
 
+    form: ClassVar[str] = "vector"
     vector: FilePath = Field(description="the vector file, in any CRS (reprojected to the scene's)")
     layer: Name | int | None = Field(
         None, description="layer name or index, needed when the file has several"
@@ -196,8 +245,9 @@ class VectorMask(_Strict):
         False, description="fail instead of warning when no feature touches the scene"
     )
 
-    def to_source(self) -> MaskSource:
-        """The :class:`~geomask.masks.VectorSource` this section describes."""
+    def to_source(self, attribute_equals: tuple[str, str] | None = None) -> MaskSource:
+        """The :class:`~geomask.masks.VectorSource` this section describes, optionally only the features
+        whose attribute equals a text (``(attribute, text)``, for ``kernels_by``)."""
         from geomask.masks.vector import VectorSource
 
         return VectorSource(
@@ -208,11 +258,311 @@ class VectorMask(_Strict):
             buffer=self.buffer,
             crs=self.crs,
             require_overlap=self.require_overlap,
+            attribute_equals=attribute_equals,
         )
 
 
-MaskConfig = VectorMask
-"""A mask section (only vector files for now; other sources join as a union keyed by their first key)."""
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class BboxMask(_MaskBase):
+    """Pixels whose centre lies inside a box ``[xmin, ymin, xmax, ymax]``."""
+
+    form: ClassVar[str] = "bbox"
+    bbox: list[Finite] = Field(
+        min_length=4, max_length=4, description="[xmin, ymin, xmax, ymax] in crs units (x: easting/longitude)"
+    )
+    crs: Name | None = Field(None, description="CRS of the bounds, e.g. EPSG:4326 (default: the scene's)")
+
+    @model_validator(mode="after")
+    def _check(self) -> BboxMask:
+        _source_check(self.to_source, ("bbox",) if self.crs is None else ("crs",))
+        return self
+
+    def to_source(self) -> MaskSource:
+        """The :class:`~geomask.masks.BboxSource` this section describes."""
+        from geomask.masks.bbox import BboxSource
+
+        xmin, ymin, xmax, ymax = self.bbox
+        return BboxSource((xmin, ymin, xmax, ymax), crs=self.crs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _order(cls, data: Any) -> Any:
+        # Bounds in the wrong order are reported at bbox, before a CRS is looked at.
+        if isinstance(data, dict):
+            bounds = data.get("bbox")
+            if (
+                isinstance(bounds, list)
+                and len(bounds) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds)
+                and (bounds[0] >= bounds[2] or bounds[1] >= bounds[3])
+            ):
+                raise At(
+                    ("bbox",),
+                    f"bbox {bounds} is empty or inverted: it needs xmin < xmax and ymin < ymax "
+                    "(order [xmin, ymin, xmax, ymax])",
+                )
+        return data
+
+
+class RasterMask(_MaskBase):
+    """Pixels whose class in a class raster (a segmentation) is one of ``values`` or in ``range``."""
+
+    form: ClassVar[str] = "raster"
+    raster: FilePath = Field(
+        description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest neighbour)"
+    )
+    values: list[Finite] | None = Field(None, min_length=1, description="class values to select, e.g. [1, 3]")
+    range: list[Finite] | None = Field(
+        None, min_length=2, max_length=2, description="[lo, hi]: select classes lo <= value <= hi"
+    )
+    band: Annotated[int, Field(ge=1)] = Field(1, description="1-based band of the class raster")
+
+    @model_validator(mode="after")
+    def _check(self) -> RasterMask:
+        if (self.values is None) == (self.range is None):
+            raise At(("raster",), "give exactly one of values: [..] (classes to select) or range: [lo, hi]")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise At(("range",), f"range {self.range} needs lo <= hi")
+        return self
+
+    def to_source(self, values: list[float] | None = None) -> MaskSource:
+        """The :class:`~geomask.masks.RasterSource` of this section (``values`` replaces its selection)."""
+        from geomask.masks.raster import RasterSource
+
+        if values is not None:
+            return RasterSource(self.raster, values=values, band=self.band)
+        rng = None if self.range is None else (self.range[0], self.range[1])
+        return RasterSource(self.raster, values=self.values, range=rng, band=self.band)
+
+    def selects(self, value: float) -> bool:
+        """Whether the class ``value`` is among those this section selects."""
+        if self.values is not None:
+            return value in self.values
+        lo, hi = self.range or (0.0, 0.0)
+        return lo <= value <= hi
+
+
+class ExpressionMask(_MaskBase):
+    """Pixels where a condition on the scene's bands holds, e.g. ``(b2 - b1) / (b2 + b1) > 0.1``."""
+
+    form: ClassVar[str] = "expression"
+    expression: Name = Field(
+        description="a condition on bands b1, b2 ...: numbers, + - * / **, < <= > >= == !=, & | ~, "
+        "parentheses, abs, sqrt, log, minimum, maximum; parsed, never run as Python"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ExpressionMask:
+        _source_check(self.to_source, ("expression",))
+        return self
+
+    def to_source(self) -> MaskSource:
+        """The :class:`~geomask.masks.ExpressionSource` this section describes."""
+        from geomask.masks.expression import ExpressionSource
+
+        return ExpressionSource(self.expression)
+
+
+class KMeansParams(_Strict):
+    """The parameters of a k-means mask."""
+
+    k: Annotated[int, Field(ge=2, le=255)] = Field(description="number of clusters")
+    select: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, description="clusters to select, 1..k, numbered by ascending mean centroid value"
+    )
+    bands: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, min_length=1, description="1-based bands to cluster on (default: all)"
+    )
+    sample: Annotated[int, Field(ge=2)] = Field(
+        100_000, description="about how many pixels the centroids are fitted on (a regular lattice)"
+    )
+    seed: Annotated[int, Field(ge=0)] = Field(
+        0, description="seeds the sample's offset and the initialisation"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> KMeansParams:
+        beyond = [c for c in self.select if c > self.k]
+        if beyond:
+            raise At(
+                ("select",), f"clusters {beyond} do not exist: k is {self.k}, so select from 1..{self.k}"
+            )
+        if self.sample < self.k:
+            raise At(("sample",), f"sample {self.sample} is smaller than k={self.k}")
+        if self.bands is not None and len(set(self.bands)) != len(self.bands):
+            raise At(("bands",), "a band is listed twice: list each band once")
+        return self
+
+
+class KMeansMask(_MaskBase):
+    """Pixels of some k-means clusters of the scene's band values (fitted on a sample of the scene)."""
+
+    form: ClassVar[str] = "kmeans"
+    kmeans: KMeansParams = Field(description="{k, select, bands, sample, seed}")
+
+    def to_source(self) -> MaskSource:
+        """The :class:`~geomask.masks.KMeansSource` this section describes."""
+        from geomask.masks.kmeans import KMeansSource
+
+        p = self.kmeans
+        return KMeansSource(p.k, p.select, bands=p.bands, sample=p.sample, seed=p.seed)
+
+
+class AnyMask(_MaskBase):
+    """Pixels any of the listed masks selects (union)."""
+
+    form: ClassVar[str] = "any"
+    any: list[MaskConfig] = Field(min_length=1, description="masks to unite")
+
+    def to_source(self) -> MaskSource:
+        """An :class:`~geomask.masks.AnySource`."""
+        from geomask.masks.algebra import AnySource
+
+        return AnySource(tuple(m.to_source() for m in self.any))
+
+
+class AllMask(_MaskBase):
+    """Pixels every listed mask selects (intersection)."""
+
+    form: ClassVar[str] = "all"
+    all: list[MaskConfig] = Field(min_length=1, description="masks to intersect")
+
+    def to_source(self) -> MaskSource:
+        """An :class:`~geomask.masks.AllSource`."""
+        from geomask.masks.algebra import AllSource
+
+        return AllSource(tuple(m.to_source() for m in self.all))
+
+
+class NotMask(_MaskBase):
+    """Pixels the given mask does not select (complement within the scene)."""
+
+    form: ClassVar[str] = "not"
+    not_: MaskConfig = Field(alias="not", description="the mask to complement")
+
+    def to_source(self) -> MaskSource:
+        """A :class:`~geomask.masks.NotSource`."""
+        from geomask.masks.algebra import NotSource
+
+        return NotSource(self.not_.to_source())
+
+
+class GrowMask(_MaskBase):
+    """``{grow: N, mask: {...}}``: the mask dilated by a disk of N pixels."""
+
+    form: ClassVar[str] = "grow"
+    grow: Annotated[int, Field(ge=0, le=10_000)] = Field(description="radius in pixels")
+    mask: MaskConfig = Field(description="the mask to grow")
+
+    def to_source(self) -> MaskSource:
+        """A :class:`~geomask.masks.GrowSource`."""
+        from geomask.masks.algebra import GrowSource
+
+        return GrowSource(self.mask.to_source(), self.grow)
+
+
+class ShrinkMask(_MaskBase):
+    """``{shrink: N, mask: {...}}``: the mask eroded by a disk of N pixels."""
+
+    form: ClassVar[str] = "shrink"
+    shrink: Annotated[int, Field(ge=0, le=10_000)] = Field(description="radius in pixels")
+    mask: MaskConfig = Field(description="the mask to shrink")
+
+    def to_source(self) -> MaskSource:
+        """A :class:`~geomask.masks.ShrinkSource`."""
+        from geomask.masks.algebra import ShrinkSource
+
+        return ShrinkSource(self.mask.to_source(), self.shrink)
+
+
+_MASK_MODELS: dict[str, type[_MaskBase]] = {
+    m.form: m
+    for m in (
+        VectorMask,
+        BboxMask,
+        RasterMask,
+        ExpressionMask,
+        KMeansMask,
+        AnyMask,
+        AllMask,
+        NotMask,
+        GrowMask,
+        ShrinkMask,
+    )
+}
+MASK_FORMS = tuple(_MASK_MODELS)
+"""The keys that name a mask form."""
+
+_UNKNOWN = "unknown form"
+_TARGET = "support: target"
+# Union tags are never keys of the data (see _report._data_key), hence the spaces.
+_TAGS = {form: f"{form} mask" for form in MASK_FORMS}
+
+
+def _mask_tag(value: Any) -> str | None:
+    if isinstance(value, _MaskBase):
+        return _TAGS[value.form]
+    if value == "target":
+        return _TARGET
+    if not isinstance(value, dict):
+        return None
+    for key in value:
+        if key in _MASK_MODELS:
+            return _TAGS[key]
+    return _UNKNOWN
+
+
+def _unknown_form(value: Any) -> Any:
+    keys = [str(k) for k in value] if isinstance(value, dict) else []
+    for key in keys:
+        close = difflib.get_close_matches(key, MASK_FORMS, n=1, cutoff=0.6)
+        if close:
+            raise At((key,), f"unknown mask form {key!r}. Did you mean {close[0]!r}?")
+    raise At(
+        (keys[0],) if keys else (),
+        f"a mask needs one of the keys {', '.join(MASK_FORMS)}; got {', '.join(keys) or 'an empty mapping'}",
+    )
+
+
+_Unknown = Annotated[Any, PlainValidator(_unknown_form), WithJsonSchema({"not": {}})]
+_MASK_ERROR = {
+    "custom_error_type": "mask_form",
+    "custom_error_message": "expected a mask mapping such as {vector: PATH} or {bbox: [xmin, ymin, xmax, "
+    "ymax]} (forms: " + ", ".join(MASK_FORMS) + ")",
+}
+
+MaskConfig = Annotated[
+    Union[
+        (
+            *(Annotated[m, Tag(_TAGS[f])] for f, m in _MASK_MODELS.items()),  # type: ignore[valid-type]
+            Annotated[_Unknown, Tag(_UNKNOWN)],
+        )
+    ],
+    Discriminator(_mask_tag, **_MASK_ERROR),
+]
+"""A mask section: a mapping named by one of :data:`MASK_FORMS` (see the comment above)."""
+
+SupportConfig = Annotated[
+    Union[
+        (
+            *(Annotated[m, Tag(_TAGS[f])] for f, m in _MASK_MODELS.items()),  # type: ignore[valid-type]
+            Annotated[_Unknown, Tag(_UNKNOWN)],
+            Annotated[Literal["target"], Tag(_TARGET)],
+        )
+    ],
+    Discriminator(
+        _mask_tag,
+        custom_error_type="mask_form",
+        custom_error_message="expected target (the step's mask) or a mask mapping such as {vector: PATH} "
+        "(forms: " + ", ".join(MASK_FORMS) + ")",
+    ),
+]
+"""A support section: any mask form, or ``target`` (the same mask as the step's target)."""
+
+for _model in (AnyMask, AllMask, NotMask, GrowMask, ShrinkMask):
+    _model.model_rebuild()
 
 
 # --- kernels -------------------------------------------------------------------------------------
@@ -358,6 +708,19 @@ KernelConfig = Annotated[
 """``{name: NAME, <params>}`` for a registry kernel or ``{matrix: [[...]]}`` for a custom one."""
 
 
+class KernelsBy(_Strict):
+    """Per-class kernels: each class of the step's mask gets its own kernel, in one pass."""
+
+    attribute: Name | None = Field(
+        None, description="for a vector mask: the attribute whose values name the classes"
+    )
+    kernels: dict[Annotated[str, Field(min_length=1)], KernelConfig] = Field(
+        min_length=1,
+        description="class -> kernel: attribute values of a vector mask, or class values of a raster mask "
+        "(YAML keys are text: '3' or 3 both mean class 3)",
+    )
+
+
 # --- steps, output, pipeline ----------------------------------------------------------------------
 
 
@@ -368,34 +731,181 @@ _BOUNDARY = Field(
 )
 _CVAL = Field(description="the value beyond the scene edge for boundary: constant")
 _NORMALIZE = Field(description="renormalise the kernel over the valid (non-nodata, supported) neighbours")
-_SUPPORT = Field(description="only pixels inside this mask contribute as neighbours (default: all valid)")
+_SUPPORT = Field(
+    description="only pixels inside this mask contribute as neighbours (default: all valid); any mask "
+    "form, or target (the step's mask; with kernels_by, each class's own region)"
+)
 _KERNEL = Field(description="the kernel: {name: NAME, <params>} or {matrix: [[...]]}")
+_KERNELS_BY = Field(
+    description="per-class kernels instead of kernel: {attribute: NAME, kernels: {CLASS: KERNEL, ...}} on a "
+    "vector mask, or {kernels: {VALUE: KERNEL, ...}} on a raster mask; later classes win where they overlap"
+)
 _MASK = Field(description="where the kernel applies (default: the whole scene)")
 
 
+def _class_value(key: str) -> float | None:
+    """A raster class key as a number (YAML keys are text), or None when it is not one."""
+    try:
+        value = float(key)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def kernels_by_problems(
+    mask: MaskConfig | None, kernel: Any, kernels_by: KernelsBy | None, present: bool = True
+) -> list[At]:
+    """Problems of a step's ``kernel``/``kernels_by``/``mask`` combination (keys relative to the step).
+
+    ``present`` is whether the step says which kernel(s) to apply at all (false: report it missing).
+    """
+    if kernels_by is None:
+        if kernel is None and present:
+            return [
+                At(("kernel",), "missing required key 'kernel' (or 'kernels_by'): say which kernel to apply")
+            ]
+        return []
+    if kernel is not None:
+        return [At(("kernels_by",), "give either kernel or kernels_by, not both")]
+    if isinstance(mask, VectorMask):
+        if kernels_by.attribute is None:
+            return [
+                At(
+                    ("kernels_by",),
+                    "missing required key 'attribute': the vector attribute naming the classes",
+                )
+            ]
+        return []
+    if isinstance(mask, RasterMask):
+        if kernels_by.attribute is not None:
+            return [
+                At(
+                    ("kernels_by", "attribute"),
+                    "attribute is for vector masks; a raster mask's classes are its pixel values",
+                )
+            ]
+        for key in kernels_by.kernels:
+            value = _class_value(key)
+            if value is None:
+                return [
+                    At(("kernels_by", "kernels", key), f"class {key!r} of a raster mask must be a number")
+                ]
+            if not mask.selects(value):
+                return [
+                    At(
+                        ("kernels_by", "kernels", key),
+                        f"class {key} is not selected by the mask (values/range), so its kernel would "
+                        "never apply; add it to the mask's values or range",
+                    )
+                ]
+        return []
+    return [
+        At(
+            ("kernels_by",),
+            "kernels_by needs mask: {vector: PATH} (classes from an attribute) or "
+            "{raster: PATH, values: [..]} (classes from its values)",
+        )
+    ]
+
+
 class StepConfig(_Strict):
-    """One kernel applied inside one mask; steps run in order, each on the previous result."""
+    """One kernel applied inside one mask; steps run in order, each on the previous result.
+
+    With ``kernels_by`` instead of ``kernel``, each class of the mask gets its own kernel, all applied to
+    the same input in one step (see :class:`~geomask.engine.GroupStep`): the classes of a vector mask
+    are the values of ``attribute`` (features of the mask, after its ``where``, whose attribute equals
+    the class); those of a raster mask are its pixel values (each must be selected by the mask's
+    ``values``/``range``). Selected pixels of a class without a kernel stay unchanged; where regions
+    overlap (vector features), the class listed later wins.
+    """
 
     mask: Annotated[MaskConfig | None, _MASK] = None
-    kernel: Annotated[KernelConfig, _KERNEL]
+    kernel: Annotated[KernelConfig | None, _KERNEL] = None
+    kernels_by: Annotated[KernelsBy | None, _KERNELS_BY] = None
     op: Annotated[Op, _OP] = "convolve"
     boundary: Annotated[Boundary, _BOUNDARY] = "reflect"
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
-    support: Annotated[MaskConfig | None, _SUPPORT] = None
+    support: Annotated[SupportConfig | None, _SUPPORT] = None
 
-    def to_step(self, grid: Grid | None = None) -> Step:
-        """The engine's :class:`~geomask.engine.Step`, kernel lengths converted with ``grid``."""
+    @model_validator(mode="after")
+    def _check(self) -> StepConfig:
+        problems = kernels_by_problems(self.mask, self.kernel, self.kernels_by)
+        if problems:
+            raise problems[0]
+        return self
+
+    def kernel_configs(self) -> list[Any]:
+        """Every kernel section of the step (one, or one per class with ``kernels_by``)."""
+        if self.kernels_by is not None:
+            return list(self.kernels_by.kernels.values())
+        return [self.kernel] if self.kernel is not None else []
+
+    def to_step(self, grid: Grid | None = None) -> Step | GroupStep:
+        """The engine's :class:`~geomask.engine.Step` (or, with ``kernels_by``, its
+        :class:`~geomask.engine.GroupStep`), kernel lengths converted with ``grid``."""
         from geomask.engine import Step
 
+        if self.kernels_by is not None:
+            return self._group(grid)
+        if self.kernel is None:  # not reachable for a validated step (see _check)
+            raise ConfigError("a step needs a kernel or kernels_by")
+        mask = self.mask.to_source() if self.mask is not None else None
+        if self.support == "target":
+            support = mask
+        else:
+            support = self.support.to_source() if self.support is not None else None
         return Step(
             kernel=self.kernel.build(grid),
-            mask=self.mask.to_source() if self.mask is not None else None,
+            mask=mask,
             op=self.op,
             mode=self.boundary,
             cval=self.cval,
             normalize=self.normalize,
-            support=self.support.to_source() if self.support is not None else None,
+            support=support,
+        )
+
+    def region_sources(self) -> list[MaskSource]:
+        """With ``kernels_by``: the mask of each class, in the order of ``kernels``."""
+        by = self.kernels_by
+        if by is None or not isinstance(self.mask, (VectorMask, RasterMask)):
+            raise ConfigError("kernels_by needs a vector or raster mask")
+        sources = []
+        for value in by.kernels:
+            if isinstance(self.mask, VectorMask):
+                if by.attribute is None:
+                    raise ConfigError("kernels_by on a vector mask needs attribute")
+                sources.append(self.mask.to_source(attribute_equals=(by.attribute, value)))
+            else:
+                number = _class_value(value)
+                if number is None:  # not reachable for a validated step (see kernels_by_problems)
+                    raise ConfigError(f"class {value!r} of a raster mask must be a number")
+                sources.append(self.mask.to_source(values=[number]))
+        return sources
+
+    def _group(self, grid: Grid | None) -> GroupStep:
+        from geomask.engine import GroupStep
+
+        by = self.kernels_by
+        if by is None:
+            raise ConfigError("kernels_by is not set")
+        regions = tuple(
+            (source, kernel.build(grid))
+            for source, kernel in zip(self.region_sources(), by.kernels.values(), strict=True)
+        )
+        support: MaskSource | Literal["target"] | None
+        if self.support == "target":
+            support = "target"
+        else:
+            support = self.support.to_source() if self.support is not None else None
+        return GroupStep(
+            regions,
+            op=self.op,
+            mode=self.boundary,
+            cval=self.cval,
+            normalize=self.normalize,
+            support=support,
+            label=by.attribute or "class",
         )
 
 
@@ -411,6 +921,12 @@ class OutputConfig(_Strict):
         False,
         description="always redo and replace the output, as --overwrite (false: reruns skip current outputs)",
     )
+    overview_resampling: OverviewResampling = Field(
+        "auto",
+        description="COG overview resampling: auto (nearest for paletted class rasters, else average), or "
+        "nearest, average, mode, bilinear, cubic, cubicspline, lanczos, rms, gauss; nodata is ignored",
+    )
+    stac: bool = Field(False, description="also write a STAC Item (OUTPUT.json) beside each output")
 
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:
@@ -424,7 +940,7 @@ class OutputConfig(_Strict):
         return self
 
 
-_STEP_KEYS = ("kernel", "mask", "support", "op", "boundary", "cval", "normalize")
+_STEP_KEYS = ("kernel", "kernels_by", "mask", "support", "op", "boundary", "cval", "normalize")
 
 
 def shape_problems(data: Mapping[str, Any]) -> list[At]:
@@ -444,7 +960,7 @@ def shape_problems(data: Mapping[str, Any]) -> list[At]:
     bands = data.get("bands")
     if isinstance(bands, list) and len({repr(b) for b in bands}) != len(bands):
         problems.append(At(("bands",), "a band is listed twice: list each band once"))
-    if data.get("steps") is None and data.get("kernel") is None:
+    if data.get("steps") is None and data.get("kernel") is None and data.get("kernels_by") is None:
         problems.append(
             At(("kernel",), "missing required key 'kernel' (or 'steps'): say which kernel to apply")
         )
@@ -475,11 +991,12 @@ class Pipeline(_Strict):
     )
     mask: Annotated[MaskConfig | None, _MASK] = None
     kernel: Annotated[KernelConfig | None, _KERNEL] = None
+    kernels_by: Annotated[KernelsBy | None, _KERNELS_BY] = None
     op: Annotated[Op, _OP] = "convolve"
     boundary: Annotated[Boundary, _BOUNDARY] = "reflect"
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
-    support: Annotated[MaskConfig | None, _SUPPORT] = None
+    support: Annotated[SupportConfig | None, _SUPPORT] = None
     steps: list[StepConfig] | None = Field(
         None, min_length=1, description="steps applied in order (instead of kernel/mask at the top level)"
     )
@@ -490,6 +1007,8 @@ class Pipeline(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> Pipeline:
         problems = shape_problems({k: getattr(self, k) for k in self.model_fields_set})
+        if self.steps is None:
+            problems += kernels_by_problems(self.mask, self.kernel, self.kernels_by, present=False)
         if problems:
             raise problems[0]
         return self
@@ -503,11 +1022,11 @@ class Pipeline(_Strict):
         """The steps, a top-level single step included."""
         if self.steps is not None:
             return list(self.steps)
-        if self.kernel is None:  # not reachable for a validated pipeline (see _shape)
+        if self.kernel is None and self.kernels_by is None:  # not reachable once validated (see _shape)
             raise ConfigError("the pipeline has neither 'kernel' nor 'steps'")
         return [StepConfig(**{k: getattr(self, k) for k in _STEP_KEYS})]
 
-    def to_steps(self, grid: Grid | None = None) -> list[Step]:
+    def to_steps(self, grid: Grid | None = None) -> list[Step | GroupStep]:
         """The engine's steps, in order (kernels built and validated).
 
         ``grid`` is the scene's, needed when a kernel size is in map units (:meth:`uses_map_units`):
@@ -517,7 +1036,7 @@ class Pipeline(_Strict):
 
     def uses_map_units(self) -> bool:
         """Whether a kernel size is given in map units, so steps differ from scene to scene."""
-        return any(step.kernel.uses_map_units() for step in self.step_configs())
+        return any(k.uses_map_units() for step in self.step_configs() for k in step.kernel_configs())
 
     def unit_notes(self, grid: Grid) -> list[str]:
         """How each kernel size in map units converts on ``grid``, e.g. ``gaussian sigma 30 m = 1 px``."""
@@ -525,8 +1044,39 @@ class Pipeline(_Strict):
         notes = []
         for i, step in enumerate(configs, start=1):
             prefix = f"step {i}: " if len(configs) > 1 else ""
-            notes.extend(prefix + note for note in step.kernel.resolve(grid)[1])
+            for kernel in step.kernel_configs():
+                notes.extend(prefix + note for note in kernel.resolve(grid)[1])
         return notes
+
+    def mask_source(self, step: int | None = None) -> MaskSource:
+        """The mask a run applies kernels inside: one step's target, or the union over the steps.
+
+        Parameters
+        ----------
+        step : int or None
+            1-based step number; None (default) unites every step's target. A step without a mask
+            (or ``kernels_by`` regions: their union) is the whole scene.
+
+        Raises
+        ------
+        ConfigError
+            ``step`` is not a step number of this pipeline.
+        """
+        from geomask.masks import AnySource, FullSource
+
+        configs = self.step_configs()
+        if step is not None and not 1 <= step <= len(configs):
+            raise ConfigError(f"step {step} does not exist: the pipeline has steps 1..{len(configs)}")
+        chosen = configs if step is None else [configs[step - 1]]
+        sources = []
+        for config in chosen:
+            if config.mask is None:
+                return FullSource()
+            if config.kernels_by is not None:
+                sources.extend(config.region_sources())
+            else:
+                sources.append(config.mask.to_source())
+        return sources[0] if len(sources) == 1 else AnySource(tuple(sources))
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the pipeline (``output.overwrite`` excluded)."""
@@ -546,18 +1096,18 @@ class Pipeline(_Strict):
         """
         inputs: list[Path] = []
         for pattern in self.input:
-            if glob.has_magic(pattern):
+            if not is_url(pattern) and glob.has_magic(pattern):
                 matches = sorted(glob.glob(pattern))
                 if not matches:
                     raise InputError(f"input: no file matches {pattern!r}: check the pattern")
                 inputs.extend(Path(m) for m in matches)
             else:
-                inputs.append(Path(pattern))
+                inputs.append(location(pattern))  # type: ignore[arg-type]  # a URL stays text
         pairs: list[tuple[Path, Path]] = []
         seen: dict[Path, Path] = {}
         template = str(self.output.path)
         for scene in dict.fromkeys(inputs):
-            out = Path(template.format(stem=scene.stem, name=scene.name, parent=scene.parent.name))
+            out = location(template.format(**template_fields(scene)))
             if out in seen:
                 raise ConfigError(
                     f"output.path: {seen[out]} and {scene} would both be written to {out}: "
@@ -573,24 +1123,33 @@ class Pipeline(_Strict):
 # --- run profile ----------------------------------------------------------------------------------
 
 
-LocalScheduler = Literal["threads", "processes", "synchronous"]
+LocalScheduler = Literal["threads", "processes", "synchronous", "local-cluster"]
 _ADDRESS = r"^(tcp|tls)://[^\s/:]+:[0-9]{1,5}$"
+_BYTES = r"^(auto|[0-9]+(\.[0-9]+)?\s*([kKMGT]i?B|B)?)$"
 
 
-def _scheduler(value: Any) -> str:
+def parse_scheduler(value: Any) -> str:
+    """Check a scheduler name or address; returns it unchanged.
+
+    Raises
+    ------
+    ValueError
+        With the choices and a did-you-mean (also a pydantic error inside the models).
+    """
     if isinstance(value, str) and (value in get_args(LocalScheduler) or re.fullmatch(_ADDRESS, value)):
         return value
     close = difflib.get_close_matches(value, get_args(LocalScheduler), n=1) if isinstance(value, str) else []
     raise PydanticCustomError(
         "option_scheduler",
-        "expected threads, processes, synchronous or a scheduler address tcp://HOST:PORT, got {got}{hint}",
+        "expected threads, processes, synchronous or a scheduler address: local-cluster (started for the "
+        "run) or tcp://HOST:PORT, got {got}{hint}",
         {"got": show(value), "hint": f". Did you mean {close[0]!r}?" if close else ""},
     )
 
 
 Scheduler = Annotated[
     str,
-    PlainValidator(_scheduler),
+    PlainValidator(parse_scheduler),
     WithJsonSchema(
         {
             "anyOf": [
@@ -600,23 +1159,51 @@ Scheduler = Annotated[
         }
     ),
 ]
-"""threads, processes, synchronous, or a dask.distributed address (accepted, not run yet)."""
+"""threads, processes, synchronous, local-cluster, or a dask.distributed address tcp://HOST:PORT."""
+
+
+def _memory_limit(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(_BYTES, value.strip()):
+        return value.strip()
+    raise PydanticCustomError(
+        "option_memory_limit",
+        "expected bytes per worker with a unit, e.g. '2 GiB' or '512 MB', or 'auto', got {got}",
+        {"got": show(value)},
+    )
+
+
+MemoryLimit = Annotated[
+    str, PlainValidator(_memory_limit), WithJsonSchema({"type": "string", "pattern": _BYTES})
+]
+"""Bytes per worker as text with a unit (``2 GiB``, ``512 MB``), a plain number of bytes, or ``auto``."""
 
 
 class Profile(_Strict):
     """How to run: scheduler, parallelism, window size, GDAL and output creation options.
 
-    ``scheduler`` also accepts a dask.distributed address (``tcp://HOST:PORT``) so cluster profiles
-    validate, but running with one is refused until cluster support exists.
+    ``scheduler`` is one of dask's local schedulers (``threads``, ``processes``, ``synchronous``),
+    ``local-cluster`` (a ``distributed.LocalCluster`` of ``workers`` worker processes with
+    ``threads_per_worker`` threads and ``memory_limit`` each, started for the run) or the address of
+    a running dask.distributed scheduler (``tcp://HOST:PORT``), whose workers are sized by whoever
+    started them.
     """
 
     scheduler: Scheduler = Field(
         "threads",
-        description="dask scheduler: threads (default), processes, synchronous (debugging), or the "
-        "address of a dask.distributed scheduler, tcp://HOST:PORT (not supported yet)",
+        description="dask scheduler: threads (default), processes, synchronous (debugging), local-cluster "
+        "(dask.distributed worker processes on this machine), or the address of a running "
+        "dask.distributed scheduler, tcp://HOST:PORT",
     )
     workers: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="parallel workers (default: all cores)"
+        None, description="parallel workers (default: all cores); for local-cluster, worker processes"
+    )
+    threads_per_worker: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="threads in each local-cluster worker process (default: 1)"
+    )
+    memory_limit: MemoryLimit | None = Field(
+        None,
+        description="memory per local-cluster worker, e.g. '2 GiB' or 'auto' (default: auto, the "
+        "machine's memory shared by the workers); a worker above 95 % of it is restarted",
     )
     window_size: Annotated[int, Field(ge=16, le=65536)] = Field(
         1024, description="window side in pixels, rounded up to a multiple of the input's block size"
@@ -629,25 +1216,15 @@ class Profile(_Strict):
     )
 
     def to_options(self, **overrides: Any) -> RunOptions:
-        """The engine's :class:`~geomask.engine.RunOptions`; ``overrides`` that are not None win.
-
-        Raises
-        ------
-        ConfigError
-            The scheduler is a distributed scheduler's address (and no ``scheduler`` override
-            replaces it): those are not supported yet.
-        """
+        """The engine's :class:`~geomask.engine.RunOptions`; ``overrides`` that are not None win."""
         from geomask.engine import RunOptions
 
-        if overrides.get("scheduler") is None and self.scheduler not in get_args(LocalScheduler):
-            raise ConfigError(
-                f"scheduler: {self.scheduler}: distributed schedulers are not supported yet; "
-                "use threads, processes or synchronous (in the profile, or --scheduler)"
-            )
         values: dict[str, Any] = {
             "window_size": self.window_size,
             "scheduler": self.scheduler,
             "workers": self.workers,
+            "threads_per_worker": self.threads_per_worker,
+            "memory_limit": self.memory_limit,
             "gdal_options": dict(self.gdal),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

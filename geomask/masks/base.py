@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from geomask.errors import MaskError
 from geomask.grid import Grid
 
-__all__ = ["ArrayMask", "ArraySource", "BoundMask", "FullMask", "MaskContext", "MaskSource"]
+__all__ = ["ArrayMask", "ArraySource", "BoundMask", "FullMask", "FullSource", "MaskContext", "MaskSource"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,22 @@ class FullMask(BoundMask):
 
     def render(self, window: Window) -> NDArray[np.bool_]:
         return np.ones((int(window.height), int(window.width)), dtype=bool)
+
+
+class FullSource(MaskSource):
+    """The whole scene (what a step without ``mask`` selects), as a source for the mask algebra."""
+
+    def bind(self, context: MaskContext) -> FullMask:
+        return FullMask()
+
+    def describe(self) -> str:
+        return "whole scene"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FullSource)
+
+    def __hash__(self) -> int:
+        return hash(FullSource)
 
 
 class ArrayMask(BoundMask):

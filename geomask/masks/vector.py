@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
@@ -90,6 +91,10 @@ class VectorSource(MaskSource):
         when the file has one.
     require_overlap : bool
         Raise :class:`~geomask.errors.MaskError` instead of warning when no feature touches the scene.
+    attribute_equals : (str, str) or None
+        ``(attribute, text)``: keep only features whose attribute, written as text, equals ``text``
+        (after ``where``). Integers are written without decimals (``3``), so YAML class keys, always
+        text, match integer and text attributes alike. Used by per-class kernels (``kernels_by``).
 
     Notes
     -----
@@ -107,6 +112,7 @@ class VectorSource(MaskSource):
     buffer: float | None = None
     crs: str | None = None
     require_overlap: bool = False
+    attribute_equals: tuple[str, str] | None = None
 
     def describe(self) -> str:
         """``vector(NAME)`` plus the options that change the selection (reads nothing)."""
@@ -115,6 +121,8 @@ class VectorSource(MaskSource):
             for key, value in (("layer", self.layer), ("where", self.where), ("buffer", self.buffer))
             if value is not None
         ]
+        if self.attribute_equals is not None:
+            extras.append(f"{self.attribute_equals[0]}={self.attribute_equals[1]}")
         if self.all_touched:
             extras.append("all_touched")
         return f"vector({', '.join([_name(self.path), *extras])})"
@@ -164,13 +172,23 @@ class VectorSource(MaskSource):
     def _read(self, path: str) -> gpd.GeoDataFrame:
         """The features of the chosen layer, filtered by ``where``; errors as MaskError."""
         if "://" not in path and not path.startswith("/vsi") and not Path(path).exists():
-            raise MaskError(f"vector file not found: {path}")
-        try:
-            layers = pyogrio.list_layers(path)
-        except _READ_ERRORS as e:
             raise MaskError(
-                f"cannot read {path} as a vector file (GeoPackage, GeoJSON, Shapefile ...): {e}"
-            ) from e
+                f"vector file not found: {path}; check the mask's vector: path (relative paths resolve "
+                "from the YAML file's folder)"
+            )
+        # GDAL's warnings about a file it then fails to open are noise next to the error: shown only
+        # when the file opens.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                layers = pyogrio.list_layers(path)
+            except _READ_ERRORS as e:
+                raise MaskError(
+                    f"cannot read {path} as a vector file (GeoPackage, GeoJSON, Shapefile ...): {e}; "
+                    "check the file (re-export it) or choose another"
+                ) from e
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         names = [str(name) for name in layers[:, 0]] if len(layers) else []
         listing = ", ".join(repr(name) for name in names)
         if not names:
@@ -188,13 +206,15 @@ class VectorSource(MaskSource):
             kwargs["where"] = self.where
         try:
             frame = gpd.read_file(path, **kwargs)
-        except _READ_ERRORS as e:
+        except (*_READ_ERRORS, ValueError) as e:  # pyogrio: ValueError for a where: that is not valid SQL
             hint = f" (check where: {self.where!r})" if self.where is not None else ""
             raise MaskError(f"cannot read features of vector file {path}{hint}: {e}") from e
         if len(frame) == 0:
             if self.where is not None:
                 raise MaskError(f"no feature of vector file {path} matches where: {self.where!r}")
             raise MaskError(f"vector file {path} is empty (no features); add some or choose another")
+        if self.attribute_equals is not None:
+            frame = _attribute_equals(frame, path, *self.attribute_equals)
         return frame
 
     def _crs(self, declared: CRS | None, path: str) -> CRS | None:
@@ -213,6 +233,31 @@ class VectorSource(MaskSource):
                 f"{self.crs}; remove crs: (it only applies to files without a CRS)"
             )
         return declared
+
+
+def _attribute_equals(frame: gpd.GeoDataFrame, path: str, attribute: str, text: str) -> gpd.GeoDataFrame:
+    """The features whose ``attribute``, as text, is ``text``; MaskError when none or no such column."""
+    columns = [str(c) for c in frame.columns if c != frame.geometry.name]
+    if attribute not in columns:
+        listing = ", ".join(columns) or "none"
+        raise MaskError(f"vector file {path} has no attribute {attribute!r}; its attributes are {listing}")
+    as_text = [_as_text(value) for value in frame[attribute]]
+    chosen = frame[np.array([value == text for value in as_text], dtype=bool)]
+    if len(chosen) == 0:
+        present = ", ".join(repr(v) for v in sorted({v for v in as_text if v})[:10])
+        raise MaskError(
+            f"no feature of vector file {path} has {attribute} = {text!r}; its values include {present}"
+        )
+    return chosen
+
+
+def _as_text(value: object) -> str:
+    """An attribute value as YAML would write it: whole floats without decimals, missing values empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def require_north_up(grid: Grid, what: str) -> None:
@@ -286,7 +331,10 @@ def bind_geometries(
             f"unchanged; {fix}"
         )
         if require_overlap:
-            raise MaskError(message)
+            raise MaskError(
+                f"{what} does not overlap the scene (grid bounds {grid.bounds}); {fix}, or set "
+                "require_overlap: false to copy such scenes unchanged"
+            )
         warnings.warn(message, NoOverlapWarning, stacklevel=3)
     return BoundVectorMask(
         pixel_parts,
@@ -420,15 +468,18 @@ class BoundVectorMask(BoundMask):
         hits = self._hits(block_row, block_col, height, width)
         if hits.size == 0:
             return None
-        burned = rasterize(
-            self.geometries[hits],
-            out_shape=(height, width),
-            transform=Affine.translation(block_col, block_row),
-            all_touched=self.all_touched,
-            fill=0,
-            default_value=1,
-            dtype="uint8",
-        )
+        with warnings.catch_warnings():
+            # The block at the grid origin has the identity transform, which GDAL calls "not georeferenced".
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            burned = rasterize(
+                self.geometries[hits],
+                out_shape=(height, width),
+                transform=Affine.translation(block_col, block_row),
+                all_touched=self.all_touched,
+                fill=0,
+                default_value=1,
+                dtype="uint8",
+            )
         return burned.view(bool)
 
 

@@ -1,0 +1,76 @@
+"""``geomask mask``: write the mask a pipeline applies its kernels inside, as a GeoTIFF to check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
+from geomask.config import TEMPLATE_FIELDS, load_pipeline
+from geomask.errors import ConfigError
+from geomask.masks.write import write_mask
+
+__all__ = ["mask"]
+
+
+def mask(
+    pipeline: PipelineArgument,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="MASK.tif",
+            help="The mask GeoTIFF to write. With several scenes, a template using {stem}, {name} or "
+            "{parent} (e.g. masks/{stem}.mask.tif).",
+            show_default=False,
+        ),
+    ],
+    step: Annotated[
+        int | None,
+        typer.Option(
+            "--step",
+            min=1,
+            metavar="N",
+            help="Write step N's mask (1-based) instead of the union of every step's mask.",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing mask file.")] = False,
+    window_size: Annotated[
+        int,
+        typer.Option("--window-size", min=16, metavar="PIXELS", help="Side of the windows rendered at once."),
+    ] = 1024,
+    debug: DebugOption = False,
+) -> None:
+    """Write the mask of PIPELINE.yaml on each of its scenes: a uint8 GeoTIFF, 1 inside, 0 outside.
+
+    The mask is the union of every step's mask (a step without mask: the whole scene; a kernels_by
+    step: the union of its classes), or step N's with --step N. It has the scene's CRS, transform and
+    size, so it overlays the scene in QGIS. Nodata pixels follow the pipeline's nodata rule: sources
+    that read pixels (expression, kmeans, raster classes) never select them. Prints one line per scene
+    with the pixels selected. Exit code 0 when written, 2 for an invalid pipeline or argument.
+    """
+    with handle_errors(debug):
+        model = load_pipeline(pipeline)
+        source = model.mask_source(step)
+        scenes = [scene for scene, _ in model.scenes()]
+        template = str(output)
+        if len(scenes) > 1 and not any("{" + f + "}" in template for f in TEMPLATE_FIELDS):
+            raise ConfigError(
+                f"-o {output}: the pipeline has {len(scenes)} scenes; use {{stem}}, {{name}} or {{parent}} "
+                "in the path so each gets its own mask"
+            )
+        for scene in scenes:
+            try:
+                target = Path(template.format(stem=scene.stem, name=scene.name, parent=scene.parent.name))
+            except (KeyError, IndexError, ValueError) as e:
+                raise ConfigError(
+                    f"-o {output}: invalid template ({e}); use {{stem}}, {{name}} or {{parent}}"
+                ) from e
+            selected = write_mask(
+                scene, source, target, nodata=model.nodata, window_size=window_size, overwrite=overwrite
+            )
+            typer.echo(f"mask    {scene} -> {target}: {selected:,} pixels selected")

@@ -1,0 +1,129 @@
+"""One writer per output across processes: an advisory lock file beside each output.
+
+Two ``geomask run`` processes started on the same pipeline would otherwise both decide that an
+output is missing, both compute it and race to rename their temporary files into place. Before a
+scene's output is looked at, :func:`output_lock` takes an exclusive lock on ``NAME.geomask.lock``
+beside the output (created if needed, holding the owner's PID for the message). A second process
+that finds the lock held does not wait: it raises :class:`~geomask.errors.OutputLockedError`
+naming the PID, so that scene fails (exit 1) and nothing of the first run is touched; a rerun
+after the first process has finished skips the outputs it completed.
+
+The lock is ``flock(2)``, held by the kernel for the open file: it is released when the process
+ends in any way, SIGKILL included, so there are no stale locks to detect and a reused PID cannot
+keep one alive. The lock file is removed on release; a file left by a killed process is simply
+locked again by the next run.
+
+Notes
+-----
+``flock`` is advisory and local to one kernel: two machines writing the same folder on a network
+file system are only protected where the file system forwards ``flock`` (Linux NFS does, as
+POSIX locks). On systems without :mod:`fcntl` (Windows), and for outputs that are URLs or GDAL
+virtual paths (``/vsis3/...``), no lock is taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from geomask.errors import OutputError, OutputLockedError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_SUFFIX", "lock_path", "output_lock"]
+
+LOCK_SUFFIX = ".geomask.lock"
+"""Suffix of the lock file beside an output: ``NAME.geomask.lock``."""
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+"""A URL (``s3://``, ``https://``; also as a Path makes it, ``s3:/``): no local lock."""
+
+
+def lock_path(output: Path) -> Path:
+    """The lock file of ``output``: ``NAME.geomask.lock`` in the same folder."""
+    return output.with_name(output.name + LOCK_SUFFIX)
+
+
+def _holder(fd: int) -> str:
+    """The PID recorded in an open lock file, as text for a message ('' when not written yet)."""
+    with contextlib.suppress(OSError):
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if text.isdigit():
+            return f" (pid {text})"
+    return ""
+
+
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Hold the lock of ``output`` for the duration of the block.
+
+    Parameters
+    ----------
+    output : Path
+        A local output path; its folder is created if missing (as the run would).
+
+    Raises
+    ------
+    OutputLockedError
+        Another process holds the lock (exit 1): ``another geomask run (pid N) is writing OUTPUT``.
+    OutputError
+        The folder or the lock file cannot be created (not writable, a file in the way).
+
+    Notes
+    -----
+    The lock is not re-entrant: taking it twice in one process fails like a second process.
+    """
+    text = str(output)
+    if fcntl is None or text.startswith("/vsi") or _URL.match(text):  # Windows, or not a local file
+        yield
+        return
+    path = lock_path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{output.parent}: cannot create the output directory ({e.strerror or e})") from e
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(
+                f"{output}: cannot create the lock file {path.name} ({e.strerror or e}); "
+                "the output folder must be writable"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise OutputLockedError(
+                f"{output}: another geomask run{holder} is writing this output; wait for it to finish "
+                "and rerun (its finished outputs are skipped), or give this run another output.path"
+            ) from None
+        except OSError as e:
+            os.close(fd)
+            raise OutputError(f"{output}: cannot lock {path.name} ({e.strerror or e})") from e
+        # A previous holder may have removed the file between our open and our lock: then the lock
+        # is on a file no longer at ``path``; start over with the current one.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        with contextlib.suppress(OSError):  # the PID is only for the message (a full disk is reported later)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
