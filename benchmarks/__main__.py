@@ -1,131 +1,112 @@
-"""``make bench``: end-to-end and kernel-core benchmarks, one table, ratios against the anchors.
+"""``make bench`` (``python -m benchmarks``): geomask against its peers, one report, targets at the end.
 
-Usage: ``python -m benchmarks [--size 8192] [--skip-core] [--skip-e2e]``. Results are printed
-and appended to nothing: copy the table into benchmarks/RESULTS.md with the machine and date.
+Usage: ``python -m benchmarks [--quick] [--only e2e,memory,core,cluster] [--repeat N] [--out FILE]``.
+
+Sections run in the order of :data:`SECTIONS`; each is a function ``f(ctx) -> str`` that returns
+its markdown and records its targets with ``ctx.target(...)``. A section whose module does not
+exist is skipped. Scenes are generated once
+(deterministic) and cached in ``benchmarks/.cache``. Timings never go in the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import importlib.util
-import json
+import io
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.cluster import run as cluster_speedup
-from benchmarks.scene import make_rois, make_scene
+from benchmarks.common import Context, table
 
 
-def run_job(name: str, scene: Path, rois: Path, threads: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{name}.tif"
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.jobs", name, str(scene), str(rois), str(out), str(threads)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-    if proc.returncode != 0:
-        return {"job": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _cluster(ctx: Context) -> str:
+    """Adapter for ``benchmarks/cluster.py`` (the CLUSTER helper's), which prints its own table."""
+    from benchmarks.cluster import run
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        timings = run(scenes=4 if ctx.quick else 8, size=1024)
+    speedup = timings["speedup"]
+    ctx.target("5 cluster", "local-cluster: 2 workers >= 1.8x 1 worker", f"{speedup:.2f}x", speedup >= 1.8)
+    return text.getvalue().strip()
 
 
-def end_to_end(size: int) -> None:
-    print(
-        f"## End to end: {size}x{size}x3 uint16, tiled 512, DEFLATE; 60 ROIs (~3%) in EPSG:4326; 5x5 gaussian"
+#: (name, module, function): the report's sections, in order. Each function takes the
+#: :class:`~benchmarks.common.Context`, returns its markdown and records its targets with
+#: ``ctx.target(...)``. Scaling (section 4) runs with section 1. A section whose module is
+#: missing is skipped.
+SECTIONS: list[tuple[str, str, str]] = [
+    ("e2e", "benchmarks.e2e", "run"),
+    ("memory", "benchmarks.memory", "run"),
+    ("core", "benchmarks.core", "run"),
+    ("cluster", "benchmarks.cluster", "_cluster"),
+]
+
+
+def machine() -> str:
+    """One line: date, CPU model, cores, memory, Python and GDAL versions."""
+    import rasterio
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, GDAL {rasterio.__gdal_version__}"
     )
-    t = time.perf_counter()
-    scene = make_scene(size)
-    rois = make_rois(scene)
-    print(f"(scene ready in {time.perf_counter() - t:.1f} s: {scene})")
-    threads = os.cpu_count() or 1
-    jobs = ["gdal_copy", "geomask", "opencv"]
-    if importlib.util.find_spec("rioxarray") and importlib.util.find_spec("dask_image"):
-        jobs.append("rioxarray_daskimage")
-    results = {name: run_job(name, scene, rois, threads) for name in jobs}
-    one = run_job("geomask", scene, rois, 1)
-    g = results["geomask"]
-    print("| job | seconds | peak RSS MiB | geomask / job |\n|---|---|---|---|")
-    for name, r in results.items():
-        if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller scenes and fewer cases (a few minutes)")
+    parser.add_argument("--only", default="", help="comma-separated sections (default: all)")
+    parser.add_argument("--repeat", type=int, help="repeats of the timed jobs (default 3, quick 1)")
+    parser.add_argument("--out", type=Path, help="also write the report (markdown) to this file")
+    args = parser.parse_args(argv)
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = wanted - {name for name, _, _ in SECTIONS}
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}: choose from {[n for n, _, _ in SECTIONS]}")
+    ctx = Context(quick=args.quick, repeat=args.repeat or (1 if args.quick else 3))
+    started = time.perf_counter()
+    report = [f"# geomask benchmarks{' (quick)' if args.quick else ''}", "", machine(), ""]
+    print("\n".join(report), flush=True)
+    for name, module, function in SECTIONS:
+        if wanted and name not in wanted:
             continue
-        ratio = g["seconds"] / r["seconds"] if "seconds" in g else float("nan")
-        print(f"| {name} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | {ratio:.2f}x |")
-    if "seconds" in one and "seconds" in g:
-        print(
-            f"\nScaling: geomask 1 thread {one['seconds']:.2f} s, {threads} threads {g['seconds']:.2f} s: "
-            f"speedup {one['seconds'] / g['seconds']:.2f}x"
+        if importlib.util.find_spec(module) is None:
+            print(f"(section {name}: {module} not present, skipped)\n", flush=True)
+            continue
+        run = (
+            globals()[function]
+            if function.startswith("_")
+            else getattr(importlib.import_module(module), function)
         )
-
-
-def kernel_core(size: int = 4096) -> None:
-    import cv2
-    import scipy.ndimage as ndi
-
-    from geomask.convolve import masked_convolve
-    from geomask.kernels import get
-
-    print(f"\n## Kernel core in memory: {size}x{size} float32; seconds (OpenCV / geomask ratio)")
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(size, size)).astype(np.float32)
-    kernels = {
-        "3x3": get("box", size=3),
-        "5x5": get("gaussian", sigma=1.0, radius=2),
-        "15x15": get("gaussian", sigma=2.5, radius=7),
-        "31x31": get("gaussian", sigma=5.0, radius=15),
-    }
-    print(
-        "| cover | kernel | geomask | OpenCV+composite | scipy+composite | OpenCV/geomask |\n"
-        "|---|---|---|---|---|---|"
-    )
-    for cover in (0.001, 0.01, 0.1, 0.5):
-        mask = rng.random(a.shape) < cover
-        for label, k in kernels.items():
-            masked_convolve(a[:64, :64], k, mask[:64, :64])  # compile outside the timing
-            t = time.perf_counter()
-            masked_convolve(a, k, mask)
-            tg = time.perf_counter() - t
-            t = time.perf_counter()
-            r = cv2.filter2D(a, -1, k.weights.astype(np.float32)[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
-            out = a.copy()
-            out[mask] = r[mask]
-            tc = time.perf_counter() - t
-            t = time.perf_counter()
-            r = ndi.convolve(a, k.weights.astype(np.float32))
-            out = a.copy()
-            out[mask] = r[mask]
-            ts = time.perf_counter() - t
-            print(f"| {cover:.1%} | {label} | {tg:.3f} | {tc:.3f} | {ts:.3f} | {tc / tg:.2f} |")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument(
-        "--size", type=int, default=8192, help="end-to-end scene side in pixels (default 8192)"
-    )
-    parser.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end table")
-    parser.add_argument("--skip-core", action="store_true", help="skip the kernel-core table")
-    args = parser.parse_args()
-    print(
-        f"# geomask benchmarks, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}\n"
-    )
-    if not args.skip_e2e:
-        end_to_end(args.size)
-    if not args.skip_core:
-        kernel_core()
-    cluster_speedup()
+        text = run(ctx)
+        print(text + "\n", flush=True)
+        report += [text, ""]
+    rows = [
+        [t.section, t.what, t.measured, {True: "met", False: "MISSED", None: "not measured"}[t.met]]
+        for t in ctx.targets
+    ]
+    summary = "## Targets (issue 5)\n\n" + table(["section", "target", "measured", ""], rows)
+    summary += f"\n\nTotal benchmark time {time.perf_counter() - started:.0f} s."
+    print(summary, flush=True)
+    report.append(summary)
+    if args.out:
+        args.out.write_text("\n".join(report) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -52,6 +53,52 @@ def make_scene(size: int, bands: int = 3, block: int = 512) -> Path:
                     b + 1,
                     window=((row, row + h), (0, size)),
                 )
+    tmp.rename(path)
+    return path
+
+
+def make_big_scene(gigabytes: float, bands: int = 3, block: int = 512) -> Path:
+    """A square uncompressed ``bands`` x uint16 GeoTIFF of about ``gigabytes`` GB (10^9 bytes).
+
+    Tiled ``block``, BigTIFF above 4 GB, UTM 33N at 10 m. The pixels are a smooth integer
+    gradient plus a repeated 512 x 512 noise tile: not constant, highly compressible, and
+    generated at disk speed (no per-pixel random numbers, no compression).
+    """
+    side = max(block, round(math.sqrt(gigabytes * 1e9 / (bands * 2)) / block) * block)
+    path = CACHE / f"big2_{side}x{side}x{bands}.tif"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(43)
+    noise = rng.integers(0, 4, size=(block, block), dtype=np.int32)
+    x = np.arange(side, dtype=np.float64)
+    col_term = np.rint(600 * np.sin(x / 900)).astype(np.int32)
+    profile = {
+        "driver": "GTiff",
+        "width": side,
+        "height": side,
+        "count": bands,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0),
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "none",
+        "nodata": 0,
+        "BIGTIFF": "YES" if side * side * bands * 2 > 3.9e9 else "NO",
+    }
+    tmp = path.with_suffix(".tmp.tif")
+    reps = math.ceil(side / block)
+    with rasterio.Env(GDAL_CACHEMAX=1024), rasterio.open(tmp, "w", **profile) as ds:
+        for row in range(0, side, block):
+            h = min(block, side - row)
+            y = np.arange(row, row + h, dtype=np.float64)
+            row_term = np.rint(600 * np.cos(y / 1100)).astype(np.int32)
+            tile = np.tile(noise[:h], (1, reps))[:, :side]
+            for b in range(bands):
+                plane = (2000 + 150 * b) + row_term[:, None] + col_term[None, :] + tile
+                ds.write(plane.astype(np.uint16), b + 1, window=((row, row + h), (0, side)))
     tmp.rename(path)
     return path
 

@@ -20,13 +20,16 @@ interrupted batch keeps every finished scene and a rerun skips them.
 
 Why results stream to one writer. Several processes writing windows of one compressed GeoTIFF lose
 tiles, and ``distributed.Lock`` does not guarantee mutual exclusion (a lease that times out gives
-the lock to a second holder), so only this process writes. The alternative, each task writing its
-window to a part file on shared storage and one process assembling the parts, was measured on the
-benchmark scenes (``python -m benchmarks.cluster``): it writes and reads every pixel twice more,
-needs a shared scratch folder the workers can write, and leaves part files behind when a worker dies
-after writing; streaming the (compressed in transit) results was as fast on 2 workers and the
-writer, which only compresses tiles, was not the bottleneck. With ``NUM_THREADS`` in the
-creation options GDAL compresses with several threads.
+the lock to a second holder), so only this process writes. With one writer, the window's pixels
+reach it either in the task's result (streaming, chosen) or as per-window part files that the tasks
+write to shared storage and the writer reads back. ``python -m benchmarks.cluster --design`` times
+both on one machine (2 workers, 2 cores, a machine shared with other jobs, so the numbers are
+noisy): a compute-bound batch (median 5x5) took 21.5 s streamed vs 24.8 s with parts; a write-bound
+one (a cheap kernel, where the writer's DEFLATE is most of the work) 3.1 s vs 2.3 s. Neither wins
+clearly on one machine; on a cluster parts cross the network twice (worker to shared storage,
+storage to the writer) instead of once, need scratch space every worker can write, and a task
+re-run after a worker died leaves orphan parts. Hence streaming. The writer compresses every tile;
+with ``NUM_THREADS`` in the creation options GDAL does that with several threads.
 
 Keys and retries. A scene's job is one task keyed by the dask token of its content; each window
 task is keyed by that key and its window (``pure``), so the same window of the same job is one
@@ -254,7 +257,7 @@ def run_scenes(
     reports: dict[int, SceneReport] = {}
     scenes: dict[int, _Scene] = {}
     owner: dict[int, tuple[_Scene, int]] = {}  # id(future) -> (scene, window index)
-    pending = as_completed()
+    pending = as_completed(loop=client.loop)
     source = iter(enumerate(items))
     submitting: _Scene | None = None
     exhausted = False
@@ -264,6 +267,8 @@ def run_scenes(
         return sum(len(s.in_flight) + len(s.ready) for s in scenes.values())
 
     def drop(scene: _Scene) -> None:
+        """Stop a scene: cancel its windows, remove its temporary file, submit nothing more."""
+        scene.submitted = len(scene.plan.windows)
         for future in scene.in_flight.values():
             owner.pop(id(future), None)
         client.cancel([*scene.in_flight.values()], force=False)
@@ -271,6 +276,12 @@ def run_scenes(
         scene.ready.clear()
         scene.plan.close()
         scenes.pop(scene.index, None)
+
+    def fail(index: int, report: SceneReport, error: GeomaskError) -> None:
+        """Record a failed scene (``continue_on_error``) and go on."""
+        report.status, report.error = "failed", str(error)
+        reports[index] = report
+        events.scene_finished(index, report)
 
     try:
         with gdal_env(options.gdal_options):
@@ -291,9 +302,7 @@ def run_scenes(
                         except GeomaskError as e:  # the output cannot be created
                             if not continue_on_error:
                                 raise
-                            thing.report.status, thing.report.error = "failed", str(e)
-                            reports[index] = thing.report
-                            events.scene_finished(index, thing.report)
+                            fail(index, thing.report, e)
                             continue
                         scenes[index] = submitting
                         events.started(index, thing.report.input, len(thing.windows))
@@ -321,26 +330,22 @@ def run_scenes(
                 scene, at = owner.pop(id(future))
                 try:
                     result = _result(future, scene.plan.report.input)
+                    del scene.in_flight[at]
+                    scene.ready[at] = result
+                    while scene.written in scene.ready:  # write in window order
+                        scene.plan.write(scene.ready.pop(scene.written))
+                        scene.written += 1
+                        events.window_done(scene.index, scene.plan.report.input)
+                    if scene.written == len(scene.plan.windows):
+                        reports[scene.index] = scene.plan.commit()
+                        scene.plan.close()
+                        del scenes[scene.index]
+                        events.scene_finished(scene.index, reports[scene.index])
                 except GeomaskError as e:
                     if not continue_on_error or isinstance(e, _SchedulerLost):
                         raise
                     drop(scene)
-                    report = scene.plan.report
-                    report.status, report.error = "failed", str(e)
-                    reports[scene.index] = report
-                    events.scene_finished(scene.index, report)
-                    continue
-                del scene.in_flight[at]
-                scene.ready[at] = result
-                while scene.written in scene.ready:
-                    scene.plan.write(scene.ready.pop(scene.written))
-                    scene.written += 1
-                    events.window_done(scene.index, scene.plan.report.input)
-                if scene.written == len(scene.plan.windows):
-                    reports[scene.index] = scene.plan.commit()
-                    scene.plan.close()
-                    del scenes[scene.index]
-                    events.scene_finished(scene.index, reports[scene.index])
+                    fail(scene.index, scene.plan.report, e)
     finally:
         for scene in list(scenes.values()):
             with contextlib.suppress(Exception):

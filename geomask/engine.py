@@ -458,13 +458,15 @@ def process_scene(
     """
     options = options or RunOptions()
     observer = observer or NullObserver()
-    plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
     if is_distributed(options.scheduler):
         from geomask import cluster  # distributed is imported only when a cluster is used
 
+        plan = plan_scene(worker_path(input_path), output, steps, bands=bands, nodata=nodata, options=options)
+        plan.report.input = str(input_path)
         with cluster.connect(options) as client:
             [report] = cluster.run_scenes(client, [plan], options=options, observer=observer)
         return report
+    plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:
         for result in _run_windows(plan.job, plan.windows, options):
@@ -473,6 +475,17 @@ def process_scene(
         report = plan.commit()
     observer.scene_finished(report)
     return report
+
+
+def worker_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """``path`` as a dask worker must see it: absolute (a worker has its own working directory).
+
+    GDAL URLs and virtual paths (``/vsis3/...``, ``https://...``) are returned unchanged.
+    """
+    text = str(path)
+    if "://" in text or text.startswith("/vsi"):
+        return path
+    return Path(path).absolute()
 
 
 def is_distributed(scheduler: Scheduler) -> bool:
@@ -603,7 +616,6 @@ def _run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) 
             # One pool for the whole scene: dask would otherwise start processes per batch.
             # "spawn": forking a process that already runs GDAL and numba threads is unsafe.
             compute_kwargs["pool"] = stack.enter_context(_process_pool(workers))
-            compute_kwargs["chunksize"] = 1  # one window per submission: Ctrl-C waits for one at most
         elif options.scheduler == "threads":
             compute_kwargs["num_workers"] = workers
         for start in range(0, len(windows), batch):

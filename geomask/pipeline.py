@@ -38,6 +38,7 @@ from geomask.engine import (
     is_distributed,
     plan_scene,
     process_scene,
+    worker_path,
 )
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials
@@ -249,6 +250,10 @@ def run_pipeline(
         path of a scene that fails; the outputs of scenes finished before it are kept.
     OutputExistsError
         A file geomask did not write is at an output path and ``overwrite`` is false.
+    OutputLockedError
+        Another process holds the lock of a scene's output (:func:`geomask.lock.output_lock`, taken
+        from before the resume decision until the output is renamed into place); that scene is not
+        touched (recorded as failed with ``continue_on_error``).
 
     Notes
     -----
@@ -365,9 +370,9 @@ def _plans(
                 tags=tags,
             )
             # Workers open the scene with their own working directory: send them an absolute path.
-            local = "://" not in str(input_path) and not str(input_path).startswith("/vsi")
-            where = Path(input_path).absolute() if local else input_path
-            plan = plan_scene(where, spec, steps, bands=model.bands, nodata=model.nodata, options=options)
+            plan = plan_scene(
+                worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
+            )
             plan.report.input = str(input_path)
         except GeomaskError as e:
             hold.close()

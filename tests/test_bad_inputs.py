@@ -17,11 +17,13 @@ The real bad files copied from rasterio's test data are in ``tests/data`` (see i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import struct
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ import numpy as np
 import pytest
 import rasterio
 from _fixtures_cli import SCENE_TRANSFORM, make_project, make_roi, make_scene, write_yaml
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
@@ -142,7 +145,11 @@ def _vrt_named_tif(folder: Path) -> list[str]:
 
 
 def _png_named_tif(folder: Path) -> list[str]:
-    _raw_scene(folder / "picture.tif", np.zeros((1, 8, 8), "uint8"), driver="PNG", crs=None, transform=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        _raw_scene(
+            folder / "picture.tif", np.zeros((1, 8, 8), "uint8"), driver="PNG", crs=None, transform=None
+        )
     with open(folder / "picture.tif", "rb") as f:
         assert f.read(4) == b"\x89PNG"
     return _project(folder, input="picture.tif", mask=None)
@@ -281,7 +288,7 @@ CASES = [
         "input-one-corrupt-tile",
         _corrupt_tile,
         1,
-        "corrupt.tif: cannot read window rows 511..1023, cols 511..1023",
+        "corrupt.tif: cannot read window rows ",
         "re-create or re-download",
         True,
     ),
@@ -684,6 +691,21 @@ def test_output_directory_not_writable_fails_before_any_work(
     assert str(read_only_dir) in result.stderr and "must be writable" in result.stderr
     assert computed == []
     assert list(read_only_dir.iterdir()) == []
+
+
+def test_corrupt_tile_error_names_the_window_that_reads_it(tmp_path: Path) -> None:
+    """tests/data/corrupt.tif: only its tile rows/cols 512..1023 is corrupt; the window named (any of
+    the four windows of 512 whose halo reads that tile may fail first) must include it."""
+    args = _corrupt_tile(tmp_path)
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 1
+    found = re.search(
+        r"corrupt\.tif: cannot read window rows (\d+)\.\.(\d+), cols (\d+)\.\.(\d+) ", result.stderr
+    )
+    assert found, result.stderr
+    r0, r1, c0, c1 = map(int, found.groups())
+    assert r0 <= 1023 and r1 >= 512 and c0 <= 1023 and c1 >= 512
+    assert "IReadBlock failed at X offset 1, Y offset 1" in result.stderr  # GDAL's block (1, 1)
 
 
 def test_nothing_reached_a_shell(tmp_path: Path) -> None:

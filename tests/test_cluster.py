@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fixtures_cli import CONFIGS, corrupt_tiles, make_project, make_scene
+from _fixtures_cli import CONFIGS, corrupt_tiles, make_project, make_roi, make_scene
 from typer.testing import CliRunner
 
 from geomask.cli import app
+from geomask.cluster import connect, dashboard_link
+from geomask.config import load_profile
 from geomask.engine import RunOptions, SceneReport
 from geomask.errors import RunError
 from geomask.pipeline import run_pipeline
@@ -356,11 +358,38 @@ def test_scheduler_lost_then_rerun_resumes(tmp_path: Path) -> None:
 
 
 def test_local_cluster_two_workers(tmp_path: Path) -> None:
-    """The shipped local-cluster profile with two worker processes: the threaded run's bytes."""
+    """The shipped local-cluster profile, 2 workers of 1 GiB: sized as asked, the threaded run's bytes."""
     pipeline = _batch(tmp_path, 3, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
-    done = _geomask(str(pipeline), "-q", "--profile", str(CONFIGS / "local-cluster.yaml"), "--workers", "2")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.startswith("cluster tcp://127.0.0.1:")
-    assert done.stdout.count("done    ") == 3
+    profile = load_profile(CONFIGS / "local-cluster.yaml")
+    options = profile.to_options(workers=2, memory_limit="1 GiB", threads_per_worker=1)
+    with connect(options) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        assert [(w["nthreads"], w["memory_limit"]) for w in workers] == [(1, 2**30)] * 2
+        assert dashboard_link(client) is not None
+        reports = run_pipeline(pipeline, options=options, client=client)
+    assert [r.status for r in reports] == ["done"] * 3
     assert _outputs(tmp_path / "out") == reference
+
+
+def test_process_scene_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """The one-scene API with a scheduler address: the same bytes as with threads."""
+    from geomask.engine import OutputSpec, Step, process_scene
+    from geomask.kernels import get
+    from geomask.masks import VectorSource
+
+    make_scene(tmp_path / "scene.tif", width=300, height=200, tiled=True)
+    make_roi(tmp_path / "roi.geojson")
+    steps = [Step(kernel=get("sharpen", amount=0.5), mask=VectorSource(tmp_path / "roi.geojson"))]
+    outputs = {}
+    for scheduler in ("threads", cluster.address):
+        out = tmp_path / f"{len(outputs)}.tif"
+        report = process_scene(
+            tmp_path / "scene.tif",
+            OutputSpec(path=out, tags={"RUN": "same"}),
+            steps,
+            options=RunOptions(scheduler=scheduler, window_size=16, align_windows=False),
+        )
+        assert report.status == "done" and report.windows_total == 19 * 13
+        outputs[scheduler] = out.read_bytes()
+    assert outputs["threads"] == outputs[cluster.address]

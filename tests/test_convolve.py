@@ -499,6 +499,71 @@ def test_31x31_kernels_on_a_small_image(name, mode, dtype):
         assert_same(got, expected, computed, context=f"{name} {mode} nodata={nodata}")
 
 
+# --- row strategies ---------------------------------------------------------------------------------
+#
+# The compiled loops run a row with many targets tap-outer over the whole row (vectorised) and a row
+# with few targets pixel by pixel; the switch depends on the row's target count, the image width and
+# the kernel, and may change the speed only. The property tests above use images at most 40 pixels
+# wide, where nearly every row is "dense": these wide images put both kinds of rows side by side.
+
+_WIDE_KERNELS = {
+    "gaussian5": kernels.get("gaussian", sigma=1.0, radius=2),
+    "box3": kernels.get("box", size=3),
+    "sobel_x": kernels.get("sobel_x"),
+    "gaussian_r7": kernels.get("gaussian", sigma=2.5, radius=7),
+    "laplacian": kernels.get("laplacian"),
+    "custom_2d": kernels.from_matrix([[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [3.0, 1.0, 0.25]]),
+    "disk3": kernels.get("disk", radius=3),
+    "median5": kernels.get("median", size=5),
+}
+
+
+def _mixed_rows_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Rows of every density: empty, 1 pixel, a few scattered, 1 %, 10 %, a solid run, full."""
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    densities = [0.0, -1, 0.003, 0.01, 0.1, -2, 1.0, 0.5]
+    for y in range(h):
+        d = densities[y % len(densities)]
+        if d == -1:
+            mask[y, rng.integers(w)] = True
+        elif d == -2:
+            start = int(rng.integers(w // 2))
+            mask[y, start : start + w // 3] = True
+        else:
+            mask[y] = rng.random(w) < d
+    return mask
+
+
+@pytest.mark.parametrize("name", list(_WIDE_KERNELS))
+@pytest.mark.parametrize(
+    ("dtype", "nodata_kind"),
+    [
+        (np.uint16, "none"),
+        (np.uint16, "value"),
+        (np.float32, "nan"),
+        (np.float64, "value+nan"),
+        (np.int16, "absent"),
+    ],
+)
+def test_sparse_and_dense_rows_match_the_oracle(name, dtype, nodata_kind):
+    kernel = _WIDE_KERNELS[name]
+    rng = np.random.default_rng(11)
+    array = _values(rng, dtype, (2, 24, 700), "narrow")
+    nodata = _with_nodata(rng, array, nodata_kind, 0.02)
+    mask = _mixed_rows_mask(rng, (24, 700))
+    for mode, normalize in (("reflect", True), ("constant", True), ("wrap", False)):
+        kwargs = dict(mode=mode, cval=5.0, nodata=nodata, normalize=normalize)
+        case = Case({}, array, kernel, mask, kwargs)
+        if _must_raise(case):
+            with pytest.raises(KernelError):
+                masked_convolve(array, kernel, mask, **kwargs)
+            continue
+        got = masked_convolve(array, kernel, mask, **kwargs)
+        expected, computed = reference(array, kernel, mask, **kwargs)
+        assert_same(got, expected, computed, context=f"{name} {np.dtype(dtype).name} {nodata_kind} {mode}")
+
+
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("nodata", [None, -1.0])
 def test_weights_below_dbl_epsilon_are_dropped_like_scipy(op, nodata):
