@@ -133,6 +133,9 @@ JOBS = {
 def main() -> None:
     name, scene, rois, out = sys.argv[1:5]
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    cpus = os.environ.get("BENCH_CPUS")  # e.g. "0": run on these cores only (the 1-core baseline)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     start = time.perf_counter()
     JOBS[name](Path(scene), Path(rois), Path(out), threads)
     seconds = time.perf_counter() - start

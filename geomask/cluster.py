@@ -23,13 +23,13 @@ tiles, and ``distributed.Lock`` does not guarantee mutual exclusion (a lease tha
 the lock to a second holder), so only this process writes. With one writer, the window's pixels
 reach it either in the task's result (streaming, chosen) or as per-window part files that the tasks
 write to shared storage and the writer reads back. ``python -m benchmarks.cluster --design`` times
-both on one machine (2 workers, 2 cores, a machine shared with other jobs, so the numbers are
-noisy): a compute-bound batch (median 5x5) took 21.5 s streamed vs 24.8 s with parts; a write-bound
-one (a cheap kernel, where the writer's DEFLATE is most of the work) 3.1 s vs 2.3 s. Neither wins
-clearly on one machine; on a cluster parts cross the network twice (worker to shared storage,
-storage to the writer) instead of once, need scratch space every worker can write, and a task
-re-run after a worker died leaves orphan parts. Hence streaming. The writer compresses every tile;
-with ``NUM_THREADS`` in the creation options GDAL does that with several threads.
+both on one machine (2 workers, 2 cores, shared with other jobs, so noisy): streamed 3.3, 3.1, 21.5
+and 20.4 s against 2.9, 2.3, 24.8 and 15.9 s with parts (two write-bound runs, two compute-bound).
+On one machine parts were mostly faster (no pickling, the page cache instead of a socket); on a
+cluster they cross the network twice (worker to shared storage, storage to the writer) instead of
+once, need scratch space every worker can write, and a task re-run after a worker died leaves
+orphan parts. Hence streaming; re-measure on a real cluster with its shared storage. The writer
+compresses every tile; with ``NUM_THREADS`` in the creation options GDAL uses several threads.
 
 Keys and retries. A scene's job is one task keyed by the dask token of its content; each window
 task is keyed by that key and its window (``pure``), so the same window of the same job is one
@@ -101,7 +101,7 @@ def connect(options: RunOptions) -> Iterator[Client]:
         else:
             # set_as_default=False: other dask code in this process keeps its own scheduler
             client = Client(options.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
+    except (OSError, TimeoutError, ValueError, RuntimeError) as e:  # RuntimeError: a nanny failed
         if cluster is not None:
             cluster.close()
         if options.scheduler == "local-cluster":

@@ -8,6 +8,9 @@ windowed engine both call it, which is why they agree byte for byte.
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -158,6 +161,7 @@ def filter_indexed(
     normalize: bool = True,
     support: NDArray[np.bool_] | None = None,
     center: NDArray[Any] | None = None,
+    threads: int = 1,
 ) -> tuple[NDArray[Any], int]:
     """Filter one block through index maps; the primitive behind every public entry point.
 
@@ -185,6 +189,9 @@ def filter_indexed(
         Neighbours outside it do not contribute (as nodata).
     center : array (bands, h, w) or None
         The block's own pixels, if the caller has them (else gathered through the maps).
+    threads : int
+        Threads to split the rows over (at least 128 rows each); the result is the same for any
+        value. The engine passes 1 (its windows already run in parallel).
 
     Returns
     -------
@@ -207,12 +214,20 @@ def filter_indexed(
     bands = values.shape[0]
     h, w = target.shape
     ry, rx = kernel.halo
+    out = np.empty((bands, h, w), dtype=dtype)
     if center is not None:
-        out = np.array(center, dtype=dtype, order="C", copy=True)
-    else:
-        out = np.empty((bands, h, w), dtype=dtype)
-        nb.gather_center(values, prow, pcol, ry, rx, out)
+        center = np.asarray(center)
+
+    def fill(b: int, r0: int, r1: int) -> None:  # the block's own pixels, rows r0..r1 of band b
+        if center is not None:
+            out[b, r0:r1] = center[b, r0:r1]
+        else:
+            nb.gather_center(values[b : b + 1], prow[r0:r1], pcol, ry, rx, out[b : b + 1, r0:r1])
+
+    target = np.ascontiguousarray(target, dtype=np.bool_)
     if not target.any():
+        for b in range(bands):
+            fill(b, 0, h)
         return out, 0
     # Targets padded to whole 8-pixel words, so the loops skip empty stretches 8 at a time.
     tgt = np.zeros((h, -(-w // 8) * 8), dtype=np.bool_)
@@ -228,28 +243,39 @@ def filter_indexed(
     is_int = dtype.kind in "iu"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     common = (cval, nd, has_nd, sup, has_sup)
-    if kernel.kind == "linear":
-        if normalize and kernel.weight_sum <= 0:
-            cval_valid = not (np.isnan(cval) or (has_nd and cval == nd))
-            if any(
-                nb.any_invalid(values, b, prow, pcol, nd, has_nd, has_sup, cval_valid) for b in range(bands)
-            ):
-                raise zero_sum_error(kernel)
-        if kernel.separable is not None:
-            column, row = (np.ascontiguousarray(v, dtype=np.float64) for v in kernel.separable)
-            changed = nb.separable(
-                values, prow, pcol, pline, column, row, tgt, tw, out, bits, *common, normalize, is_int, lo, hi
-            )
-        else:
-            weights = np.ascontiguousarray(kernel.weights, dtype=np.float64)
-            changed = nb.linear2d(
-                values, prow, pcol, pline, weights, tgt, tw, out, bits, *common, normalize, is_int, lo, hi
-            )
-    else:
+    if kernel.kind == "linear" and normalize and kernel.weight_sum <= 0:
+        cval_valid = not (np.isnan(cval) or (has_nd and cval == nd))
+        if any(nb.any_invalid(values, b, prow, pcol, nd, has_nd, has_sup, cval_valid) for b in range(bands)):
+            raise zero_sum_error(kernel)
+    if kernel.kind != "linear":
         footprint = np.ascontiguousarray(kernel.weights != 0)
-        kind = _RANK[kernel.kind]
-        changed = nb.rank(values, prow, pcol, footprint, tgt, tw, out, bits, kind, *common, is_int, lo, hi)
-    return out, int(changed)
+    elif kernel.separable is not None:
+        column, row = (np.ascontiguousarray(v, dtype=np.float64) for v in kernel.separable)
+    else:
+        weights = np.ascontiguousarray(kernel.weights, dtype=np.float64)
+
+    def part(b: int, r0: int, r1: int) -> int:
+        """Band ``b``, output rows r0..r1: contiguous views, so one compiled specialisation."""
+        fill(b, r0, r1)
+        src, pr, tg, t8 = values[b : b + 1], prow[r0:r1], tgt[r0:r1], tw[r0:r1]
+        o, bt = out[b : b + 1, r0:r1], bits[b : b + 1, r0:r1]
+        if kernel.kind != "linear":
+            kind = _RANK[kernel.kind]
+            return int(nb.rank(src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi))
+        tail = (*common, normalize, is_int, lo, hi)
+        if kernel.separable is not None:
+            return int(nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail))
+        return int(nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail))
+
+    # Rows are independent (each value is computed the same way in any split), so row ranges of
+    # each band can run in threads: the compiled loops release the GIL.
+    threads = max(1, min(threads, h // 128))
+    cuts = np.linspace(0, h, threads + 1).astype(int)
+    tasks = [(b, int(r0), int(r1)) for b in range(bands) for r0, r1 in itertools.pairwise(cuts)]
+    if threads == 1:
+        return out, sum(part(*t) for t in tasks)
+    with ThreadPoolExecutor(threads) as pool:
+        return out, sum(pool.map(lambda t: part(*t), tasks))
 
 
 _NO_SUPPORT = np.ones((1, 1), dtype=np.bool_)
@@ -310,6 +336,7 @@ def masked_convolve(
     op: str = "convolve",
     normalize: bool = True,
     support: ArrayLike | None = None,
+    threads: int | None = None,
 ) -> NDArray[Any]:
     """Apply ``kernel`` to ``array`` only where ``mask`` is True.
 
@@ -340,6 +367,9 @@ def masked_convolve(
         soon as a nodata value or a support is declared.)
     support : bool array (H, W) or None
         Only these pixels contribute as neighbours.
+    threads : int or None
+        Threads to split the rows over (the compiled loops release the GIL); None: every core.
+        Blocks of rows are at least 128 rows. The result does not depend on it.
 
     Returns
     -------
@@ -354,6 +384,11 @@ def masked_convolve(
     pixels times the kernel size (separable kernels: about the sum of its side lengths where
     the mask is dense), plus one copy of the array.
     """
+    if type(array).__name__ == "DataArray":  # xarray (lazy when dask-backed): geomask.xarray
+        from geomask.xarray import masked_convolve_xarray
+
+        kw = {"mode": mode, "cval": cval, "nodata": nodata, "op": op, "normalize": normalize}
+        return masked_convolve_xarray(array, kernel, mask, support=support, **kw)  # type: ignore[no-any-return]
     arr = np.asarray(array)
     check_dtype(arr.dtype)
     if arr.ndim not in (2, 3):
@@ -388,6 +423,7 @@ def masked_convolve(
         normalize=normalize,
         support=sup,
         center=planes,
+        threads=threads if threads is not None else (os.cpu_count() or 1),
     )
     return out[0] if arr.ndim == 2 else out
 

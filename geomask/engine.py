@@ -63,7 +63,7 @@ from geomask.convolve import (
     prepare_kernel,
     tap_index,
 )
-from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError
+from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError, RunError
 from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
@@ -303,6 +303,9 @@ def _apply_step(
     support = _render(step.support, in_rows, in_cols) if step.support is not None else None
     if step.mode == "leave":
         target = target & interior(out_rows, out_cols, (height, width), (ry, rx))
+    # out_rows is a subset of in_rows (and columns alike): the same size means the same set, no
+    # halo was read, and the block's own pixels are ``values`` itself (copied, not gathered).
+    same = in_rows.size == out_rows.size and in_cols.size == out_cols.size
     out, _ = filter_indexed(
         values,
         prow,
@@ -313,6 +316,7 @@ def _apply_step(
         nodata=job.nodata,
         normalize=step.normalize,
         support=support,
+        center=values if same else None,
     )
     return out
 
@@ -511,6 +515,11 @@ class ScenePlan:
         The one writer of the output.
     report : SceneReport
         Filled in as windows are written.
+    hold : contextlib.ExitStack
+        The caller's contexts (its output lock, a staged upload), exited by :meth:`close`: normally
+        once committed, with a :class:`~geomask.errors.RunError` otherwise (so an upload is skipped).
+    after_commit : list of callables
+        Run by :meth:`commit` once the file is in place (e.g. writing a STAC Item beside it).
     """
 
     job: SceneJob
@@ -519,7 +528,8 @@ class ScenePlan:
     report: SceneReport
     started: float = field(default_factory=time.perf_counter)
     hold: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    """Held until :meth:`close` (the caller's output lock, for one)."""
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    committed: bool = False
 
     def open(self) -> None:
         """Create the temporary output file."""
@@ -534,8 +544,11 @@ class ScenePlan:
         self.report.pixels_changed += result.changed
 
     def commit(self) -> SceneReport:
-        """Finish the file (check, COG conversion) and rename it into place; returns the report."""
+        """Finish the file (check, COG conversion), rename it into place, run ``after_commit``."""
         self.writer.commit()
+        for action in self.after_commit:
+            action()
+        self.committed = True
         self.report.seconds = time.perf_counter() - self.started
         return self.report
 
@@ -544,7 +557,11 @@ class ScenePlan:
         try:
             self.writer.__exit__(None, None, None)
         finally:
-            self.hold.close()
+            if self.committed:
+                self.hold.close()
+            else:
+                unfinished = RunError(f"{self.report.input}: the scene did not finish")
+                self.hold.__exit__(RunError, unfinished, None)
 
     def __enter__(self) -> ScenePlan:
         self.open()

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from numpy.typing import NDArray
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
@@ -34,6 +36,7 @@ from rasterio.windows import Window
 from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
+from geomask.warnings import GeomaskWarning
 from geomask.windows import contiguous_runs
 
 __all__ = [
@@ -174,6 +177,11 @@ def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetRead
         # rasterio takes one driver name; GDAL then opens nothing but that format.
         ds = rasterio.open(p, sharing=False, driver=ALLOWED_DRIVERS[0])
     except RasterioIOError as e:
+        if "://" in p:
+            raise InputError(
+                f"{p}: cannot open ({_gdal_message(e)}); check the URL, the AWS credentials and endpoint "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT) and that it is a GeoTIFF"
+            ) from e
         raise InputError(
             f"{p}: not a readable GeoTIFF ({_gdal_message(e)}); "
             f"geomask reads {', '.join(ALLOWED_DRIVERS)} files"
@@ -348,6 +356,8 @@ def remove_stale_partials(final: Path) -> list[Path]:
     in progress. PIDs are those of this machine, so a folder shared with another host may keep
     files of runs killed there, and a reused PID keeps a stale file until that process ends.
     """
+    if "://" in str(final):  # a URL: nothing local to clean
+        return []
     pattern = re.compile(re.escape(final.name) + r"\.geomask-(\d+)-[0-9a-f]+" + re.escape(PARTIAL_SUFFIX))
     removed = []
     for candidate in glob.glob(glob.escape(str(final)) + ".geomask-*" + PARTIAL_SUFFIX):
@@ -544,3 +554,71 @@ class OutputFile:
     def _remove(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
+
+
+@contextlib.contextmanager
+def staged_output(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """A local path to write an output to; for an ``s3://`` URL, uploaded when the block succeeds.
+
+    Parameters
+    ----------
+    final : path or ``s3://bucket/key``
+        The output location.
+
+    Yields
+    ------
+    Path
+        ``final`` itself for a local path. For a URL: a file in a new temporary folder, uploaded to
+        the URL once the block ends without error; then the folder is removed. Other files written
+        there (a STAC Item) are not uploaded: a warning names them.
+
+    Raises
+    ------
+    OutputError
+        The upload failed (missing bucket, refused credentials, unreachable endpoint), naming the URL.
+
+    Notes
+    -----
+    The upload goes through GDAL's ``/vsis3/`` (credentials and endpoint from the AWS environment
+    variables). S3 makes an object visible only when its upload completes (a single PUT, or a
+    multipart upload GDAL aborts on error), so a failed upload leaves no partial object.
+    """
+    from geomask.urls import gdal_path, is_url, writable_url
+
+    text = os.fspath(final)
+    if not is_url(text):
+        yield Path(text)
+        return
+    if not writable_url(text):
+        raise ConfigError(f"{text}: outputs can be local paths or s3://bucket/key URLs only")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="geomask-upload-") as folder:
+        name = text.rstrip("/").rsplit("/", 1)[-1]
+        local = Path(folder) / name
+        yield local
+        prefix = text[: len(text) - len(name)]
+        _upload(local, gdal_path(text), text)
+        others = sorted(p.name for p in Path(folder).iterdir() if p != local)
+        if others:
+            warnings.warn(
+                f"{prefix}: only the raster is uploaded; {', '.join(others)} stayed local and was removed "
+                "(write STAC Items of s3:// outputs with a local output, then copy)",
+                GeomaskWarning,
+                stacklevel=3,
+            )
+
+
+def _upload(path: Path, target: str, url: str) -> None:
+    """Copy a finished local file to a GDAL virtual file system path (GDAL's CPLCopyFile, via
+    ``rasterio.shutil.copyfiles``: the bytes as they are)."""
+    try:
+        rasterio.shutil.copyfiles(str(path), target)
+        # GDAL only logs some failed PUTs: the object must now open as the raster we wrote.
+        with rasterio.open(target, sharing=False, driver=ALLOWED_DRIVERS[0]) as ds:
+            ds.read(1, window=Window(0, 0, min(ds.width, 16), min(ds.height, 16)))
+    except (RasterioError, CPLE_BaseError, OSError) as e:
+        raise OutputError(
+            f"{url}: upload failed ({_gdal_message(e)}); check the bucket, AWS credentials and endpoint "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT)"
+        ) from e

@@ -19,6 +19,7 @@ file at the output path is a finished one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -41,9 +42,11 @@ from geomask.engine import (
     worker_path,
 )
 from geomask.errors import GeomaskError, OutputExistsError
-from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials
+from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
 from geomask.lock import output_lock
 from geomask.progress import NullObserver, Observer
+from geomask.stac import write_item
+from geomask.urls import is_url
 
 __all__ = ["ResumeAction", "profile_digest", "provenance_tags", "resume_action", "run_pipeline"]
 
@@ -128,7 +131,8 @@ def provenance_tags(
     Returns
     -------
     dict
-        ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE_SHA256`` (sha256 of the pipeline's canonical JSON),
+        ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE`` (the pipeline file's stem, when loaded from a file),
+        ``GEOMASK_PIPELINE_SHA256`` (sha256 of the pipeline's canonical JSON),
         ``GEOMASK_PROFILE_SHA256`` (:func:`profile_digest`),
         ``GEOMASK_KERNEL`` and ``GEOMASK_MASK`` (one description per step, joined by ``"; "``) and,
         for a local input, ``GEOMASK_INPUT_SIZE`` (bytes) and ``GEOMASK_INPUT_MTIME`` (ns since the epoch).
@@ -140,6 +144,7 @@ def provenance_tags(
     """
     tags = {
         "VERSION": __version__,
+        **({"PIPELINE": Path(pipeline.source.file).stem} if pipeline.source is not None else {}),
         "PIPELINE_SHA256": pipeline.digest(),
         "PROFILE_SHA256": profile_sha256 if profile_sha256 is not None else profile_digest(),
         "KERNEL": "; ".join(f"{s.op} {describe_kernels(s)}" for s in steps),
@@ -296,29 +301,38 @@ def run_pipeline(
             tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
             with output_lock(output_path):  # one geomask process per output at a time
                 remove_stale_partials(output_path)
-                action = resume_action(output_path, tags, overwrite=redo)
+                # s3:// outputs have no size or time to compare: always (re)written
+                remote = is_url(output_path)
+                action = "replace" if remote else resume_action(output_path, tags, overwrite=redo)
                 if action == "skip":
                     report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                     observer.scene_finished(report)
                     reports.append(report)
                     continue
-                spec = OutputSpec(
-                    path=output_path,
-                    format=model.output.format,
-                    compress=model.output.compress,
-                    creation_options=dict(creation_options or {}),
-                    overwrite=action == "replace",
-                    tags=tags,
-                )
-                report = process_scene(
-                    input_path,
-                    spec,
-                    steps,
-                    bands=model.bands,
-                    nodata=model.nodata,
-                    options=options,
-                    observer=_WithNotes(observer, notes),
-                )
+                with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
+                    spec = OutputSpec(
+                        path=local_output,
+                        format=model.output.format,
+                        compress=model.output.compress,
+                        creation_options=dict(creation_options or {}),
+                        overwrite=action == "replace",
+                        tags=tags,
+                        overview_resampling=model.output.overview_resampling,
+                    )
+                    report = process_scene(
+                        input_path,
+                        spec,
+                        steps,
+                        bands=model.bands,
+                        nodata=model.nodata,
+                        options=options,
+                        observer=_WithNotes(observer, notes, str(output_path) if remote else None),
+                    )
+                    if model.output.stac:
+                        write_item(
+                            local_output, input_path, steps, nodata=model.nodata, gdal=options.gdal_options
+                        )
+                report.output = str(output_path)
         except GeomaskError as e:
             if not continue_on_error:
                 raise
@@ -356,32 +370,47 @@ def _plans(
             tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
-            action = resume_action(output_path, tags, overwrite=redo)
+            # s3:// outputs have no size or time to compare: always (re)written
+            remote = is_url(output_path)
+            action = "replace" if remote else resume_action(output_path, tags, overwrite=redo)
             if action == "skip":
                 hold.close()
                 yield SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                 continue
+            local_output = hold.enter_context(staged_output(output_path))  # s3://: uploaded at close
             spec = OutputSpec(
-                path=output_path,
+                path=local_output,
                 format=model.output.format,
                 compress=model.output.compress,
                 creation_options=dict(creation_options or {}),
                 overwrite=action == "replace",
                 tags=tags,
+                overview_resampling=model.output.overview_resampling,
             )
             # Workers open the scene with their own working directory: send them an absolute path.
             plan = plan_scene(
                 worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
             )
-            plan.report.input = str(input_path)
+            plan.report.input, plan.report.output = str(input_path), str(output_path)
+            if model.output.stac:
+                plan.after_commit.append(
+                    functools.partial(
+                        write_item,
+                        local_output,
+                        input_path,
+                        steps,
+                        nodata=model.nodata,
+                        gdal=options.gdal_options,
+                    )
+                )
         except GeomaskError as e:
-            hold.close()
+            hold.__exit__(type(e), e, e.__traceback__)  # with the error: a staged upload is skipped
             if not continue_on_error:
                 raise
             yield SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
             continue
-        except BaseException:
-            hold.close()
+        except BaseException as e:
+            hold.__exit__(type(e), e, e.__traceback__)
             raise
         plan.report.notes.extend(notes)
         plan.hold.push(hold)
@@ -391,9 +420,10 @@ def _plans(
 class _WithNotes:
     """Forwards events to ``inner``, adding ``notes`` to the scene's report before it is shown."""
 
-    def __init__(self, inner: Observer, notes: list[str]) -> None:
+    def __init__(self, inner: Observer, notes: list[str], output: str | None = None) -> None:
         self.inner = inner
         self.notes = notes
+        self.output = output  # the s3:// URL of an output staged locally
 
     def scene_started(self, scene: str, windows: int) -> None:
         self.inner.scene_started(scene, windows)
@@ -403,4 +433,6 @@ class _WithNotes:
 
     def scene_finished(self, report: SceneReport) -> None:
         report.notes.extend(self.notes)
+        if self.output is not None:
+            report.output = self.output
         self.inner.scene_finished(report)

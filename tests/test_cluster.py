@@ -148,7 +148,8 @@ def _batch(folder: Path, scenes: int, *, size: int = 600, **pipeline: Any) -> Pa
     (folder / "in").mkdir(parents=True)
     for i in range(scenes):
         make_scene(folder / "in" / f"s{i}.tif", width=size, height=size, tiled=True, seed=i)
-    return make_project(folder, input="in/*.tif", output={"path": "out/{stem}.tif"}, **pipeline)
+    pipeline.setdefault("output", {"path": "out/{stem}.tif"})
+    return make_project(folder, input="in/*.tif", **pipeline)
 
 
 def _outputs(folder: Path) -> dict[str, bytes]:
@@ -201,7 +202,7 @@ def test_existing_cluster_equals_threads(
 
 def test_worker_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     """SIGKILL one worker (and its nanny) while windows run: same bytes, the other worker finishes."""
-    pipeline = _batch(tmp_path, 6, size=768, mask=None, kernel={"name": "disk", "radius": 6})
+    pipeline = _batch(tmp_path, 6, size=768, mask=None, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
     victim = cluster.workers[-1]
     run = subprocess.Popen(
@@ -320,7 +321,7 @@ def test_scene_a_worker_cannot_open_names_the_worker(cluster: Cluster, tmp_path:
 
 def test_scheduler_lost_then_rerun_resumes(tmp_path: Path) -> None:
     """Kill the scheduler mid-batch: exit 1 with one line, no partial file; a rerun skips finished."""
-    pipeline = _batch(tmp_path, 8, size=768, mask=None, kernel={"name": "disk", "radius": 6})
+    pipeline = _batch(tmp_path, 8, size=768, mask=None, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
     own = Cluster(tmp_path)
     out = tmp_path / "out"
@@ -393,3 +394,14 @@ def test_process_scene_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
         assert report.status == "done" and report.windows_total == 19 * 13
         outputs[scheduler] = out.read_bytes()
     assert outputs["threads"] == outputs[cluster.address]
+
+
+def test_stac_items_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """output.stac: true on the cluster: an Item beside each output, as a threaded run writes."""
+    pipeline = _batch(tmp_path, 2, size=64, output={"path": "out/{stem}.tif", "stac": True})
+    listings = []
+    for scheduler in ("threads", cluster.address):
+        reports = run_pipeline(pipeline, options=RunOptions(scheduler=scheduler), overwrite=True)
+        assert [r.status for r in reports] == ["done", "done"]
+        listings.append(sorted(p.name for p in (tmp_path / "out").iterdir()))
+    assert listings[0] == listings[1] == ["s0.json", "s0.tif", "s1.json", "s1.tif"]

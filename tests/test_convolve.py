@@ -564,6 +564,22 @@ def test_sparse_and_dense_rows_match_the_oracle(name, dtype, nodata_kind):
         assert_same(got, expected, computed, context=f"{name} {np.dtype(dtype).name} {nodata_kind} {mode}")
 
 
+@pytest.mark.parametrize("name", ["gaussian5", "custom_2d", "median5"])
+def test_threads_split_rows_without_changing_a_bit(name):
+    """masked_convolve splits rows over threads (blocks of >= 128 rows); the split changes nothing."""
+    kernel = _WIDE_KERNELS[name]
+    rng = np.random.default_rng(5)
+    array = _values(rng, np.float32, (2, 400, 90), "full")
+    nodata = _with_nodata(rng, array, "value+nan", 0.05)
+    mask = _mixed_rows_mask(rng, (400, 90))
+    one = masked_convolve(array, kernel, mask, nodata=nodata, mode="wrap", threads=1)
+    for threads in (2, 3, None):
+        got = masked_convolve(array, kernel, mask, nodata=nodata, mode="wrap", threads=threads)
+        assert np.array_equal(_bits(got), _bits(one))
+    expected, computed = reference(array, kernel, mask, nodata=nodata, mode="wrap")
+    assert_same(one, expected, computed)
+
+
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("nodata", [None, -1.0])
 def test_weights_below_dbl_epsilon_are_dropped_like_scipy(op, nodata):

@@ -33,6 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("run")(run)
+app.command("preview")(__import__("geomask.cli.preview", fromlist=["preview"]).preview)
 app.command("validate")(validate)
 app.command("kernels")(kernels)
 app.command("schema")(schema)

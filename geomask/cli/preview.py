@@ -1,0 +1,37 @@
+"""``geomask preview``: a before | after | mask quicklook PNG of a pipeline's first scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
+
+__all__ = ["preview"]
+
+
+def preview(
+    pipeline: PipelineArgument,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="QUICKLOOK.png", help="The PNG to write.", show_default=False),
+    ],
+    size: Annotated[
+        int,
+        typer.Option("--size", min=16, metavar="PIXELS", help="Longer side of each panel, at most."),
+    ] = 512,
+    debug: DebugOption = False,
+) -> None:
+    """Render before | after | mask of the pipeline's first scene side by side, with ROI outlines.
+
+    Reads decimated (from overviews when the files have them), so it takes seconds even for large
+    scenes. "after" is the pipeline's output when it exists, else computed on the decimated scene
+    (labelled "after (preview)": the kernel then works on preview pixels).
+    """
+    from geomask.preview import render_preview
+
+    with handle_errors(debug):
+        path = render_preview(pipeline, output, size=size)
+        typer.echo(f"wrote   {path}")
