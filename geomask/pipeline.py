@@ -310,15 +310,7 @@ def run_pipeline(
                     reports.append(report)
                     continue
                 with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
-                    spec = OutputSpec(
-                        path=local_output,
-                        format=model.output.format,
-                        compress=model.output.compress,
-                        creation_options=dict(creation_options or {}),
-                        overwrite=action == "replace",
-                        tags=tags,
-                        overview_resampling=model.output.overview_resampling,
-                    )
+                    spec = _output_spec(model, local_output, creation_options, action, tags)
                     report = process_scene(
                         input_path,
                         spec,
@@ -378,15 +370,7 @@ def _plans(
                 yield SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                 continue
             local_output = hold.enter_context(staged_output(output_path))  # s3://: uploaded at close
-            spec = OutputSpec(
-                path=local_output,
-                format=model.output.format,
-                compress=model.output.compress,
-                creation_options=dict(creation_options or {}),
-                overwrite=action == "replace",
-                tags=tags,
-                overview_resampling=model.output.overview_resampling,
-            )
+            spec = _output_spec(model, local_output, creation_options, action, tags)
             # Workers open the scene with their own working directory: send them an absolute path.
             plan = plan_scene(
                 worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
@@ -415,6 +399,25 @@ def _plans(
         plan.report.notes.extend(notes)
         plan.hold.push(hold)
         yield plan
+
+
+def _output_spec(
+    model: Pipeline,
+    path: Path,
+    creation_options: Mapping[str, str] | None,
+    action: ResumeAction,
+    tags: Mapping[str, str],
+) -> OutputSpec:
+    """The engine's OutputSpec for one scene's (local, possibly staged) output ``path``."""
+    return OutputSpec(
+        path=path,
+        format=model.output.format,
+        compress=model.output.compress,
+        creation_options=dict(creation_options or {}),
+        overwrite=action == "replace",
+        tags=dict(tags),
+        overview_resampling=model.output.overview_resampling,
+    )
 
 
 class _WithNotes:

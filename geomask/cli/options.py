@@ -16,7 +16,6 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +31,6 @@ __all__ = [
     "DebugOption",
     "PipelineArgument",
     "QuietOption",
-    "SchedulerChoice",
     "echo_error",
     "handle_errors",
     "interruptible",
@@ -42,14 +40,6 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class SchedulerChoice(str, Enum):
-    """The dask schedulers a run may use."""
-
-    threads = "threads"
-    processes = "processes"
-    synchronous = "synchronous"
 
 
 PipelineArgument = Annotated[

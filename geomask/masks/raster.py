@@ -24,6 +24,7 @@ over each requested chunk (``error_threshold``), so pixels near class edges flip
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,9 @@ class RasterSource(MaskSource):
             The file is missing or not a readable GeoTIFF, ``band`` exceeds its band count, or one of the
             class raster and the scene has a CRS and the other none.
         """
-        path = str(self.path)
+        # Absolute, so dask workers with another working directory open the same file.
+        text = str(self.path)
+        path = text if "://" in text or text.startswith("/vsi") else os.path.abspath(text)
         try:
             with open_scene(path) as ds:
                 count, crs, transform = ds.count, ds.crs, ds.transform
