@@ -45,7 +45,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -622,7 +622,7 @@ def _output_block(scene: SceneInfo, block_size: int) -> int:
 
 
 def _run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) -> Iterator[WindowResult]:
-    """Yield WindowResults in window order, computing bounded batches with dask."""
+    """Yield WindowResults in window order, computing bounded batches with dask (one batch ahead)."""
     workers = options.workers or os.cpu_count() or 1
     batch = options.batch or max(2, 4 * workers)
     task: Callable[..., WindowResult] = dask.delayed(compute_window, pure=True)
@@ -635,10 +635,34 @@ def _run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) 
             compute_kwargs["pool"] = stack.enter_context(_process_pool(workers))
         elif options.scheduler == "threads":
             compute_kwargs["num_workers"] = workers
-        for start in range(0, len(windows), batch):
+        if options.scheduler == "synchronous" or len(windows) <= batch:
+            for start in range(0, len(windows), batch):
+                chunk = windows[start : start + batch]
+                yield from dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
+            return
+
+        def compute(start: int) -> tuple[WindowResult, ...]:
             chunk = windows[start : start + batch]
-            results = dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
-            yield from results
+            return dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
+
+        # Overlap writing with computing: while the caller writes batch k (GDAL compresses in the
+        # driving thread), batch k + 1 computes in the background. Measured on the 8192^2 bench
+        # scene (2 cores) the driver otherwise left a core idle during every write. At most two
+        # batches are in memory.
+        prefetch = ThreadPoolExecutor(1, thread_name_prefix="geomask-batch")
+        pending = prefetch.submit(compute, 0)
+        try:
+            for start in range(0, len(windows), batch):
+                results = pending.result()
+                if start + batch < len(windows):
+                    pending = prefetch.submit(compute, start + batch)
+                yield from results
+        except BaseException:
+            # Ctrl-C or a failed write: do not wait for the batch ahead (its results are dropped;
+            # the tasks are pure). The process pool, if any, is terminated on the way out.
+            prefetch.shutdown(wait=False, cancel_futures=True)
+            raise
+        prefetch.shutdown(wait=True)
 
 
 @contextlib.contextmanager
