@@ -25,8 +25,8 @@ selects a pixel (of what that step computes) is read once, without halo, and
 passed through; its pixels are never filtered.
 
 Parallelism. Tasks run on dask's local schedulers (threads by default, or
-processes) in bounded batches, so at most a batch of windows is in memory;
-results are written as each batch completes. Tasks are pure, so a task run
+processes) in bounded batches; the next batch computes while the driver writes
+the previous one, so at most two batches of windows are in memory. Tasks are pure, so a task run
 twice gives the same bytes. On a dask.distributed cluster
 (:mod:`geomask.cluster`) the same tasks run on the workers and their results
 stream back to this process, still the only writer; a scene there is split in
