@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,7 +76,25 @@ def _source(value: object, kind: str) -> MaskSource:
 
 
 @dataclass(frozen=True)
-class AnySource(MaskSource):
+class _Combination(MaskSource):
+    """Base of :class:`AnySource` and :class:`AllSource`: a non-empty tuple of mask sources."""
+
+    sources: tuple[MaskSource, ...]
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", _sources(self.sources, self.kind))
+
+    def describe(self) -> str:
+        return f"{self.kind}({', '.join(source.describe() for source in self.sources)})"
+
+    def bind(self, context: MaskContext) -> BoundMask:
+        bound = BoundAny if self.kind == "any" else BoundAll
+        return bound(tuple(source.bind(context) for source in self.sources), context.grid.shape)
+
+
+@dataclass(frozen=True)
+class AnySource(_Combination):
     """Pixels selected by at least one of ``sources`` (union).
 
     Raises
@@ -85,20 +103,11 @@ class AnySource(MaskSource):
         On construction, when ``sources`` is empty or holds something other than mask sources.
     """
 
-    sources: tuple[MaskSource, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", _sources(self.sources, "any"))
-
-    def describe(self) -> str:
-        return f"any({', '.join(source.describe() for source in self.sources)})"
-
-    def bind(self, context: MaskContext) -> BoundAny:
-        return BoundAny(tuple(source.bind(context) for source in self.sources), context.grid.shape)
+    kind: ClassVar[str] = "any"
 
 
 @dataclass(frozen=True)
-class AllSource(MaskSource):
+class AllSource(_Combination):
     """Pixels selected by every one of ``sources`` (intersection).
 
     Raises
@@ -107,16 +116,7 @@ class AllSource(MaskSource):
         On construction, when ``sources`` is empty or holds something other than mask sources.
     """
 
-    sources: tuple[MaskSource, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", _sources(self.sources, "all"))
-
-    def describe(self) -> str:
-        return f"all({', '.join(source.describe() for source in self.sources)})"
-
-    def bind(self, context: MaskContext) -> BoundAll:
-        return BoundAll(tuple(source.bind(context) for source in self.sources), context.grid.shape)
+    kind: ClassVar[str] = "all"
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,26 @@ class NotSource(MaskSource):
 
 
 @dataclass(frozen=True)
-class GrowSource(MaskSource):
+class _Morphology(MaskSource):
+    """Base of :class:`GrowSource` and :class:`ShrinkSource`: ``source`` and a disk ``radius`` (pixels)."""
+
+    source: MaskSource
+    radius: int
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        _source(self.source, self.kind)
+        _radius(self.radius, self.kind)
+
+    def describe(self) -> str:
+        return f"{self.kind}({self.source.describe()}, {self.radius})"
+
+    def bind(self, context: MaskContext) -> BoundMorphology:
+        return BoundMorphology(self.source.bind(context), context.grid.shape, self.radius, self.kind)
+
+
+@dataclass(frozen=True)
+class GrowSource(_Morphology):
     """``source`` dilated by a disk of ``radius`` pixels (see the module docstring).
 
     Raises
@@ -145,22 +164,11 @@ class GrowSource(MaskSource):
         On construction, when ``radius`` is not an integer >= 0.
     """
 
-    source: MaskSource
-    radius: int
-
-    def __post_init__(self) -> None:
-        _source(self.source, "grow")
-        _radius(self.radius, "grow")
-
-    def describe(self) -> str:
-        return f"grow({self.source.describe()}, {self.radius})"
-
-    def bind(self, context: MaskContext) -> BoundMorphology:
-        return BoundMorphology(self.source.bind(context), context.grid.shape, self.radius, "grow")
+    kind: ClassVar[str] = "grow"
 
 
 @dataclass(frozen=True)
-class ShrinkSource(MaskSource):
+class ShrinkSource(_Morphology):
     """``source`` eroded by a disk of ``radius`` pixels (see the module docstring).
 
     Raises
@@ -169,18 +177,7 @@ class ShrinkSource(MaskSource):
         On construction, when ``radius`` is not an integer >= 0.
     """
 
-    source: MaskSource
-    radius: int
-
-    def __post_init__(self) -> None:
-        _source(self.source, "shrink")
-        _radius(self.radius, "shrink")
-
-    def describe(self) -> str:
-        return f"shrink({self.source.describe()}, {self.radius})"
-
-    def bind(self, context: MaskContext) -> BoundMorphology:
-        return BoundMorphology(self.source.bind(context), context.grid.shape, self.radius, "shrink")
+    kind: ClassVar[str] = "shrink"
 
 
 def _radius(value: object, kind: str) -> int:
@@ -189,13 +186,15 @@ def _radius(value: object, kind: str) -> int:
     return int(value)
 
 
-class BoundAny(BoundMask):
-    """Union of bound masks (picklable and thread-safe when they are)."""
-
+class _BoundCombination(BoundMask):
     def __init__(self, masks: tuple[BoundMask, ...], shape: tuple[int, int]) -> None:
         self.masks = masks
         self.shape = shape
         self.halo = max(mask.halo for mask in masks)
+
+
+class BoundAny(_BoundCombination):
+    """Union of bound masks (picklable and thread-safe when they are)."""
 
     @property
     def is_empty(self) -> bool:
@@ -212,13 +211,8 @@ class BoundAny(BoundMask):
         return out
 
 
-class BoundAll(BoundMask):
+class BoundAll(_BoundCombination):
     """Intersection of bound masks (picklable and thread-safe when they are)."""
-
-    def __init__(self, masks: tuple[BoundMask, ...], shape: tuple[int, int]) -> None:
-        self.masks = masks
-        self.shape = shape
-        self.halo = max(mask.halo for mask in masks)
 
     @property
     def is_empty(self) -> bool:
