@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from _fixtures_masks import full, tiled
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,29 +91,6 @@ def _oracle(path: Path, grid: Grid, *, all_touched: bool = False, **read: object
     ).astype(bool)
 
 
-def _full(grid: Grid) -> Window:
-    return Window(0, 0, grid.width, grid.height)
-
-
-def _tiled(
-    mask: BoundMask, shape: tuple[int, int], size: tuple[int, int], phase: tuple[int, int] = (0, 0)
-) -> NDArray[np.bool_]:
-    """The mask assembled from windows of ``size``, the first row/column of windows cut by ``phase``."""
-    height, width = shape
-    out = np.zeros(shape, dtype=np.uint8)  # counts, to prove every pixel is rendered exactly once
-    rows = sorted({0, *range(phase[0] % size[0] or size[0], height, size[0])})
-    cols = sorted({0, *range(phase[1] % size[1] or size[1], width, size[1])})
-    for r0, r1 in zip(rows, [*rows[1:], height], strict=True):
-        for c0, c1 in zip(cols, [*cols[1:], width], strict=True):
-            block = mask.render(Window(c0, r0, c1 - c0, r1 - r0))
-            assert block.shape == (r1 - r0, c1 - c0)
-            assert block.dtype == bool
-            assert block.flags.c_contiguous
-            out[r0:r1, c0:c1] += 1 + block.astype(np.uint8)
-    assert (out >= 1).all()
-    return out == 2
-
-
 def _reblocked(mask: BoundVectorMask, block_size: int) -> BoundVectorMask:
     """The same mask rasterized in blocks of another size (to reach block edges on small grids)."""
     return BoundVectorMask(mask.geometries, mask.shape, all_touched=mask.all_touched, block_size=block_size)
@@ -156,7 +134,7 @@ def test_whole_render_equals_oracle_for_every_format(vectors: dict[str, Path], k
     mask = _bind(VectorSource(vectors[kind]))
     expected = _oracle(vectors[kind], UTM_GRID)
     assert 500 < expected.sum() < expected.size - 500  # non-trivial
-    np.testing.assert_array_equal(mask.render(_full(UTM_GRID)), expected)
+    np.testing.assert_array_equal(mask.render(full(UTM_GRID)), expected)
 
 
 @settings(max_examples=30, deadline=None)
@@ -175,7 +153,7 @@ def test_windowed_equals_whole_grid_oracle(
     window: tuple[int, int, int, int],
 ) -> None:
     mask = _reblocked(bound, block_size)
-    np.testing.assert_array_equal(_tiled(mask, UTM_GRID.shape, size, phase), oracle)
+    np.testing.assert_array_equal(tiled(mask, UTM_GRID.shape, size, phase), oracle)
     row, col, height, width = window
     height, width = min(height, UTM_GRID.height - row), min(width, UTM_GRID.width - col)
     np.testing.assert_array_equal(
@@ -187,10 +165,10 @@ def test_windowed_equals_whole_grid_oracle(
 def test_one_pixel_windows(vectors: dict[str, Path], all_touched: bool) -> None:
     small = Grid(UTM, UTM_GRID.transform @ Affine.translation(30, 20), 24, 31)
     mask = _bind(VectorSource(vectors["gpkg"], all_touched=all_touched), small)
-    whole = mask.render(_full(small))
+    whole = mask.render(full(small))
     assert 0 < whole.sum() < whole.size
     for block_size in (BLOCK_SIZE, 8):
-        np.testing.assert_array_equal(_tiled(_reblocked(mask, block_size), small.shape, (1, 1)), whole)
+        np.testing.assert_array_equal(tiled(_reblocked(mask, block_size), small.shape, (1, 1)), whole)
     if not all_touched:
         np.testing.assert_array_equal(whole, _oracle(vectors["gpkg"], small))
 
@@ -200,9 +178,9 @@ def test_default_blocks_on_a_grid_larger_than_one_block(tmp_path: Path) -> None:
     path = _write(tmp_path / "big.gpkg", _random_polygons(grid, 15, seed=7), UTM)
     mask = _bind(VectorSource(path), grid)
     expected = _oracle(path, grid)
-    np.testing.assert_array_equal(mask.render(_full(grid)), expected)
+    np.testing.assert_array_equal(mask.render(full(grid)), expected)
     for size, phase in (((100, 130), (0, 0)), ((256, 256), (17, 250)), ((37, 301), (5, 0))):
-        np.testing.assert_array_equal(_tiled(mask, grid.shape, size, phase), expected)
+        np.testing.assert_array_equal(tiled(mask, grid.shape, size, phase), expected)
 
 
 def test_utm_vector_on_a_geographic_grid(tmp_path: Path) -> None:
@@ -211,22 +189,22 @@ def test_utm_vector_on_a_geographic_grid(tmp_path: Path) -> None:
     mask = _bind(VectorSource(path), GEO_GRID)
     expected = _oracle(path, GEO_GRID)
     assert 200 < expected.sum() < expected.size - 200
-    np.testing.assert_array_equal(mask.render(_full(GEO_GRID)), expected)
-    np.testing.assert_array_equal(_tiled(_reblocked(mask, 9), GEO_GRID.shape, (11, 13), (4, 6)), expected)
+    np.testing.assert_array_equal(mask.render(full(GEO_GRID)), expected)
+    np.testing.assert_array_equal(tiled(_reblocked(mask, 9), GEO_GRID.shape, (11, 13), (4, 6)), expected)
 
 
 def test_all_touched_is_tile_invariant_and_close_to_whole_image(vectors: dict[str, Path]) -> None:
     touched = _bind(VectorSource(vectors["geojson"], all_touched=True))
     centres = _bind(VectorSource(vectors["geojson"]))
-    whole = touched.render(_full(UTM_GRID))
+    whole = touched.render(full(UTM_GRID))
     for block_size in (BLOCK_SIZE, 16, 7):
         for size, phase in (((8, 8), (3, 5)), ((33, 17), (0, 9)), ((90, 110), (0, 0))):
             np.testing.assert_array_equal(
-                _tiled(_reblocked(touched, block_size), UTM_GRID.shape, size, phase), whole
+                tiled(_reblocked(touched, block_size), UTM_GRID.shape, size, phase), whole
             )
 
     # Every pixel whose centre is inside is touched, and touching adds only pixels on the boundaries.
-    inside = centres.render(_full(UTM_GRID))
+    inside = centres.render(full(UTM_GRID))
     assert (whole >= inside).all() and whole.sum() > inside.sum()
     frame = gpd.read_file(vectors["geojson"], engine="pyogrio").to_crs(UTM)
     reference = rasterize(
@@ -253,11 +231,11 @@ def test_ties_on_pixel_centres_and_edges_are_decided_alike_in_every_window(
         for shift in (0.0, 0.5)
     ]
     mask = _bind(VectorSource(_write(tmp_path / "ties.gpkg", boxes, UTM), all_touched=all_touched))
-    whole = mask.render(_full(UTM_GRID))
+    whole = mask.render(full(UTM_GRID))
     for block_size in (BLOCK_SIZE, 16, 5):
         for size, phase in (((4, 3), (1, 2)), ((8, 8), (3, 5)), ((33, 17), (0, 9))):
             np.testing.assert_array_equal(
-                _tiled(_reblocked(mask, block_size), UTM_GRID.shape, size, phase), whole
+                tiled(_reblocked(mask, block_size), UTM_GRID.shape, size, phase), whole
             )
     # A whole-grid rasterize in map coordinates may break the ties otherwise, but only on the boundaries.
     reference = rasterize(boxes, out_shape=UTM_GRID.shape, transform=t, all_touched=all_touched).astype(bool)
@@ -294,18 +272,18 @@ def test_lines_and_points_burn(tmp_path: Path) -> None:
         WGS84,
     )
     mask = _bind(VectorSource(path))
-    whole = mask.render(_full(UTM_GRID))
+    whole = mask.render(full(UTM_GRID))
     assert whole[80, 40] and whole[85, 5] and whole[85, 105]
     assert whole[4, 3] and whole[50, 70] and whole[10, 100]
     np.testing.assert_array_equal(whole, _oracle(path, UTM_GRID))
-    np.testing.assert_array_equal(_tiled(_reblocked(mask, 6), UTM_GRID.shape, (7, 9), (2, 3)), whole)
+    np.testing.assert_array_equal(tiled(_reblocked(mask, 6), UTM_GRID.shape, (7, 9), (2, 3)), whole)
 
 
 def test_buffer_is_in_grid_units_after_reprojection(vectors: dict[str, Path]) -> None:
-    plain = _bind(VectorSource(vectors["geojson"])).render(_full(UTM_GRID))
+    plain = _bind(VectorSource(vectors["geojson"])).render(full(UTM_GRID))
     frame = gpd.read_file(vectors["geojson"], engine="pyogrio").to_crs(UTM)
     for distance in (90.0, -45.0):
-        mask = _bind(VectorSource(vectors["geojson"], buffer=distance)).render(_full(UTM_GRID))
+        mask = _bind(VectorSource(vectors["geojson"], buffer=distance)).render(full(UTM_GRID))
         expected = rasterize(
             shapely.buffer(frame.geometry.to_numpy(), distance),
             out_shape=UTM_GRID.shape,
@@ -331,9 +309,9 @@ def test_where_filters_features(tmp_path: Path) -> None:
     where = "landcover = 'forest'"
     mask = _bind(VectorSource(path, where=where))
     assert mask.describe() == "vector(covers.shp, 3 features)"
-    np.testing.assert_array_equal(mask.render(_full(UTM_GRID)), _oracle(path, UTM_GRID, where=where))
-    everything = _bind(VectorSource(path)).render(_full(UTM_GRID))
-    assert mask.render(_full(UTM_GRID)).sum() < everything.sum()
+    np.testing.assert_array_equal(mask.render(full(UTM_GRID)), _oracle(path, UTM_GRID, where=where))
+    everything = _bind(VectorSource(path)).render(full(UTM_GRID))
+    assert mask.render(full(UTM_GRID)).sum() < everything.sum()
 
 
 def test_layer_by_name_and_index(tmp_path: Path) -> None:
@@ -341,8 +319,8 @@ def test_layer_by_name_and_index(tmp_path: Path) -> None:
     a, b = _random_polygons(UTM_GRID, 2, seed=11)
     for name, geom in (("a", a), ("b", b)):
         gpd.GeoDataFrame({"id": [1]}, geometry=[geom], crs=UTM).to_file(path, layer=name, engine="pyogrio")
-    by_name = _bind(VectorSource(path, layer="b")).render(_full(UTM_GRID))
-    by_index = _bind(VectorSource(path, layer=1)).render(_full(UTM_GRID))
+    by_name = _bind(VectorSource(path, layer="b")).render(full(UTM_GRID))
+    by_index = _bind(VectorSource(path, layer=1)).render(full(UTM_GRID))
     np.testing.assert_array_equal(by_name, by_index)
     np.testing.assert_array_equal(by_name, _oracle(path, UTM_GRID, layer="b"))
 
@@ -352,7 +330,7 @@ def test_crs_is_assumed_for_files_without_one(tmp_path: Path, vectors: dict[str,
     path = _write(tmp_path / "nocrs.shp", utm, None)
     assert not (tmp_path / "nocrs.prj").exists()
     mask = _bind(VectorSource(path, crs="EPSG:32618"))
-    np.testing.assert_array_equal(mask.render(_full(UTM_GRID)), _oracle(vectors["gpkg"], UTM_GRID))
+    np.testing.assert_array_equal(mask.render(full(UTM_GRID)), _oracle(vectors["gpkg"], UTM_GRID))
     # The same crs as the file's own is accepted.
     _bind(VectorSource(vectors["gpkg"], crs="EPSG:32618"))
 
@@ -360,7 +338,7 @@ def test_crs_is_assumed_for_files_without_one(tmp_path: Path, vectors: dict[str,
 def test_no_crs_on_either_side_shares_coordinates(tmp_path: Path) -> None:
     grid = Grid(None, Affine(2.0, 0.0, 100.0, 0.0, -2.0, 300.0), 40, 50)
     path = _write(tmp_path / "plain.shp", [shapely.box(110.0, 250.0, 140.0, 290.0)], None)
-    mask = _bind(VectorSource(path), grid).render(_full(grid))
+    mask = _bind(VectorSource(path), grid).render(full(grid))
     assert mask.sum() == 15 * 20 and mask[5:25, 5:20].all()
 
 
@@ -374,7 +352,7 @@ def test_repaired_geometries_warn_and_burn(tmp_path: Path) -> None:
     path = _write(tmp_path / "broken.gpkg", [bowtie, spike, good], UTM)
     with pytest.warns(RepairedGeometryWarning, match=r"repaired 2 invalid geometries of 3 in .*broken\.gpkg"):
         mask = _bind(VectorSource(path))
-    whole = mask.render(_full(UTM_GRID))
+    whole = mask.render(full(UTM_GRID))
     assert whole[25, 15] and whole[25, 35] and not whole[15, 25]  # both triangles of the bow tie
     assert whole[20:40, 60:90].all() and not whole[5:8, 50:56].any()  # the spike is dropped, the square kept
     expected = rasterize(
@@ -391,7 +369,7 @@ def test_no_overlap_warns_and_renders_nothing(tmp_path: Path) -> None:
     with pytest.warns(NoOverlapWarning, match=r"far\.gpkg.*passes through unchanged"):
         mask = _bind(VectorSource(path))
     assert mask.is_empty
-    assert not mask.render(_full(UTM_GRID)).any()
+    assert not mask.render(full(UTM_GRID)).any()
     with pytest.raises(MaskError, match=r"far\.gpkg"):
         _bind(VectorSource(path, require_overlap=True))
 
@@ -402,7 +380,7 @@ def test_pickle_round_trip(bound: BoundVectorMask) -> None:
         assert isinstance(clone, BoundVectorMask) and clone.block_size == mask.block_size
         window = Window(7, 11, 60, 70)
         np.testing.assert_array_equal(clone.render(window), mask.render(window))
-        np.testing.assert_array_equal(clone.render(_full(UTM_GRID)), mask.render(_full(UTM_GRID)))
+        np.testing.assert_array_equal(clone.render(full(UTM_GRID)), mask.render(full(UTM_GRID)))
     source = VectorSource("roi.gpkg", layer="x", buffer=-30.0)
     assert pickle.loads(pickle.dumps(source)) == source
 
@@ -551,18 +529,18 @@ def test_sample_rois_over_landsat(landsat: tuple[Grid, NDArray[np.bool_]], name:
     grid, valid = landsat
     mask = _bind(VectorSource(DATA / name), grid)
     assert mask.describe() == f"vector({name}, 5 features)"
-    whole = mask.render(_full(grid))
+    whole = mask.render(full(grid))
     assert 50_000 < whole.sum() < 100_000
     assert (whole & valid).sum() > 0.99 * whole.sum()  # over the image, not its nodata corners
     np.testing.assert_array_equal(whole, _oracle(DATA / name, grid))
-    np.testing.assert_array_equal(_tiled(mask, grid.shape, (200, 300), (50, 100)), whole)
-    forest = _bind(VectorSource(DATA / name, where="landcover = 'forest'"), grid).render(_full(grid))
+    np.testing.assert_array_equal(tiled(mask, grid.shape, (200, 300), (50, 100)), whole)
+    forest = _bind(VectorSource(DATA / name, where="landcover = 'forest'"), grid).render(full(grid))
     assert 0 < forest.sum() < whole.sum() and (whole >= forest).all()
 
 
 def test_box_shapefile_over_landsat(landsat: tuple[Grid, NDArray[np.bool_]]) -> None:
     grid, valid = landsat
-    whole = _bind(VectorSource(DATA / "box.shp"), grid).render(_full(grid))
+    whole = _bind(VectorSource(DATA / "box.shp"), grid).render(full(grid))
     pixel_area = grid.res[0] * grid.res[1]
     assert whole.sum() == pytest.approx(75_000 * 50_000 / pixel_area, rel=0.01)
     assert (whole & valid).sum() > 0.99 * whole.sum()
