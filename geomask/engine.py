@@ -324,7 +324,11 @@ def _apply_step(
 # --- driving a scene ------------------------------------------------------------------------------
 
 
-def _resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | None) -> float | None:
+def resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | None) -> float | None:
+    """The nodata value a run uses on ``scene``: ``auto`` (the file's), ``none``/None, or a number.
+
+    The value is compared in the scene's dtype (:func:`geomask.convolve.effective_nodata`).
+    """
     if nodata == "auto":
         return effective_nodata(scene.nodata, scene.dtype)
     if nodata is None or nodata == "none":
@@ -595,7 +599,7 @@ def plan_scene(
     with gdal_env(options.gdal_options):
         scene = inspect_scene(input_path)
     final = _check_output(scene, output)
-    nd = _resolve_nodata(scene, nodata)
+    nd = resolve_nodata(scene, nodata)
     band_list = _resolve_bands(scene, bands)
     bound = bind_steps(scene, steps, nd)
     job = SceneJob(scene, bound, band_list, nd, dict(options.gdal_options))

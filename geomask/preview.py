@@ -39,8 +39,8 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from geomask.config import Pipeline, load_pipeline
-from geomask.convolve import effective_nodata, masked_convolve
-from geomask.engine import bind_steps
+from geomask.convolve import masked_convolve
+from geomask.engine import bind_steps, resolve_nodata
 from geomask.errors import InputError, OutputError
 from geomask.io import gdal_env, inspect_scene
 from geomask.masks.base import BoundMask, FullMask
@@ -95,7 +95,7 @@ def render_preview(
         scene = inspect_scene(input_path)
         grid = scene.grid
         steps = model.to_steps(grid) if model.uses_map_units() else model.to_steps()
-        nodata = _nodata(scene.nodata, scene.dtype, model.nodata)
+        nodata = resolve_nodata(scene, model.nodata)
         bound = bind_steps(scene, steps, nodata)
         height, width = grid.shape
         f = max(1, math.ceil(max(height, width) / size))
@@ -148,14 +148,6 @@ def render_preview(
     except OSError as e:
         raise OutputError(f"{out}: cannot write the quicklook ({e.strerror or e})") from e
     return out
-
-
-def _nodata(scene_nodata: float | None, dtype: str, nodata: float | str | None) -> float | None:
-    if nodata == "auto":
-        return effective_nodata(scene_nodata, dtype)
-    if nodata is None or nodata == "none":
-        return None
-    return effective_nodata(float(nodata), dtype)
 
 
 def _readable(path: str) -> bool:

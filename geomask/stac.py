@@ -40,8 +40,7 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from geomask import __version__
-from geomask.convolve import effective_nodata
-from geomask.engine import Step, bind_steps
+from geomask.engine import Step, bind_steps, resolve_nodata
 from geomask.errors import OutputError
 from geomask.grid import Grid
 from geomask.io import gdal_env, inspect_scene
@@ -113,14 +112,6 @@ def mask_footprint(
     return shapely.intersection(shapely.union_all(polygons), scene_box)
 
 
-def _nodata(scene_nodata: float | None, dtype: str, nodata: float | str | None) -> float | None:
-    if nodata == "auto":
-        return effective_nodata(scene_nodata, dtype)
-    if nodata is None or nodata == "none":
-        return None
-    return effective_nodata(float(nodata), dtype)
-
-
 def build_item(
     output: str | os.PathLike[str],
     input_path: str | os.PathLike[str],
@@ -158,7 +149,7 @@ def build_item(
             grid = Grid(ds.crs if ds.crs else None, ds.transform, ds.height, ds.width)
             is_cog = ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
             tags = dict(ds.tags())
-        bound = bind_steps(scene, steps, _nodata(scene.nodata, scene.dtype, nodata))
+        bound = bind_steps(scene, steps, resolve_nodata(scene, nodata))
         masks = [] if any(isinstance(s.target, FullMask) for s in bound) else [s.target for s in bound]
         footprint = mask_footprint(grid, masks)
     geometry = None
