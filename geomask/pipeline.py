@@ -295,9 +295,7 @@ def run_pipeline(
         notes: list[str] = []
         try:
             if per_scene:
-                with gdal_env(options.gdal_options):
-                    grid = inspect_scene(input_path).grid
-                steps, notes = model.to_steps(grid), model.unit_notes(grid)
+                steps, notes = _scene_steps(model, input_path, options)
             tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
             with output_lock(output_path):  # one geomask process per output at a time
                 remove_stale_partials(output_path)
@@ -334,6 +332,15 @@ def run_pipeline(
     return reports
 
 
+def _scene_steps(
+    model: Pipeline, input_path: str | Path, options: RunOptions
+) -> tuple[list[Step], list[str]]:
+    """Steps with kernel sizes in map units converted on ``input_path``'s grid, and a note for each."""
+    with gdal_env(options.gdal_options):
+        grid = inspect_scene(input_path).grid
+    return model.to_steps(grid), model.unit_notes(grid)
+
+
 def _plans(
     model: Pipeline,
     scenes: Sequence[tuple[Path, Path]],
@@ -356,9 +363,7 @@ def _plans(
         hold = contextlib.ExitStack()
         try:
             if per_scene:
-                with gdal_env(options.gdal_options):
-                    grid = inspect_scene(input_path).grid
-                steps, notes = model.to_steps(grid), model.unit_notes(grid)
+                steps, notes = _scene_steps(model, input_path, options)
             tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
