@@ -68,7 +68,7 @@ from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scen
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
 from geomask.progress import NullObserver, Observer
-from geomask.windows import Mode, check_mode, contiguous_runs, expand, plan_windows
+from geomask.windows import Mode, check_mode, contiguous_runs, covers_whole_tiles, expand, plan_windows
 
 __all__ = [
     "GroupStep",
@@ -146,7 +146,10 @@ class RunOptions:
 
     ``window_size`` (pixels) is rounded up to a multiple of the input's block shape and
     of the output's tile size unless ``align_windows`` is False (then windows are exactly
-    ``window_size`` pixels, for tests of arbitrary tilings). ``batch`` bounds how many
+    ``window_size`` pixels, for tests of arbitrary tilings). ``copy_tiles``: where the
+    output's tiles decode like the input's (same codec, predictor, tile size; see
+    :mod:`geomask.tiffraw`), unchanged tiles are copied compressed instead of re-encoded
+    (False: every tile is re-encoded; the pixels are the same either way). ``batch`` bounds how many
     windows are in memory at once (default: 4 per worker; on a cluster, 4 per worker thread
     in flight across all scenes). ``threads_per_worker`` and ``memory_limit`` (bytes as text,
     e.g. ``"2 GiB"``, or ``"auto"``) size the workers of ``scheduler="local-cluster"``; the
@@ -161,6 +164,7 @@ class RunOptions:
     batch: int | None = None
     threads_per_worker: int | None = None
     memory_limit: str | None = None
+    copy_tiles: bool = True
 
 
 @dataclass
@@ -202,17 +206,23 @@ class SceneJob:
     bands: tuple[int, ...]
     nodata: float | None
     gdal_options: Mapping[str, str] = field(default_factory=dict)
+    copy_tile: int | None = None  # the writer copies unchanged tiles of this side from the input
 
 
 @dataclass
 class WindowResult:
-    """The finished pixels of one window (all bands) and its counts."""
+    """The finished pixels of one window (all bands) and its counts.
+
+    With tile copy (``SceneJob.copy_tile``), ``data`` is None for a window without targets (not
+    even read) and ``tiles`` flags the tiles of the window that changed (the rest are the input's).
+    """
 
     window: Window
-    data: NDArray[Any]
+    data: NDArray[Any] | None
     computed: bool
     selected: int
     changed: int
+    tiles: NDArray[np.bool_] | None = None
 
 
 def _render(mask: BoundMask, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -260,6 +270,8 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
         cols.insert(0, np.union1d(cols[0], expand(t_cols, rx, width, step.mode)))
     selected = _count_selected(targets, rows, cols)
     all_bands = range(1, scene.count + 1)
+    if job.copy_tile and not any(t.any() for t in targets):
+        return WindowResult(window, None, False, selected, 0)  # the writer copies the input's tiles
     with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
         if not any(t.any() for t in targets):
             data = read_indexed(ds, all_bands, rows[-1], cols[-1])
@@ -277,7 +289,24 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
         result = read[:, own_r][:, :, own_c]
         result[[b - 1 for b in job.bands]] = values
     changed = count_changed(read, result, own_r, own_c)
-    return WindowResult(window, result, True, selected, changed)
+    tiles = None
+    if job.copy_tile:
+        # Own pixels are one contiguous block of the index sets (the halo lies outside it).
+        own = read[:, own_r[0] : own_r[-1] + 1, own_c[0] : own_c[-1] + 1]
+        tiles = _changed_tiles(own, result, job.copy_tile)
+    return WindowResult(window, result, True, selected, changed, tiles)
+
+
+def _changed_tiles(before: NDArray[Any], after: NDArray[Any], tile: int) -> NDArray[np.bool_]:
+    """Per tile of the window (tiles of side ``tile`` from its corner): any value differs bit-wise."""
+    _, h, w = after.shape
+    u = f"u{after.dtype.itemsize}"
+    b, a = before.view(u), after.view(u)
+    out = np.zeros((-(-h // tile), -(-w // tile)), dtype=bool)
+    for tr, tc in np.ndindex(*out.shape):
+        ys, xs = slice(tr * tile, (tr + 1) * tile), slice(tc * tile, (tc + 1) * tile)
+        out[tr, tc] = not np.array_equal(b[:, ys, xs], a[:, ys, xs])
+    return out
 
 
 def _apply_step(
@@ -540,8 +569,16 @@ class ScenePlan:
         self.writer.__enter__()
 
     def write(self, result: WindowResult) -> None:
-        """Write one window's pixels and add its counts to the report."""
-        self.writer.write(result.data, result.window)
+        """Write one window's pixels (its changed tiles, with tile copy) and add its counts to the report."""
+        window, data, tiles = result.window, result.data, result.tiles
+        if data is not None and tiles is None:
+            self.writer.write(data, window)
+        elif data is not None and tiles is not None and self.job.copy_tile:
+            t = self.job.copy_tile
+            for tr, tc in zip(*np.nonzero(tiles), strict=True):
+                part = data[:, tr * t : (tr + 1) * t, tc * t : (tc + 1) * t]
+                at = Window(window.col_off + tc * t, window.row_off + tr * t, part.shape[2], part.shape[1])
+                self.writer.write(part, at)
         self.report.windows_computed += int(result.computed)
         self.report.windows_skipped += int(not result.computed)
         self.report.pixels_selected += result.selected
@@ -602,7 +639,6 @@ def plan_scene(
     nd = resolve_nodata(scene, nodata)
     band_list = _resolve_bands(scene, bands)
     bound = bind_steps(scene, steps, nd)
-    job = SceneJob(scene, bound, band_list, nd, dict(options.gdal_options))
     out_block = _output_block(scene, output.block_size)
     windows = _window_plan(scene, options, out_block)
     report = SceneReport(str(input_path), str(final), "done", windows_total=len(windows))
@@ -615,7 +651,13 @@ def plan_scene(
         tags=output.tags,
         cog=output.format == "COG",
         overview_resampling=output.overview_resampling,
+        copy_tiles=options.copy_tiles,
     )
+    tile = writer.copy_tile
+    if tile and not all(covers_whole_tiles(w, (tile, tile), scene.grid.shape) for w in windows):
+        writer.no_tile_copy()
+        tile = None
+    job = SceneJob(scene, bound, band_list, nd, dict(options.gdal_options), tile)
     return ScenePlan(job, windows, writer, report, started)
 
 

@@ -33,11 +33,12 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
+from geomask import tiffraw
 from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
 from geomask.warnings import GeomaskWarning
-from geomask.windows import contiguous_runs
+from geomask.windows import contiguous_runs, covers_whole_tiles
 
 __all__ = [
     "ALLOWED_DRIVERS",
@@ -379,6 +380,12 @@ class OutputFile:
     Use as a context manager; :meth:`commit` checks the file and renames it into place.
     Leaving the block without commit (an error, Ctrl-C) removes the temporary file, so
     nothing is ever left at the final path.
+
+    Tile copy: when the input is a local tiled GeoTIFF whose tiles decode as the output's will
+    (same codec, predictor, tile size, interleave: :func:`geomask.tiffraw.profile_matches`),
+    :attr:`copy_tile` is the tile side and the caller may leave tiles unwritten: they must
+    equal the input's, and :meth:`commit` copies their compressed bytes from the input instead
+    of decoding and re-encoding them. Writes must then cover whole tiles.
     """
 
     def __init__(
@@ -392,6 +399,7 @@ class OutputFile:
         tags: Mapping[str, str],
         cog: bool = False,
         overview_resampling: str = "average",
+        copy_tiles: bool = True,
     ) -> None:
         self.final = final
         self.scene = scene
@@ -422,6 +430,34 @@ class OutputFile:
         self.tags = dict(tags)
         self._ds: rasterio.io.DatasetWriter | None = None
         self._committed = False
+        self._layout = tiffraw.layout_of(scene.path) if copy_tiles else None
+        if self._layout is not None and not (
+            (self._layout.width, self._layout.height) == (grid.width, grid.height)
+            and tiffraw.profile_matches(self._layout, self.profile)
+        ):
+            self._layout = None
+        self._written: set[tuple[int, int]] = set()
+        if self._layout is not None:
+            self.profile["SPARSE_OK"] = "TRUE"  # tiles never written stay empty, for copy_tiles
+            raw = grid.width * grid.height * scene.count * np.dtype(scene.dtype).itemsize
+            if raw > 3 * 2**30 and not any(k.upper() == "BIGTIFF" for k in self.creation_options):
+                self.profile["BIGTIFF"] = "YES"  # the copied tiles are appended: keep offsets 64-bit
+
+    @property
+    def copy_tile(self) -> int | None:
+        """The tile side (pixels) if unwritten tiles are copied from the input, else None."""
+        return (
+            self._layout.tile[0]
+            if self._layout is not None and self._layout.tile[0] == self._layout.tile[1]
+            else None
+        )
+
+    def no_tile_copy(self) -> None:
+        """Write every tile (call before entering): the caller cannot write whole tiles."""
+        assert self._ds is None, "no_tile_copy after the file was created"
+        if self._layout is not None:
+            self._layout = None
+            self.profile.pop("SPARSE_OK", None)
 
     def __enter__(self) -> OutputFile:
         try:
@@ -455,10 +491,24 @@ class OutputFile:
     def write(self, data: NDArray[Any], window: Window) -> None:
         """Write all bands of ``window`` (``data`` is (count, h, w) of the scene dtype)."""
         assert self._ds is not None, "OutputFile used outside its with-block"
+        if self._layout is not None:
+            self._written.update(self._tiles_of(window))
         try:
             self._ds.write(data, window=window)
         except (RasterioError, OSError) as e:
             raise self._failed(f"writing window {window}", e, data.nbytes) from e
+
+    def _tiles_of(self, window: Window) -> Iterator[tuple[int, int]]:
+        """The (row, column) of the output tiles ``window`` covers; it must cover them whole."""
+        assert self._layout is not None
+        tw, th = self._layout.tile
+        r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        # A partial tile would lose the rest of its pixels: a bug of the caller.
+        if not covers_whole_tiles(window, (th, tw), self.scene.grid.shape):
+            raise RunError(f"{self.final}: window {window} does not cover whole {tw}x{th} tiles")
+        for tr in range(r0 // th, -(-(r0 + h) // th)):
+            for tc in range(c0 // tw, -(-(c0 + w) // tw)):
+                yield tr, tc
 
     def commit(self) -> None:
         """Close, convert to COG if asked, check the file, and rename it to the final path."""
@@ -469,6 +519,8 @@ class OutputFile:
         except (RasterioError, OSError) as e:
             raise self._failed("finishing the file", e, _MIB) from e
         self._ds = None
+        if self._layout is not None:
+            self._copy_unwritten_tiles()
         ready = self.tmp
         if self.cog:
             ready = self._to_cog()
@@ -478,6 +530,29 @@ class OutputFile:
         except OSError as e:
             raise OutputError(f"{self.final}: cannot move the finished file into place ({e})") from e
         self._committed = True
+
+    def _copy_unwritten_tiles(self) -> None:
+        """Fill the tiles never written with the input's: compressed bytes copied, or re-encoded."""
+        assert self._layout is not None
+        down, across = self._layout.grid
+        missing = [(r, c) for r in range(down) for c in range(across) if (r, c) not in self._written]
+        if not missing:
+            return
+        try:
+            tiffraw.copy_tiles(self.scene.path, self.tmp, missing)
+            return
+        except tiffraw.LayoutMismatch:
+            pass  # GDAL wrote another layout than predicted (a GDAL version's default): re-encode
+        except OSError as e:
+            raise self._failed("copying the unchanged tiles", e, _MIB) from e
+        tw, th = self._layout.tile
+        try:
+            with rasterio.open(self.scene.path) as src, rasterio.open(self.tmp, "r+") as dst:
+                for r, c in missing:
+                    window = Window(c * tw, r * th, tw, th).intersection(Window(0, 0, src.width, src.height))
+                    dst.write(src.read(window=window), window=window)
+        except (RasterioError, OSError) as e:
+            raise self._failed("writing the unchanged tiles", e, _MIB) from e
 
     def _to_cog(self) -> Path:
         cog_tmp = partial_path(self.final)

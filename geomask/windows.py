@@ -27,6 +27,7 @@ __all__ = [
     "MODES",
     "Mode",
     "contiguous_runs",
+    "covers_whole_tiles",
     "expand",
     "plan_windows",
     "source_index",
@@ -127,3 +128,16 @@ def plan_windows(height: int, width: int, block_shape: tuple[int, int], window_s
         for row in range(0, height, wh)
         for col in range(0, width, ww)
     ]
+
+
+def covers_whole_tiles(window: Window, tile: tuple[int, int], shape: tuple[int, int]) -> bool:
+    """Whether ``window`` is a union of whole tiles of ``tile`` (rows, cols) pixels, cut only by
+    the edges of a scene of ``shape`` (rows, cols) pixels."""
+    r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    th, tw = tile
+    return (
+        r0 % th == 0
+        and c0 % tw == 0
+        and (h % th == 0 or r0 + h == shape[0])
+        and (w % tw == 0 or c0 + w == shape[1])
+    )

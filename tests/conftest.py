@@ -68,6 +68,19 @@ def write_raster(
     return path
 
 
+def raw_tiles(path: Path) -> list[bytes]:
+    """The compressed bytes of every tile of the first image of a tiled TIFF, in TileOffsets order."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page, fh = tif.pages.first, tif.filehandle
+        out = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            fh.seek(offset)
+            out.append(fh.read(count))
+        return out
+
+
 @pytest.fixture
 def make_raster(tmp_path: Path) -> Callable[..., Path]:
     """A factory: ``make_raster(array, name="scene.tif", **write_raster options)`` -> path."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rasterio.errors import NotGeoreferencedWarning
 
 from geomask.errors import GeomaskError, RunInterrupted
 from geomask.warnings import GeomaskWarning
@@ -138,6 +139,9 @@ def handle_errors(debug: bool) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GeomaskWarning)
+        # rasterize's scratch dataset (vector masks) sometimes warns that it has no geotransform
+        # when run from several threads: noise about an internal buffer, not the user's files.
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
         warnings.showwarning = _show_warning
         try:
             yield

@@ -1208,6 +1208,12 @@ class Profile(_Strict):
     window_size: Annotated[int, Field(ge=16, le=65536)] = Field(
         1024, description="window side in pixels, rounded up to a multiple of the input's block size"
     )
+    copy_tiles: bool = Field(
+        True,
+        description="copy output tiles that equal the input's as compressed bytes from the input, "
+        "where both files' tiles decode alike (same codec, predictor, tile size, interleave); the "
+        "pixels are the same either way, false re-encodes every tile",
+    )
     gdal: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], GdalValue] = Field(
         default_factory=dict, description="GDAL configuration options, e.g. GDAL_CACHEMAX: 512"
     )
@@ -1221,6 +1227,7 @@ class Profile(_Strict):
 
         values: dict[str, Any] = {
             "window_size": self.window_size,
+            "copy_tiles": self.copy_tiles,
             "scheduler": self.scheduler,
             "workers": self.workers,
             "threads_per_worker": self.threads_per_worker,

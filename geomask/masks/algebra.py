@@ -26,7 +26,6 @@ from typing import ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
-from scipy import ndimage
 
 from geomask.errors import ConfigError
 from geomask.masks._window import check_window
@@ -277,6 +276,8 @@ class BoundMorphology(BoundMask):
         top, left = max(0, row0 - r), max(0, col0 - r)
         bottom, right = min(rows, row0 + height + r), min(cols, col0 + width + r)
         block = self.mask.render(Window(left, top, right - left, bottom - top))
+        from scipy import ndimage  # here, not at import: 0.1 s of every run's start-up otherwise
+
         if self.operation == "grow":
             result = ndimage.binary_dilation(block, structure=disk(r), border_value=0)
         else:

@@ -37,7 +37,6 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
-from scipy.cluster.vq import ClusterError, kmeans2
 
 from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import ConfigError, InputError, MaskError, RunError
@@ -179,6 +178,8 @@ def _fit(sample: NDArray[np.float64], k: int, seed: int, path: str) -> NDArray[n
             f"kmeans: the sample of scene {path} holds {distinct} distinct valid pixel value"
             f"{'' if distinct == 1 else 's'}, fewer than k={k}; lower k or raise sample"
         )
+    from scipy.cluster.vq import ClusterError, kmeans2  # here, not at import: 0.1 s of start-up
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # an empty cluster: refused below

@@ -1,0 +1,243 @@
+"""Copy compressed tiles from one tiled GeoTIFF into another of the same layout, byte for byte.
+
+Why: outside the regions of interest an output tile equals the input tile. Decoding and
+re-encoding it (what a GDAL copy does for every tile) is most of an end-to-end run when the
+regions cover a few percent of a scene; copying its compressed bytes costs a read and a write.
+GDAL can read a tile's compressed bytes (RFC 90) but has no API to write them, and neither has
+rasterio, so this is done by hand on the finished file: GDAL writes the tiles geomask computed
+into a sparse file (``SPARSE_OK=TRUE``: tiles never written have offset and byte count 0), then
+:func:`copy_tiles` appends the input's compressed bytes of the other tiles and points the
+TileOffsets / TileByteCounts entries at them. tifffile reads the structure of both files.
+
+Only decode-relevant structure must match (:class:`Layout`): compression, predictor, tile
+size, samples, planar configuration, bits and sample format, byte order. Lossless codecs only
+(no JPEG tables, no YCbCr): a copied tile decodes to exactly the input's pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geomask.errors import GeomaskError
+
+__all__ = ["Layout", "LayoutMismatch", "copy_tiles", "layout_of", "profile_matches"]
+
+#: GDAL's COMPRESS names of the lossless codecs whose tiles are self-contained, as TIFF codes.
+LOSSLESS = {"none": 1, "lzw": 5, "deflate": 8, "packbits": 32773, "lzma": 34925, "zstd": 50000}
+#: Creation options that do not change how a tile decodes (levels, threads, container choices).
+NEUTRAL_OPTIONS = frozenset(
+    {
+        "TILED",
+        "BLOCKXSIZE",
+        "BLOCKYSIZE",
+        "COMPRESS",
+        "PREDICTOR",
+        "INTERLEAVE",
+        "ZLEVEL",
+        "ZSTD_LEVEL",
+        "LZMA_PRESET",
+        "NUM_THREADS",
+        "BIGTIFF",
+        "SPARSE_OK",
+        "GEOTIFF_VERSION",
+        "PROFILE",
+    }
+)
+_OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}  # TIFF SHORT, LONG, LONG8
+
+
+class LayoutMismatch(GeomaskError):
+    """The two files' tiles are not interchangeable (the caller then re-encodes the tiles)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What decides how the tiles of a TIFF's first image decode.
+
+    Attributes
+    ----------
+    width, height : int
+        Image size in pixels.
+    tile : (int, int)
+        Tile width and height in pixels.
+    samples : int
+        Samples (bands) per pixel.
+    planar : int
+        1: all bands in each tile (pixel interleaved); 2: one plane of tiles per band.
+    bits, sample_format : tuple of int
+        Per sample.
+    compression, predictor : int
+        TIFF codes.
+    byteorder : str
+        ``<`` or ``>``.
+    """
+
+    width: int
+    height: int
+    tile: tuple[int, int]
+    samples: int
+    planar: int
+    bits: tuple[int, ...]
+    sample_format: tuple[int, ...]
+    compression: int
+    predictor: int
+    byteorder: str
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Tiles down and across."""
+        return -(-self.height // self.tile[1]), -(-self.width // self.tile[0])
+
+    def indices(self, tile_row: int, tile_col: int) -> list[int]:
+        """The TileOffsets indices of the tile at (tile_row, tile_col): one per plane."""
+        down, across = self.grid
+        first = tile_row * across + tile_col
+        if self.planar == 2 and self.samples > 1:
+            return [s * down * across + first for s in range(self.samples)]
+        return [first]
+
+
+def _per_sample(value: Any, samples: int) -> tuple[int, ...]:
+    if isinstance(value, tuple | list):
+        return tuple(int(v) for v in value)
+    return (int(value),) * samples
+
+
+def layout_of(path: str | os.PathLike[str]) -> Layout | None:
+    """The :class:`Layout` of a local tiled TIFF whose tiles can be copied, else None.
+
+    None for GDAL URLs, striped files, JPEG/WebP/LERC/other lossy or table-based codecs,
+    YCbCr, or anything tifffile cannot parse.
+    """
+    text = str(path)
+    if "://" in text or text.startswith("/vsi") or not Path(text).is_file():
+        return None
+    import tifffile  # only when tiles may be copied
+
+    try:
+        with tifffile.TiffFile(text) as tif:
+            page = tif.pages.first
+            tags = page.tags
+            if not page.is_tiled or "JPEGTables" in tags or int(page.photometric) == 6:
+                return None
+            compression = int(page.compression)
+            if compression not in LOSSLESS.values():
+                return None
+            samples = int(page.samplesperpixel)
+            bits = tags.get("BitsPerSample")
+            formats = tags.get("SampleFormat")
+            return Layout(
+                width=int(page.imagewidth),
+                height=int(page.imagelength),
+                tile=(int(page.tilewidth), int(page.tilelength)),
+                samples=samples,
+                planar=int(page.planarconfig),
+                bits=_per_sample(bits.value if bits is not None else 1, samples),
+                sample_format=_per_sample(formats.value if formats is not None else 1, samples),
+                compression=compression,
+                predictor=int(page.predictor),
+                byteorder=tif.byteorder,
+            )
+    except (OSError, ValueError, KeyError, IndexError, tifffile.TiffFileError):
+        return None
+
+
+def profile_matches(layout: Layout, profile: Mapping[str, Any]) -> bool:
+    """Whether GDAL, given the rasterio ``profile`` of the output, writes tiles of ``layout``.
+
+    A conservative test on the profile alone (compression, predictor, tile size, interleave,
+    no option that changes how a tile decodes); :func:`copy_tiles` checks the written file.
+    """
+    options = {str(k).upper(): v for k, v in profile.items()}
+    known = {"DRIVER", "WIDTH", "HEIGHT", "COUNT", "DTYPE", "CRS", "TRANSFORM", "NODATA"}
+    if any(k not in NEUTRAL_OPTIONS | known for k in options):
+        return False
+    compress = str(options.get("COMPRESS") or "none").lower()
+    try:
+        predictor = int(options.get("PREDICTOR", 1))
+    except (TypeError, ValueError):
+        return False
+    interleave = str(options.get("INTERLEAVE", "pixel")).lower()
+    planar = 2 if interleave == "band" and layout.samples > 1 else 1
+    source_planar = layout.planar if layout.samples > 1 else 1
+    return (
+        str(options.get("TILED", "NO")).upper() in ("TRUE", "YES", "1")
+        and LOSSLESS.get(compress) == layout.compression
+        and predictor == layout.predictor
+        and (int(options.get("BLOCKXSIZE", 0)), int(options.get("BLOCKYSIZE", 0))) == layout.tile
+        and planar == source_planar
+        and layout.byteorder == "<"
+    )
+
+
+def copy_tiles(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    tiles: Iterable[tuple[int, int]],
+) -> int:
+    """Copy the compressed bytes of ``tiles`` (tile row, tile column) from ``source`` to ``target``.
+
+    ``target`` is a finished, closed TIFF written with ``SPARSE_OK=TRUE`` in which those tiles
+    were never written (offset 0). The bytes are appended at its end and its TileOffsets and
+    TileByteCounts entries rewritten in place; nothing else in the file changes.
+
+    Returns
+    -------
+    The number of bytes appended.
+
+    Raises
+    ------
+    LayoutMismatch
+        The files' layouts differ, a target tile was already written, or an offset would not
+        fit the target's offset type (a classic TIFF past 4 GiB). ``target`` is then unchanged.
+    OSError
+        Reading or writing failed (e.g. the disk is full).
+    """
+    import tifffile
+
+    want = sorted(set(tiles))
+    src_layout, dst_layout = layout_of(source), layout_of(target)
+    if src_layout is None or src_layout != dst_layout:
+        raise LayoutMismatch(f"tile layouts differ: {src_layout} vs {dst_layout}")
+    with tifffile.TiffFile(os.fspath(source)) as tif:
+        src_offsets = tif.pages.first.dataoffsets
+        src_counts = tif.pages.first.databytecounts
+    with tifffile.TiffFile(os.fspath(target)) as tif:
+        page = tif.pages.first
+        offsets_tag, counts_tag = page.tags["TileOffsets"], page.tags["TileByteCounts"]
+        offsets, counts = list(page.dataoffsets), list(page.databytecounts)
+        where = [(tag.valueoffset, int(tag.dtype)) for tag in (offsets_tag, counts_tag)]
+        order = tif.byteorder
+    if any(code not in _OFFSET_TYPES for _, code in where):
+        raise LayoutMismatch("unexpected TileOffsets/TileByteCounts type")
+    indices = [i for tr, tc in want for i in src_layout.indices(tr, tc)]
+    if any(offsets[i] or counts[i] for i in indices):
+        raise LayoutMismatch("a tile to copy was already written in the target")
+    end = os.path.getsize(target)
+    for i in indices:
+        if src_counts[i]:
+            offsets[i], counts[i] = end, src_counts[i]
+            end += src_counts[i]
+    limit = {"H": 2**16, "I": 2**32, "Q": 2**64}
+    if max(offsets + counts, default=0) >= min(limit[_OFFSET_TYPES[code]] for _, code in where):
+        raise LayoutMismatch("the copied tiles would not fit a classic TIFF's 32-bit offsets")
+    appended = 0
+    src_fd = os.open(source, os.O_RDONLY)
+    try:
+        with open(target, "r+b") as dst:
+            dst.seek(0, os.SEEK_END)
+            for i in indices:
+                if src_counts[i]:
+                    dst.write(os.pread(src_fd, src_counts[i], src_offsets[i]))
+                    appended += src_counts[i]
+            for (at, code), values in zip(where, (offsets, counts), strict=True):
+                dst.seek(at)
+                dst.write(struct.pack(f"{order}{len(values)}{_OFFSET_TYPES[code]}", *values))
+    finally:
+        os.close(src_fd)
+    return appended

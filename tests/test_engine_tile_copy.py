@@ -1,0 +1,137 @@
+"""The engine with tile copy: unchanged tiles copied compressed from the input, the pixels unchanged.
+
+The output must equal the whole-array ``masked_convolve`` reference byte for byte, whether its
+tiles were computed, copied as compressed bytes, or (profile mismatch) re-encoded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import raw_tiles, write_raster
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rio_cogeo.cogeo import cog_validate
+
+from geomask import kernels, tiffraw
+from geomask.convolve import masked_convolve
+from geomask.engine import OutputSpec, RunOptions, Step, process_scene
+from geomask.masks import ArraySource
+
+TILE = 32
+SOURCE = {"block": TILE, "compress": "deflate", "predictor": 2, "interleave": "pixel"}
+SAME = {"PREDICTOR": "2"}  # the output's creation options that match SOURCE
+
+
+def _scene(tmp_path: Path, shape=(3, 150, 200), seed=0, dtype="uint16", **options) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    data = (rng.random(shape) * 5000).astype(dtype)
+    return write_raster(tmp_path / f"scene{seed}.tif", data, nodata=None, **(SOURCE | options)), data
+
+
+def _mask(shape: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    m = np.zeros(shape, dtype=bool)
+    for r0, r1, c0, c1 in boxes:
+        m[r0:r1, c0:c1] = True
+    return m
+
+
+def _run(src: Path, mask: np.ndarray, out: Path, creation=SAME, **options) -> tuple[np.ndarray, object]:
+    kernel = kernels.get("gaussian", sigma=1.0)
+    spec = OutputSpec(out, creation_options=creation, block_size=TILE, overwrite=True)
+    opts = RunOptions(window_size=2 * TILE, workers=2) if not options else RunOptions(**options)
+    report = process_scene(src, spec, [Step(kernel, ArraySource(mask))], options=opts)
+    with rasterio.open(out) as ds:
+        return ds.read(), report
+
+
+def test_unchanged_tiles_are_the_inputs_bytes_and_the_pixels_the_reference(tmp_path: Path) -> None:
+    src, data = _scene(tmp_path)
+    mask = _mask(data.shape[1:], [(40, 60, 40, 70), (100, 140, 150, 190)])
+    got, report = _run(src, mask, tmp_path / "out.tif")
+    expected = masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask)
+    assert np.array_equal(got, expected)
+    # Tiles holding no changed pixel are the input's compressed bytes; the others were re-encoded.
+    layout = tiffraw.layout_of(src)
+    assert layout is not None and layout == tiffraw.layout_of(tmp_path / "out.tif")
+    src_raw, out_raw = raw_tiles(src), raw_tiles(tmp_path / "out.tif")
+    down, across = layout.grid
+    copied = 0
+    for r in range(down):
+        for c in range(across):
+            ys, xs = slice(r * TILE, (r + 1) * TILE), slice(c * TILE, (c + 1) * TILE)
+            changed = not np.array_equal(got[:, ys, xs], data[:, ys, xs])
+            [i] = layout.indices(r, c)
+            assert (out_raw[i] == src_raw[i]) or changed
+            copied += not changed
+    assert copied >= down * across - 6
+    assert report.pixels_selected == int(mask.sum())
+    assert report.windows_skipped > 0
+
+
+def test_no_tile_copy_when_the_profile_differs_and_the_same_pixels(tmp_path: Path) -> None:
+    src, data = _scene(tmp_path)
+    mask = _mask(data.shape[1:], [(10, 20, 10, 20)])
+    expected = masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask)
+    got, _ = _run(src, mask, tmp_path / "lzw.tif", creation={"COMPRESS": "LZW"})
+    assert np.array_equal(got, expected)
+    assert tiffraw.layout_of(tmp_path / "lzw.tif").compression == 5  # type: ignore[union-attr]
+    off, _ = _run(src, mask, tmp_path / "off.tif", window_size=2 * TILE, copy_tiles=False)
+    assert np.array_equal(off, expected)
+
+
+def test_a_wrong_prediction_falls_back_to_re_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If GDAL writes another layout than profile_matches predicted, the tiles are re-encoded."""
+    src, data = _scene(tmp_path)
+    mask = _mask(data.shape[1:], [(70, 80, 5, 15)])
+    monkeypatch.setattr(tiffraw, "profile_matches", lambda layout, profile: True)
+    got, _ = _run(src, mask, tmp_path / "out.tif", creation={"PREDICTOR": "1"})
+    assert np.array_equal(got, masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask))
+    assert tiffraw.layout_of(tmp_path / "out.tif").predictor == 1  # type: ignore[union-attr]
+
+
+def test_cog_output_with_tile_copy(tmp_path: Path) -> None:
+    src, data = _scene(tmp_path, shape=(3, 300, 260))
+    mask = _mask(data.shape[1:], [(0, 40, 0, 50)])
+    kernel = kernels.get("gaussian", sigma=1.0)
+    out = tmp_path / "out.tif"
+    spec = OutputSpec(out, format="COG", creation_options=SAME, block_size=TILE, overwrite=True)
+    process_scene(src, spec, [Step(kernel, ArraySource(mask))], options=RunOptions(window_size=64))
+    valid, errors, _ = cog_validate(out, strict=True)
+    assert valid, errors
+    with rasterio.open(out) as ds:
+        assert np.array_equal(ds.read(), masked_convolve(data, kernel, mask))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    window_tiles=st.integers(1, 3),
+    dtype=st.sampled_from(["uint8", "int16", "float32"]),
+    boxes=st.lists(st.tuples(st.integers(0, 90), st.integers(0, 120), st.integers(1, 30)), max_size=4),
+    scheduler=st.sampled_from(["threads", "synchronous", "processes"]),
+)
+def test_tile_copy_equals_the_reference(seed, window_tiles, dtype, boxes, scheduler) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        predictor = "3" if dtype == "float32" else "2"
+        src, data = _scene(tmp_path, shape=(2, 100, 130), seed=seed, dtype=dtype, predictor=int(predictor))
+        mask = _mask(data.shape[1:], [(r, r + s, c, c + s) for r, c, s in boxes])
+        got, _ = _run(
+            src,
+            mask,
+            tmp_path / "out.tif",
+            creation={"PREDICTOR": predictor},
+            window_size=window_tiles * TILE,
+            scheduler=scheduler,
+            workers=2,
+        )
+        expected = masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask)
+        assert np.array_equal(got.view(f"u{got.itemsize}"), expected.view(f"u{got.itemsize}"))

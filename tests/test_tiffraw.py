@@ -1,0 +1,133 @@
+"""geomask.tiffraw: tiles copied compressed between GDAL-written GeoTIFFs decode to the source's pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import raw_tiles, write_raster
+from rasterio.windows import Window
+
+from geomask import tiffraw
+
+SHAPE = (3, 200, 300)  # tiles of 64: 4 x 5 tiles, the last row and column partial
+
+
+def _options(**options) -> dict:
+    return {"compress": "deflate", "predictor": 2, "interleave": "pixel"} | options
+
+
+def _scene(path: Path, seed: int, dtype: str = "uint16", **options) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    data = (rng.random(SHAPE) * 1000).astype(dtype)
+    write_raster(path, data, block=64, **_options(**options))
+    return data
+
+
+def _sparse_target(
+    path: Path, source: Path, data: np.ndarray, tiles: list[tuple[int, int]], **options
+) -> None:
+    """Write only ``tiles`` of ``data`` into ``path``, as the source was written, with SPARSE_OK."""
+    with rasterio.open(source) as src:
+        profile = src.profile | _options(**options) | {"SPARSE_OK": "TRUE"}
+    with rasterio.open(path, "w", **profile) as dst:
+        for r, c in tiles:
+            w = Window(c * 64, r * 64, 64, 64).intersection(Window(0, 0, SHAPE[2], SHAPE[1]))
+            dst.write(data[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width], window=w)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("uint16", {}),
+        ("uint16", {"interleave": "band"}),
+        ("float32", {"predictor": 3}),
+        ("uint8", {"compress": "lzw", "predictor": 1}),
+        ("int16", {"compress": "zstd", "BIGTIFF": "YES"}),
+    ],
+)
+def test_copied_tiles_decode_to_the_source(tmp_path: Path, dtype: str, options: dict) -> None:
+    src, dst = tmp_path / "src.tif", tmp_path / "dst.tif"
+    source = _scene(src, 1, dtype, **options)
+    other = _scene(tmp_path / "other.tif", 2, dtype, **options)
+    written = [(0, 0), (1, 3), (3, 4)]  # includes the partial corner tile
+    _sparse_target(dst, src, other, written, **options)
+    layout = tiffraw.layout_of(src)
+    assert layout is not None and layout == tiffraw.layout_of(dst)
+    down, across = layout.grid
+    assert (down, across) == (4, 5)
+    missing = [(r, c) for r in range(down) for c in range(across) if (r, c) not in written]
+    appended = tiffraw.copy_tiles(src, dst, missing)
+    assert appended > 0
+    expected = source.copy()
+    for r, c in written:
+        ys, xs = slice(r * 64, (r + 1) * 64), slice(c * 64, (c + 1) * 64)
+        expected[:, ys, xs] = other[:, ys, xs]
+    with rasterio.open(dst) as ds:
+        assert np.array_equal(ds.read(), expected)
+    # The copied tiles are the source's bytes, not re-encoded.
+    src_raw, dst_raw = raw_tiles(src), raw_tiles(dst)
+    for r, c in missing:
+        for i in layout.indices(r, c):
+            assert dst_raw[i] == src_raw[i]
+
+
+def test_refuses_a_tile_already_written_and_leaves_the_target_unchanged(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.tif", tmp_path / "dst.tif"
+    _scene(src, 1)
+    _sparse_target(dst, src, _scene(tmp_path / "other.tif", 2), [(0, 0)])
+    before = dst.read_bytes()
+    with pytest.raises(tiffraw.LayoutMismatch, match="already written"):
+        tiffraw.copy_tiles(src, dst, [(0, 0), (0, 1)])
+    assert dst.read_bytes() == before
+
+
+def test_refuses_other_layouts(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.tif", tmp_path / "dst.tif"
+    _scene(src, 1)
+    data = _scene(tmp_path / "lzw.tif", 2, compress="lzw")
+    _sparse_target(dst, tmp_path / "lzw.tif", data, [(0, 0)], compress="lzw")
+    before = dst.read_bytes()
+    with pytest.raises(tiffraw.LayoutMismatch, match="layouts differ"):
+        tiffraw.copy_tiles(src, dst, [(0, 1)])
+    assert dst.read_bytes() == before
+
+
+def test_layout_of_refuses_what_cannot_be_copied(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = (rng.random((3, 64, 64)) * 255).astype("uint8")
+    assert tiffraw.layout_of(write_raster(tmp_path / "striped.tif", data, block=None)) is None
+    jpeg = write_raster(tmp_path / "jpeg.tif", data, compress="jpeg", photometric="ycbcr")
+    assert tiffraw.layout_of(jpeg) is None
+    assert tiffraw.layout_of("/vsicurl/https://example.com/a.tif") is None
+    assert tiffraw.layout_of(tmp_path / "missing.tif") is None
+    tiled = tiffraw.layout_of(write_raster(tmp_path / "t.tif", data, block=32, compress="deflate"))
+    assert tiled is not None and tiled.tile == (32, 32) and tiled.compression == 8
+
+
+def test_profile_matches(tmp_path: Path) -> None:
+    src = tmp_path / "src.tif"
+    _scene(src, 1)
+    layout = tiffraw.layout_of(src)
+    assert layout is not None
+    base = {
+        "driver": "GTiff",
+        "tiled": True,
+        "blockxsize": 64,
+        "blockysize": 64,
+        "compress": "deflate",
+        "PREDICTOR": "2",
+        "interleave": "pixel",
+        "ZLEVEL": 9,
+        "NUM_THREADS": "2",
+        "BIGTIFF": "IF_SAFER",
+    }
+    assert tiffraw.profile_matches(layout, base)
+    assert not tiffraw.profile_matches(layout, base | {"compress": "lzw"})
+    assert not tiffraw.profile_matches(layout, base | {"PREDICTOR": "1"})
+    assert not tiffraw.profile_matches(layout, base | {"blockxsize": 128, "blockysize": 128})
+    assert not tiffraw.profile_matches(layout, base | {"interleave": "band"})
+    assert not tiffraw.profile_matches(layout, base | {"NBITS": "12"})  # changes how tiles decode
+    assert not tiffraw.profile_matches(layout, base | {"tiled": False})
