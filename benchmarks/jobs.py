@@ -139,7 +139,11 @@ def main() -> None:
     start = time.perf_counter()
     JOBS[name](Path(scene), Path(rois), Path(out), threads)
     seconds = time.perf_counter() - start
-    print(json.dumps({"job": name, "seconds": seconds}))
+    print(json.dumps({"job": name, "seconds": seconds}), flush=True)
+    # Every job ends as the geomask console script does (geomask.cli.main): without the
+    # interpreter's module teardown, which does nothing for a finished job.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ One module per command (:mod:`~geomask.cli.run`, :mod:`~geomask.cli.validate`,
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -57,5 +60,21 @@ def _root(
 
 
 def main() -> None:
-    """Entry point of the ``geomask`` console script."""
-    app()
+    """Entry point of the ``geomask`` console script.
+
+    Once the command has returned (every output closed and renamed, every pool and cluster shut
+    down), the process ends with ``os._exit`` after the ``atexit`` handlers and a flush: the
+    interpreter's module teardown (finalisers of pandas, numba/LLVM, GDAL ...) costs 0.3-0.5 s
+    and does nothing a finished run needs. Measured on the 8192^2 benchmark: 4.16 s -> 3.66 s.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    getattr(atexit, "_run_exitfuncs", lambda: None)()  # no public API: what normal exit does first
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
