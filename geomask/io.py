@@ -431,15 +431,18 @@ class OutputFile:
         self._ds: rasterio.io.DatasetWriter | None = None
         self._committed = False
         self._layout = tiffraw.layout_of(scene.path) if copy_tiles else None
+        dt = np.dtype(scene.dtype)
         if self._layout is not None and not (
             (self._layout.width, self._layout.height) == (grid.width, grid.height)
+            and self._layout.samples == scene.count
+            and self._layout.bits == (dt.itemsize * 8,) * scene.count
             and tiffraw.profile_matches(self._layout, self.profile)
         ):
             self._layout = None
         self._written: set[tuple[int, int]] = set()
         if self._layout is not None:
             self.profile["SPARSE_OK"] = "TRUE"  # tiles never written stay empty, for copy_tiles
-            raw = grid.width * grid.height * scene.count * np.dtype(scene.dtype).itemsize
+            raw = grid.width * grid.height * scene.count * dt.itemsize
             if raw > 3 * 2**30 and not any(k.upper() == "BIGTIFF" for k in self.creation_options):
                 self.profile["BIGTIFF"] = "YES"  # the copied tiles are appended: keep offsets 64-bit
 

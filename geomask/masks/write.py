@@ -114,7 +114,14 @@ def write_mask(
     selected = 0
     tags = {"GEOMASK_MASK": source.describe(), "GEOMASK_SCENE": info.path}
     writer = OutputFile(
-        final, layout, block_size=_TILE, compress=compress, creation_options={}, tags=tags, cog=False
+        final,
+        layout,
+        block_size=_TILE,
+        compress=compress,
+        creation_options={},
+        tags=tags,
+        cog=False,
+        copy_tiles=False,  # other pixels than the scene's: no tile of it may be copied
     )
     with gdal_env(gdal_options or {}), writer:
         for window in plan_windows(rows, cols, (_TILE, _TILE), size):
