@@ -23,11 +23,11 @@ SIGMA, RADIUS = 1.0, 2  # a 5x5 gaussian
 
 
 def gdal_copy(scene: Path, rois: Path, out: Path, threads: int) -> None:
-    """The I/O floor: GDAL decodes and re-encodes every tile, with all cores."""
+    """The I/O floor: GDAL decodes and re-encodes every tile, with ``threads`` threads."""
     import rasterio.shutil
 
-    with rasterio.Env(NUM_THREADS="ALL_CPUS"):
-        rasterio.shutil.copy(scene, out, **CREATION, NUM_THREADS="ALL_CPUS")
+    with rasterio.Env(NUM_THREADS=str(threads)):
+        rasterio.shutil.copy(scene, out, **CREATION, NUM_THREADS=str(threads))
 
 
 def _whole_mask(ds: rasterio.io.DatasetReader, rois: Path) -> np.ndarray:
