@@ -1,7 +1,14 @@
-"""Section 3: the kernel core in memory, ``masked_convolve`` vs OpenCV and scipy + composite."""
+"""Section 3: the kernel core in memory, ``masked_convolve`` vs OpenCV and scipy + composite.
+
+Two kinds of mask at each cover: ``roi`` (discs of 8 to 64 pixels radius at random places, the shape
+of ROI polygons and segmentation regions, which leave whole rows and windows empty) and ``pixels``
+(pixels drawn independently: the worst case for locality, every row holds targets and at 1 % cover
+a 5x5 footprint around them touches most cache lines of the image).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -10,6 +17,7 @@ import numpy as np
 from benchmarks.common import Context, table
 
 HEADER = [
+    "mask",
     "cover",
     "kernel",
     "geomask",
@@ -29,8 +37,26 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
+def roi_mask(shape: tuple[int, int], cover: float, rng: np.random.Generator) -> np.ndarray:
+    """Discs of radius 8..64 px at random centres until ``cover`` of the pixels are inside."""
+    mask = np.zeros(shape, dtype=bool)
+    h, w = shape
+    want = cover * h * w
+    inside = 0
+    while inside < want:
+        r = int(rng.integers(8, 65))
+        cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        block = mask[y0:y1, x0:x1]
+        before = int(block.sum())
+        block |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        inside += int(block.sum()) - before
+    return mask
+
+
 def run(ctx: Context) -> str:
-    """4096 x 4096 float32, random masks of 0.1 .. 50 % cover, kernels 3x3 .. 31x31."""
+    """4096 x 4096 float32, ROI-like and pixel masks of 0.1 .. 50 % cover, kernels 3x3 .. 31x31."""
     import cv2
     import scipy.ndimage as ndi
 
@@ -51,9 +77,11 @@ def run(ctx: Context) -> str:
         kernels = {k: v for k, v in kernels.items() if k in ("5x5 gaussian", "15x15 gaussian")}
         covers = (0.001, 0.5)
     repeat = 1 if ctx.quick else 3
-    masks = {c: rng.random(a.shape) < c for c in covers}
+    masks = {("roi", c): roi_mask(a.shape, c, rng) for c in covers}
+    masks |= {("pixels", c): rng.random(a.shape) < c for c in covers}
     rows = []
-    worst_dense = worst_sparse = float("inf")
+    worst_dense = float("inf")
+    worst_sparse = {"roi": float("inf"), "pixels": float("inf")}
     for label, k in kernels.items():
         weights32 = k.weights.astype(np.float32)
         # scipy's filter does not depend on the mask: run it once per kernel (it is slow), then
@@ -61,8 +89,8 @@ def run(ctx: Context) -> str:
         started = time.perf_counter()
         sp = ndi.convolve(a, weights32, mode="reflect")
         t_scipy = time.perf_counter() - started
-        for cover, mask in masks.items():
-            masked_convolve(a[:64, :64], k, mask[:64, :64])  # compiled outside the timing
+        for (shape, cover), mask in masks.items():
+            masked_convolve(a, k, mask)  # compiled (and memory touched) outside the timing
             tg = _best(lambda k=k, mask=mask: masked_convolve(a, k, mask), repeat)
 
             def opencv(mask=mask, weights32=weights32) -> None:
@@ -80,22 +108,27 @@ def run(ctx: Context) -> str:
             if cover >= 0.5:
                 worst_dense = min(worst_dense, ratio)
             if cover <= 0.01:
-                worst_sparse = min(worst_sparse, ratio)
+                worst_sparse[shape] = min(worst_sparse[shape], ratio)
             times = [f"{tg:.3f}", f"{tc:.3f}", f"{ts:.3f}", f"{ratio:.2f}", f"{ts / tg:.1f}"]
-            rows.append([f"{cover:.1%}", label, *times])
-            print(f"(core: {label} {cover:.1%} done)", flush=True)
+            rows.append([shape, f"{cover:.1%}", label, *times])
+            print(f"(core: {label} {shape} {cover:.1%} done)", flush=True)
     out = [
-        f"## 3. Kernel core in memory: {size}x{size} float32, random masks; seconds, best of {repeat}",
+        f"## 3. Kernel core in memory: {size}x{size} float32, ROI-like and pixel masks; seconds, "
+        f"best of {repeat}",
         "",
-        f"OpenCV filter2D uses its default threads ({cv2.getNumThreads()}); masked_convolve runs on one "
-        "core. scipy: ndimage.convolve once per kernel plus each cover's composite.",
+        f"OpenCV filter2D uses its default threads ({cv2.getNumThreads()}); masked_convolve uses "
+        f"threads=None (rows split over the {os.cpu_count()} cores). scipy: ndimage.convolve once per "
+        "kernel plus each cover's composite. All three return a new full-size array, so each pays at "
+        "least one copy of the 64 MB input (about 6 ms here). mask roi: discs of 8-64 px radius (ROI "
+        "polygons, segmentation regions); pixels: independent pixels (the worst case for locality).",
         "",
         table(HEADER, rows),
     ]
     section = "3 kernel core"
     if worst_dense != float("inf"):
         ctx.target(section, ">= OpenCV speed at 50% cover", f"{worst_dense:.2f}x (worst)", worst_dense >= 1)
-    if worst_sparse != float("inf"):
-        what = ">= 5x faster than OpenCV at 0.1-1% cover"
-        ctx.target(section, what, f"{worst_sparse:.2f}x (worst)", worst_sparse >= 5)
+    for shape, worst in worst_sparse.items():
+        if worst != float("inf"):
+            what = f">= 5x faster than OpenCV at 0.1-1% cover ({shape} masks)"
+            ctx.target(section, what, f"{worst:.2f}x (worst)", worst >= 5)
     return "\n".join(out)
