@@ -224,8 +224,9 @@ def copy_tiles(
             offsets[i], counts[i] = end, src_counts[i]
             end += src_counts[i]
     limit = {"H": 2**16, "I": 2**32, "Q": 2**64}
-    if max(offsets + counts, default=0) >= min(limit[_OFFSET_TYPES[code]] for _, code in where):
-        raise LayoutMismatch("the copied tiles would not fit a classic TIFF's 32-bit offsets")
+    for (_, code), values in zip(where, (offsets, counts), strict=True):
+        if max(values, default=0) >= limit[_OFFSET_TYPES[code]]:
+            raise LayoutMismatch("the tiles' offsets or sizes would not fit the target's TIFF fields")
     appended = 0
     src_fd = os.open(source, os.O_RDONLY)
     try:

@@ -135,3 +135,11 @@ def test_tile_copy_equals_the_reference(seed, window_tiles, dtype, boxes, schedu
         )
         expected = masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask)
         assert np.array_equal(got.view(f"u{got.itemsize}"), expected.view(f"u{got.itemsize}"))
+
+
+def test_a_run_that_changes_nothing_equals_the_input(tmp_path: Path) -> None:
+    """No tile written by GDAL at all (its sparse file may then use 16-bit byte counts): still the input."""
+    src, data = _scene(tmp_path, shape=(3, 300, 260))
+    got, report = _run(src, np.zeros(data.shape[1:], dtype=bool), tmp_path / "out.tif")
+    assert np.array_equal(got, data)
+    assert report.windows_computed == 0
