@@ -229,9 +229,13 @@ def filter_indexed(
         for b in range(bands):
             fill(b, 0, h)
         return out, 0
-    # Targets padded to whole 8-pixel words, so the loops skip empty stretches 8 at a time.
-    tgt = np.zeros((h, -(-w // 8) * 8), dtype=np.bool_)
-    tgt[:, :w] = target
+    # Targets as whole 8-pixel words, so the loops skip empty stretches 8 at a time: the mask
+    # itself when its rows are whole words, else a padded copy.
+    if w % 8 == 0:
+        tgt = target
+    else:
+        tgt = np.zeros((h, -(-w // 8) * 8), dtype=np.bool_)
+        tgt[:, :w] = target
     tw = tgt.view(np.uint64)
     pline = _line_map(pcol)
     nd = np.nan if nodata is None else float(nodata)
