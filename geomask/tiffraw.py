@@ -136,7 +136,7 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
                 height=int(page.imagelength),
                 tile=(int(page.tilewidth), int(page.tilelength)),
                 samples=samples,
-                planar=int(page.planarconfig),
+                planar=int(page.planarconfig) if samples > 1 else 1,  # one band: the same tiles either way
                 bits=_per_sample(bits.value if bits is not None else 1, samples),
                 sample_format=_per_sample(formats.value if formats is not None else 1, samples),
                 compression=compression,
@@ -211,9 +211,9 @@ def copy_tiles(
         page = tif.pages.first
         offsets_tag, counts_tag = page.tags["TileOffsets"], page.tags["TileByteCounts"]
         offsets, counts = list(page.dataoffsets), list(page.databytecounts)
-        where = [(tag.valueoffset, int(tag.dtype)) for tag in (offsets_tag, counts_tag)]
-        order = tif.byteorder
-    if any(code not in _OFFSET_TYPES for _, code in where):
+        where = [(tag.offset, tag.valueoffset, int(tag.dtype)) for tag in (offsets_tag, counts_tag)]
+        order, big = tif.byteorder, tif.is_bigtiff
+    if any(code not in _OFFSET_TYPES for _, _, code in where):
         raise LayoutMismatch("unexpected TileOffsets/TileByteCounts type")
     indices = [i for tr, tc in want for i in src_layout.indices(tr, tc)]
     if any(offsets[i] or counts[i] for i in indices):
@@ -223,10 +223,17 @@ def copy_tiles(
         if src_counts[i]:
             offsets[i], counts[i] = end, src_counts[i]
             end += src_counts[i]
+    # Each array is rewritten in place, or, when its values outgrow its field type (GDAL writes
+    # 16-bit byte counts into a file where no tile was written), appended with the widest type
+    # the file allows and its IFD entry pointed at it.
     limit = {"H": 2**16, "I": 2**32, "Q": 2**64}
-    for (_, code), values in zip(where, (offsets, counts), strict=True):
-        if max(values, default=0) >= limit[_OFFSET_TYPES[code]]:
-            raise LayoutMismatch("the tiles' offsets or sizes would not fit the target's TIFF fields")
+    wide = 16 if big else 4
+    fields = []
+    for (entry, at, code), values in zip(where, (offsets, counts), strict=True):
+        fits = max(values, default=0) < limit[_OFFSET_TYPES[code]]
+        if not fits and max(values) >= limit[_OFFSET_TYPES[wide]]:
+            raise LayoutMismatch("the tiles' offsets would not fit a classic TIFF (use BIGTIFF=YES)")
+        fields.append((entry, at, code if fits else wide, values, not fits))
     appended = 0
     src_fd = os.open(source, os.O_RDONLY)
     try:
@@ -236,9 +243,22 @@ def copy_tiles(
                 if src_counts[i]:
                     dst.write(os.pread(src_fd, src_counts[i], src_offsets[i]))
                     appended += src_counts[i]
-            for (at, code), values in zip(where, (offsets, counts), strict=True):
-                dst.seek(at)
-                dst.write(struct.pack(f"{order}{len(values)}{_OFFSET_TYPES[code]}", *values))
+            for entry, at, code, values, relocate in fields:
+                data = struct.pack(f"{order}{len(values)}{_OFFSET_TYPES[code]}", *values)
+                if not relocate:
+                    dst.seek(at)
+                    dst.write(data)
+                    continue
+                word = "Q" if big else "I"
+                inline = struct.calcsize(word)
+                if len(data) > inline:
+                    at = dst.seek(0, os.SEEK_END)
+                    if at % 2:  # TIFF values start on a word boundary
+                        at = at + dst.write(b"\0")
+                    dst.write(data)
+                    data = struct.pack(f"{order}{word}", at)
+                dst.seek(entry + 2)  # the entry: tag (2 bytes), type, count, value or offset
+                dst.write(struct.pack(f"{order}H{word}", code, len(values)) + data.ljust(inline, b"\0"))
     finally:
         os.close(src_fd)
     return appended

@@ -105,6 +105,9 @@ def test_layout_of_refuses_what_cannot_be_copied(tmp_path: Path) -> None:
     assert tiffraw.layout_of(tmp_path / "missing.tif") is None
     tiled = tiffraw.layout_of(write_raster(tmp_path / "t.tif", data, block=32, compress="deflate"))
     assert tiled is not None and tiled.tile == (32, 32) and tiled.compression == 8
+    # One band: pixel and band interleave store the same tiles.
+    one = [write_raster(tmp_path / f"{il}.tif", data[0], block=32, interleave=il) for il in ("pixel", "band")]
+    assert tiffraw.layout_of(one[0]) == tiffraw.layout_of(one[1]) is not None
 
 
 def test_profile_matches(tmp_path: Path) -> None:
@@ -131,3 +134,20 @@ def test_profile_matches(tmp_path: Path) -> None:
     assert not tiffraw.profile_matches(layout, base | {"interleave": "band"})
     assert not tiffraw.profile_matches(layout, base | {"NBITS": "12"})  # changes how tiles decode
     assert not tiffraw.profile_matches(layout, base | {"tiled": False})
+
+
+@pytest.mark.parametrize("bigtiff", ["NO", "YES"])
+def test_byte_counts_outgrowing_their_field_are_moved(tmp_path: Path, bigtiff: str) -> None:
+    """GDAL writes 16-bit TileByteCounts into a file with no tile: 64 KiB tiles must still fit."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 255, size=(1, 300, 600), dtype=np.uint8)  # 2 x 3 tiles of 256 x 256
+    src = write_raster(tmp_path / "src.tif", data, block=256, BIGTIFF=bigtiff)
+    dst = tmp_path / "dst.tif"
+    with rasterio.open(src) as ds:
+        profile = ds.profile | {"SPARSE_OK": "TRUE", "BIGTIFF": bigtiff}
+    with rasterio.open(dst, "w", **profile):
+        pass  # no tile written
+    tiffraw.copy_tiles(src, dst, [(r, c) for r in range(2) for c in range(3)])
+    with rasterio.open(dst) as ds:
+        assert np.array_equal(ds.read(), data)
+    assert raw_tiles(dst) == raw_tiles(src)
