@@ -127,7 +127,9 @@ class OutputSpec:
 
     ``format`` COG converts the finished tiled GeoTIFF once with GDAL's COG driver.
     ``creation_options`` are GDAL GTiff/COG creation options (e.g. ``{"PREDICTOR": "2"}``);
-    ``tags`` are extra metadata tags written on the output.
+    ``tags`` are extra metadata tags written on the output. ``block_size``: the output's tile side
+    in pixels (a multiple of 16); None (default): the input's tiles when they are square and 128
+    to 2048 pixels (so unchanged tiles can be copied, see ``RunOptions.copy_tiles``), else 512.
     """
 
     path: Path
@@ -136,7 +138,7 @@ class OutputSpec:
     creation_options: Mapping[str, str] = field(default_factory=dict)
     overwrite: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
-    block_size: int = 512
+    block_size: int | None = None
     overview_resampling: str = "average"
 
 
@@ -661,8 +663,13 @@ def plan_scene(
     return ScenePlan(job, windows, writer, report, started)
 
 
-def _output_block(scene: SceneInfo, block_size: int) -> int:
-    """Output tile side: ``block_size`` (a multiple of 16), smaller for small scenes."""
+def _output_block(scene: SceneInfo, block_size: int | None) -> int:
+    """Output tile side: ``block_size`` (a multiple of 16; None: the input's square tiles of 128 to
+    2048 pixels, else 512), smaller for small scenes."""
+    if block_size is None:
+        bh, bw = scene.block_shape
+        tiled = bh == bw and bh % 16 == 0 and 128 <= bh <= 2048 and bw < scene.grid.width
+        block_size = bh if tiled else 512
     side = max(16, min(block_size, 16 * math.ceil(max(scene.grid.shape) / 16)))
     return int(16 * math.ceil(side / 16))
 

@@ -40,8 +40,11 @@ def make_scene(
     nodata: float | None = 0,
     tiled: bool = False,
     seed: int = 0,
+    block: int = 16,
 ) -> NDArray[Any]:
-    """Write a random scene to ``path`` and return its pixels (count, height, width)."""
+    """Write a random scene to ``path`` and return its pixels (count, height, width).
+
+    ``tiled``: ``block`` x ``block`` tiles, DEFLATE."""
     rng = np.random.default_rng(seed)
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
     high = min(int(info.max), 5000) if info is not None else 1.0
@@ -57,7 +60,7 @@ def make_scene(
         "nodata": nodata,
     }
     if tiled:
-        profile.update(tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+        profile.update(tiled=True, blockxsize=block, blockysize=block, compress="deflate")
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return data

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from _fixtures_cli import CONFIGS, corrupt_tiles, make_project, make_roi, make_scene
+from conftest import raw_tiles
 from typer.testing import CliRunner
 
 from geomask.cli import app
@@ -198,6 +199,26 @@ def test_existing_cluster_equals_threads(
     # keys are released when the run ends: nothing of the run stays on the cluster
     with distributed.Client(cluster.address, timeout=10) as client:
         assert not any(str(k).startswith("geomask-") for k in client.who_has())
+
+
+def test_tile_copy_on_a_cluster(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs tiled 128: the client copies the unchanged tiles compressed, the workers send the rest.
+
+    Same bytes as the threaded run; tiles away from the ROI are the input's compressed bytes.
+    """
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        make_scene(tmp_path / "in" / f"s{i}.tif", width=600, height=520, tiled=True, block=128, seed=i)
+    make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
+    monkeypatch.chdir(tmp_path)
+    reference = _reference(Path("pipeline.yaml"), window_size=256)
+    done = _geomask("pipeline.yaml", "--scheduler", cluster.address, "--window-size", "256", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _outputs(tmp_path / "out") == reference
+    for i in range(2):
+        src, out = raw_tiles(tmp_path / "in" / f"s{i}.tif"), raw_tiles(tmp_path / "out" / f"s{i}.tif")
+        assert len(src) == len(out) == 25 and out[-1] == src[-1]  # 5 x 5 tiles; the far corner: copied
+        assert sum(a == b for a, b in zip(src, out, strict=True)) >= 23
 
 
 def test_worker_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
