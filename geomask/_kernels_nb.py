@@ -173,22 +173,24 @@ def gather_center(src, prow, pcol, ry, rx, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def count_changed(before, rows, cols, after):  # pragma: no cover - compiled
-    """Pixels where any band of ``after[:, i, x]`` differs from ``before[:, rows[i], cols[x]]``.
+def count_changed(before, rows, cols, after, th, tw):  # pragma: no cover - compiled
+    """Per tile of ``th`` x ``tw`` output pixels: the pixels where any band of ``after[:, i, x]``
+    differs from ``before[:, rows[i], cols[x]]``. Returns int64 counts (tiles down, across).
 
     Pass unsigned views, so the comparison is bit-wise.
     """
     nb, h, w = after.shape
-    n = 0
+    counts = np.zeros(((h + th - 1) // th, (w + tw - 1) // tw), dtype=np.int64)
     for i in range(h):
         r = rows[i]
+        ct = counts[i // th]
         for x in range(w):
             c = cols[x]
             for b in range(nb):
                 if before[b, r, c] != after[b, i, x]:
-                    n += 1
+                    ct[x // tw] += 1
                     break
-    return n
+    return counts
 
 
 @numba.njit(**_JIT)

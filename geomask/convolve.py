@@ -26,6 +26,7 @@ __all__ = [
     "Op",
     "check_dtype",
     "effective_nodata",
+    "changed_per_tile",
     "count_changed",
     "filter_indexed",
     "masked_convolve",
@@ -307,13 +308,28 @@ def count_changed(
     ``before[:, rows[i], cols[x]]`` is compared with ``after[:, i, x]`` (default: the same
     positions). Bit-wise: NaN equals NaN, -0.0 differs from 0.0.
     """
+    _, h, w = after.shape
+    return int(changed_per_tile(before, after, (h, w), rows, cols)[0, 0])
+
+
+def changed_per_tile(
+    before: NDArray[Any],
+    after: NDArray[Any],
+    tile: tuple[int, int],
+    rows: NDArray[np.int64] | None = None,
+    cols: NDArray[np.int64] | None = None,
+) -> NDArray[np.int64]:
+    """:func:`count_changed` per tile of ``tile`` (rows, cols) pixels of ``after``, from its corner.
+
+    Returns an int64 array (tiles down, tiles across); one pass over the pixels.
+    """
     u = _uint_view(before.dtype)
     _, h, w = after.shape
     rows = np.arange(h, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
     cols = np.arange(w, dtype=np.int64) if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
     b = np.ascontiguousarray(before).view(u)
     a = np.ascontiguousarray(after).view(u)
-    return int(nb.count_changed(b, rows, cols, a))
+    return nb.count_changed(b, rows, cols, a, max(1, tile[0]), max(1, tile[1]))
 
 
 def zero_sum_error(kernel: Kernel) -> KernelError:

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.convolve import (
-    count_changed,
+    changed_per_tile,
     effective_nodata,
     filter_indexed,
     interior,
@@ -290,25 +290,10 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     else:
         result = read[:, own_r][:, :, own_c]
         result[[b - 1 for b in job.bands]] = values
-    changed = count_changed(read, result, own_r, own_c)
-    tiles = None
-    if job.copy_tile:
-        # Own pixels are one contiguous block of the index sets (the halo lies outside it).
-        own = read[:, own_r[0] : own_r[-1] + 1, own_c[0] : own_c[-1] + 1]
-        tiles = _changed_tiles(own, result, job.copy_tile)
-    return WindowResult(window, result, True, selected, changed, tiles)
-
-
-def _changed_tiles(before: NDArray[Any], after: NDArray[Any], tile: int) -> NDArray[np.bool_]:
-    """Per tile of the window (tiles of side ``tile`` from its corner): any value differs bit-wise."""
-    _, h, w = after.shape
-    u = f"u{after.dtype.itemsize}"
-    b, a = before.view(u), after.view(u)
-    out = np.zeros((-(-h // tile), -(-w // tile)), dtype=bool)
-    for tr, tc in np.ndindex(*out.shape):
-        ys, xs = slice(tr * tile, (tr + 1) * tile), slice(tc * tile, (tc + 1) * tile)
-        out[tr, tc] = not np.array_equal(b[:, ys, xs], a[:, ys, xs])
-    return out
+    tile = job.copy_tile or max(h, w)  # counted per output tile when unchanged tiles are copied
+    per_tile = changed_per_tile(read, result, (tile, tile), own_r, own_c)
+    tiles = per_tile > 0 if job.copy_tile else None
+    return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles)
 
 
 def _apply_step(

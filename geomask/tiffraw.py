@@ -121,30 +121,35 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
 
     try:
         with tifffile.TiffFile(text) as tif:
-            page = tif.pages.first
-            tags = page.tags
-            if not page.is_tiled or "JPEGTables" in tags or int(page.photometric) == 6:
-                return None
-            compression = int(page.compression)
-            if compression not in LOSSLESS.values():
-                return None
-            samples = int(page.samplesperpixel)
-            bits = tags.get("BitsPerSample")
-            formats = tags.get("SampleFormat")
-            return Layout(
-                width=int(page.imagewidth),
-                height=int(page.imagelength),
-                tile=(int(page.tilewidth), int(page.tilelength)),
-                samples=samples,
-                planar=int(page.planarconfig) if samples > 1 else 1,  # one band: the same tiles either way
-                bits=_per_sample(bits.value if bits is not None else 1, samples),
-                sample_format=_per_sample(formats.value if formats is not None else 1, samples),
-                compression=compression,
-                predictor=int(page.predictor),
-                byteorder=tif.byteorder,
-            )
+            return _layout(tif)
     except (OSError, ValueError, KeyError, IndexError, tifffile.TiffFileError):
         return None
+
+
+def _layout(tif: Any) -> Layout | None:
+    """The :class:`Layout` of an open ``tifffile.TiffFile``'s first image, or None (see :func:`layout_of`)."""
+    page = tif.pages.first
+    tags = page.tags
+    if not page.is_tiled or "JPEGTables" in tags or int(page.photometric) == 6:
+        return None
+    compression = int(page.compression)
+    if compression not in LOSSLESS.values():
+        return None
+    samples = int(page.samplesperpixel)
+    bits = tags.get("BitsPerSample")
+    formats = tags.get("SampleFormat")
+    return Layout(
+        width=int(page.imagewidth),
+        height=int(page.imagelength),
+        tile=(int(page.tilewidth), int(page.tilelength)),
+        samples=samples,
+        planar=int(page.planarconfig) if samples > 1 else 1,  # one band: the same tiles either way
+        bits=_per_sample(bits.value if bits is not None else 1, samples),
+        sample_format=_per_sample(formats.value if formats is not None else 1, samples),
+        compression=compression,
+        predictor=int(page.predictor),
+        byteorder=tif.byteorder,
+    )
 
 
 def profile_matches(layout: Layout, profile: Mapping[str, Any]) -> bool:
@@ -201,18 +206,23 @@ def copy_tiles(
     import tifffile
 
     want = sorted(set(tiles))
-    src_layout, dst_layout = layout_of(source), layout_of(target)
+    # Each file is parsed once: its layout and its tile arrays from the same read.
+    try:
+        with tifffile.TiffFile(os.fspath(source)) as tif:
+            src_layout = _layout(tif)
+            src_offsets = tif.pages.first.dataoffsets
+            src_counts = tif.pages.first.databytecounts
+        with tifffile.TiffFile(os.fspath(target)) as tif:
+            dst_layout = _layout(tif)
+            page = tif.pages.first
+            offsets_tag, counts_tag = page.tags["TileOffsets"], page.tags["TileByteCounts"]
+            offsets, counts = list(page.dataoffsets), list(page.databytecounts)
+            where = [(tag.offset, tag.valueoffset, int(tag.dtype)) for tag in (offsets_tag, counts_tag)]
+            order, big = tif.byteorder, tif.is_bigtiff
+    except (ValueError, KeyError, IndexError, tifffile.TiffFileError) as e:
+        raise LayoutMismatch(f"cannot read the tile structure ({e})") from e
     if src_layout is None or src_layout != dst_layout:
         raise LayoutMismatch(f"tile layouts differ: {src_layout} vs {dst_layout}")
-    with tifffile.TiffFile(os.fspath(source)) as tif:
-        src_offsets = tif.pages.first.dataoffsets
-        src_counts = tif.pages.first.databytecounts
-    with tifffile.TiffFile(os.fspath(target)) as tif:
-        page = tif.pages.first
-        offsets_tag, counts_tag = page.tags["TileOffsets"], page.tags["TileByteCounts"]
-        offsets, counts = list(page.dataoffsets), list(page.databytecounts)
-        where = [(tag.offset, tag.valueoffset, int(tag.dtype)) for tag in (offsets_tag, counts_tag)]
-        order, big = tif.byteorder, tif.is_bigtiff
     if any(code not in _OFFSET_TYPES for _, _, code in where):
         raise LayoutMismatch("unexpected TileOffsets/TileByteCounts type")
     indices = [i for tr, tc in want for i in src_layout.indices(tr, tc)]
