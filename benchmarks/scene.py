@@ -14,6 +14,24 @@ from shapely.geometry import Polygon
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
+def _profile(side: int, bands: int, block: int, compress: str) -> dict:
+    """A side x side x bands uint16 GeoTIFF in UTM 33N at 10 m, tiled ``block``, nodata 0."""
+    return {
+        "driver": "GTiff",
+        "width": side,
+        "height": side,
+        "count": bands,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0),
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": compress,
+        "nodata": 0,
+    }
+
+
 def make_scene(size: int, bands: int = 3, block: int = 512) -> Path:
     """A size x size x bands uint16 GeoTIFF (UTM 33N, 10 m), tiled ``block``, DEFLATE.
 
@@ -25,20 +43,7 @@ def make_scene(size: int, bands: int = 3, block: int = 512) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(42)
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": bands,
-        "dtype": "uint16",
-        "crs": "EPSG:32633",
-        "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0),
-        "tiled": True,
-        "blockxsize": block,
-        "blockysize": block,
-        "compress": "deflate",
-        "nodata": 0,
-    }
+    profile = _profile(size, bands, block, "deflate")
     tmp = path.with_suffix(".tmp.tif")
     x = np.arange(size, dtype=np.float64)
     with rasterio.open(tmp, "w", **profile) as ds:
@@ -73,20 +78,8 @@ def make_big_scene(gigabytes: float, bands: int = 3, block: int = 512) -> Path:
     noise = rng.integers(0, 4, size=(block, block), dtype=np.int32)
     x = np.arange(side, dtype=np.float64)
     col_term = np.rint(600 * np.sin(x / 900)).astype(np.int32)
-    profile = {
-        "driver": "GTiff",
-        "width": side,
-        "height": side,
-        "count": bands,
-        "dtype": "uint16",
-        "crs": "EPSG:32633",
-        "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0),
-        "tiled": True,
-        "blockxsize": block,
-        "blockysize": block,
-        "compress": "none",
-        "nodata": 0,
-        "BIGTIFF": "YES" if side * side * bands * 2 > 3.9e9 else "NO",
+    profile = _profile(side, bands, block, "none") | {
+        "BIGTIFF": "YES" if side * side * bands * 2 > 3.9e9 else "NO"
     }
     tmp = path.with_suffix(".tmp.tif")
     reps = math.ceil(side / block)

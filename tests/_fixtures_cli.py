@@ -6,11 +6,15 @@ geopandas in EPSG:4326, so every run reprojects the ROI.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 import shapely
 import yaml
@@ -127,3 +131,23 @@ def corrupt_tiles(path: Path) -> None:
         len(raw) // 3 % 256
     )
     path.write_bytes(bytes(raw))
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, options: str, what: str) -> Iterator[Path]:
+    """Mount a tmpfs with ``options`` (e.g. ``ro,size=64k``) on the existing ``folder``, unmount after.
+
+    Skips the test, naming the missing resource (``what``), where mounting is not possible
+    (no mount command, or not root / CAP_SYS_ADMIN).
+    """
+    try:
+        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+        done = subprocess.run(command, capture_output=True, check=False)
+    except OSError as e:
+        pytest.skip(f"no mount command to make {what} ({e})")
+    if done.returncode != 0:
+        pytest.skip(f"mounting {what} is not permitted here (root/CAP_SYS_ADMIN): {done.stderr!r}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

@@ -33,7 +33,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from _fixtures_cli import SCENE_TRANSFORM, make_project, make_roi, make_scene, write_yaml
+from _fixtures_cli import SCENE_TRANSFORM, make_project, make_roi, make_scene, mounted_tmpfs, write_yaml
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
@@ -660,20 +660,8 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only file system (a tmpfs mounted ro): even root cannot write there."""
     folder = tmp_path / "readonly"
     folder.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-            capture_output=True,
-            check=False,
-        )
-    except OSError as e:
-        pytest.skip(f"no mount command to make a read-only file system ({e})")
-    if done.returncode != 0:
-        pytest.skip(f"mounting a read-only tmpfs is not permitted here (root/CAP_SYS_ADMIN): {done.stderr!r}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+    with mounted_tmpfs(folder, "ro,size=64k", "a read-only tmpfs") as mounted:
+        yield mounted
 
 
 def test_output_directory_not_writable_fails_before_any_work(

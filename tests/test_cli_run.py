@@ -162,15 +162,21 @@ def test_warning_is_one_line(tmp_path: Path) -> None:
     assert "0 pixels selected" in out
 
 
-def test_options_reach_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = {}
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """What the real ``process_scene`` was called with (``seen["options"]``: the RunOptions)."""
+    calls: dict = {}
     real = geomask.pipeline.process_scene
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen["options"] = kwargs["options"]
+        calls["options"] = kwargs["options"]
         return real(*args, **kwargs)
 
     monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
+    return calls
+
+
+def test_options_reach_the_engine(tmp_path: Path, seen: dict) -> None:
     profile = write_yaml(tmp_path / "local.yaml", "scheduler: processes\nworkers: 2\nwindow_size: 256\n")
     pipeline = make_project(tmp_path)
     code, _, err = _run(
@@ -280,16 +286,8 @@ def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["local", "processes"])
-def test_shipped_profiles_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_profiles_run(name: str, tmp_path: Path, seen: dict) -> None:
     """configs/local.yaml and configs/processes.yaml run a small pipeline (output in tmp_path)."""
-    seen = {}
-    real = geomask.pipeline.process_scene
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen["options"] = kwargs["options"]
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
     pipeline = make_project(tmp_path)
     # two workers keep the process pool's start-up short; everything else is the profile's
     code, out, err = _run(str(pipeline), "-q", "--profile", str(CONFIGS / f"{name}.yaml"), "--workers", "2")
@@ -300,19 +298,11 @@ def test_shipped_profiles_run(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         assert dst.tags()["GEOMASK_VERSION"]
 
 
-def test_cluster_profile_with_a_local_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_profile_with_a_local_scheduler(tmp_path: Path, seen: dict) -> None:
     """configs/cluster.yaml with --scheduler threads: runs here with the profile's other settings.
 
     (The cluster profiles themselves run against real dask processes in tests/test_cluster.py.)
     """
-    seen = {}
-    real = geomask.pipeline.process_scene
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen["options"] = kwargs["options"]
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
     pipeline = make_project(tmp_path)
     code, out, err = _run(
         str(pipeline), "-q", "--profile", str(CONFIGS / "cluster.yaml"), "--scheduler", "threads"

@@ -144,6 +144,12 @@ def _geomask(*args: str, timeout: float = 120, cwd: Path | None = None) -> subpr
     )
 
 
+def _start(pipeline: Path, address: str) -> subprocess.Popen[str]:
+    """``geomask run PIPELINE -q --scheduler ADDRESS`` in the background (output captured)."""
+    command = [str(GEOMASK), "run", str(pipeline), "-q", "--scheduler", address]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
 def _batch(folder: Path, scenes: int, *, size: int = 600, **pipeline: Any) -> Path:
     """``scenes`` tiled scenes in folder/in and a pipeline writing folder/out/{stem}.tif."""
     (folder / "in").mkdir(parents=True)
@@ -226,13 +232,7 @@ def test_worker_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     pipeline = _batch(tmp_path, 6, size=768, mask=None, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
     victim = cluster.workers[-1]
-    run = subprocess.Popen(
-        [str(GEOMASK), "run", str(pipeline), "-q", "--scheduler", cluster.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    run = _start(pipeline, cluster.address)
     try:
         killed_while_running = False
         with distributed.Client(cluster.address, timeout=10) as client:
@@ -348,13 +348,7 @@ def test_scheduler_lost_then_rerun_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     try:
         own.start(workers=1)
-        run = subprocess.Popen(
-            [str(GEOMASK), "run", str(pipeline), "-q", "--scheduler", own.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
+        run = _start(pipeline, own.address)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and run.poll() is None:
             if out.exists() and any(p.suffix == ".tif" for p in out.iterdir()):

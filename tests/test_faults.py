@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM, make_project, make_scene, write_yaml
+from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM, make_project, make_scene, mounted_tmpfs, write_yaml
 from typer.testing import CliRunner
 
 import geomask.io
@@ -242,18 +242,8 @@ def small_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path 
         return
     mount = tmp_path / "small"
     mount.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
-        )
-    except OSError as e:
-        pytest.skip(f"no mount command to make a small tmpfs ({e})")
-    if done.returncode != 0:
-        pytest.skip(f"mounting a 1 MiB tmpfs is not permitted here (root/CAP_SYS_ADMIN): {done.stderr!r}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+    with mounted_tmpfs(mount, "size=1m", "a 1 MiB tmpfs") as mounted:
+        yield mounted
 
 
 class _NoSpaceWriter:
