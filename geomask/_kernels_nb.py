@@ -23,7 +23,7 @@ of output row ``i`` reads and ``pcol[x, j]`` the column for kernel column ``j``
 of output column ``x`` (``-1``: a cell beyond the scene in ``constant`` mode,
 whose value is ``cval``). Boundary modes, halos and multi-step index sets are
 all folded into these two small maps by the caller. ``out`` (bands, h, w) holds
-the original pixels on entry (:func:`gather_center`) and receives the results,
+the original pixels (filled by the loops just ahead of each row, see :func:`_fill`) and receives the results,
 cast to its dtype (integers: round half to even, clip); the functions return how
 many values changed bit-wise.
 
@@ -161,15 +161,34 @@ def _store(out, bits, b, i, x, res, is_int, lo, hi):  # pragma: no cover - compi
     return 1 if bits[b, i, x] != old else 0
 
 
-@numba.njit(**_JIT)
-def gather_center(src, prow, pcol, ry, rx, out):  # pragma: no cover - compiled
-    """out[b, i, x] = src[b, prow[i, ry], pcol[x, rx]]: the block's own pixels, in their dtype."""
-    nb, h, w = out.shape
-    for b in range(nb):
-        for i in range(h):
-            p = prow[i, ry]
+@numba.njit(**_JIT, inline="always")
+def _fill(src, b, prow, pcol, ry, rx, c0, out, start, stop):  # pragma: no cover - compiled
+    """Rows start..stop-1 of ``out[b]`` <- the block's own pixels, in their dtype; returns ``stop``.
+
+    ``c0 >= 0``: the own columns are ``src`` columns ``c0 .. c0 + w`` (a straight copy),
+    else they are gathered through ``pcol[:, rx]``. The loops fill a row (and the ``ry`` rows
+    after it) just before they compute it, so the stores hit rows still in cache and the
+    source rows the kernel reads next have just been streamed in.
+    """
+    w = out.shape[2]
+    for i in range(start, stop):
+        p = prow[i, ry]
+        o = out[b, i]
+        if c0 >= 0:
+            s = src[b, p, c0 : c0 + w]
             for x in range(w):
-                out[b, i, x] = src[b, p, pcol[x, rx]]
+                o[x] = s[x]
+        else:
+            for x in range(w):
+                o[x] = src[b, p, pcol[x, rx]]
+    return stop
+
+
+@numba.njit(**_JIT)
+def gather_center(src, prow, pcol, ry, rx, c0, out):  # pragma: no cover - compiled
+    """out[b, i, x] = src[b, prow[i, ry], pcol[x, rx]]: the block's own pixels, in their dtype."""
+    for b in range(out.shape[0]):
+        _fill(src, b, prow, pcol, ry, rx, c0, out, 0, out.shape[1])
 
 
 @numba.njit(**_JIT)
@@ -264,6 +283,7 @@ def linear2d(
     is_int,
     lo,
     hi,
+    c0,
 ):  # pragma: no cover - compiled
     """Correlate with ``weights`` (|w| > DBL_EPSILON, C order) at target pixels. Returns changes.
 
@@ -305,7 +325,9 @@ def linear2d(
     bad = np.zeros(w, dtype=np.bool_)
     changed = 0
     for b in range(nb):
+        filled = 0
         for i in range(h):
+            filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
             n = _row_targets(tw, tgt, i, w, xs)
             if n == 0:
                 continue
@@ -523,6 +545,7 @@ def separable(
     is_int,
     lo,
     hi,
+    c0,
 ):  # pragma: no cover - compiled
     """Two 1-D passes: along rows (``row`` weights) then columns (``column``), scipy's order.
 
@@ -567,7 +590,9 @@ def separable(
     changed = 0
     for b in range(nb):
         tags[:] = -9
+        filled = 0
         for i in range(h):
+            filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
             n = _row_targets(tw, tgt, i, w, xs)
             if n == 0:
                 continue
@@ -773,7 +798,7 @@ def separable(
 
 @numba.njit(**_JIT)
 def rank(
-    src, prow, pcol, footprint, tgt, tw, out, bits, kind, cval, nd, has_nd, sup, has_sup, is_int, lo, hi
+    src, prow, pcol, footprint, tgt, tw, out, bits, kind, cval, nd, has_nd, sup, has_sup, is_int, lo, hi, c0
 ):  # pragma: no cover - compiled
     """Median (kind 0), minimum (1) or maximum (2) over the valid cells of the footprint.
 
@@ -788,7 +813,9 @@ def rank(
     cval_valid = not _bad(cval, nd, has_nd)
     changed = 0
     for b in range(nb):
+        filled = 0
         for i in range(h):
+            filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(h, i + ry + 1))
             nt = _row_targets(tw, tgt, i, w, xs)
             pr = prow[i]
             for mm in range(nt):

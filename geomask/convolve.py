@@ -161,7 +161,6 @@ def filter_indexed(
     nodata: float | None = None,
     normalize: bool = True,
     support: NDArray[np.bool_] | None = None,
-    center: NDArray[Any] | None = None,
     threads: int = 1,
 ) -> tuple[NDArray[Any], int]:
     """Filter one block through index maps; the primitive behind every public entry point.
@@ -188,8 +187,6 @@ def filter_indexed(
         Renormalise linear kernels over the contributing neighbours (normalized convolution).
     support : bool array (in_h, in_w) or None
         Neighbours outside it do not contribute (as nodata).
-    center : array (bands, h, w) or None
-        The block's own pixels, if the caller has them (else gathered through the maps).
     threads : int
         Threads to split the rows over (at least 128 rows each); the result is the same for any
         value. The engine passes 1 (its windows already run in parallel).
@@ -216,19 +213,12 @@ def filter_indexed(
     h, w = target.shape
     ry, rx = kernel.halo
     out = np.empty((bands, h, w), dtype=dtype)
-    if center is not None:
-        center = np.asarray(center)
-
-    def fill(b: int, r0: int, r1: int) -> None:  # the block's own pixels, rows r0..r1 of band b
-        if center is not None:
-            out[b, r0:r1] = center[b, r0:r1]
-        else:
-            nb.gather_center(values[b : b + 1], prow[r0:r1], pcol, ry, rx, out[b : b + 1, r0:r1])
+    own = pcol[:, rx]  # the block's own columns: a straight run (copied) or gathered (-1)
+    c0 = int(own[0]) if np.array_equal(own, own[0] + np.arange(w)) else -1
 
     target = np.ascontiguousarray(target, dtype=np.bool_)
     if not target.any():
-        for b in range(bands):
-            fill(b, 0, h)
+        nb.gather_center(values, prow, pcol, ry, rx, c0, out)
         return out, 0
     # Targets as whole 8-pixel words, so the loops skip empty stretches 8 at a time: the mask
     # itself when its rows are whole words, else a padded copy.
@@ -261,13 +251,12 @@ def filter_indexed(
 
     def part(b: int, r0: int, r1: int) -> int:
         """Band ``b``, output rows r0..r1: contiguous views, so one compiled specialisation."""
-        fill(b, r0, r1)
         src, pr, tg, t8 = values[b : b + 1], prow[r0:r1], tgt[r0:r1], tw[r0:r1]
         o, bt = out[b : b + 1, r0:r1], bits[b : b + 1, r0:r1]
         if kernel.kind != "linear":
             kind = _RANK[kernel.kind]
-            return int(nb.rank(src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi))
-        tail = (*common, normalize, is_int, lo, hi)
+            return int(nb.rank(src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi, c0))
+        tail = (*common, normalize, is_int, lo, hi, c0)
         if kernel.separable is not None:
             return int(nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail))
         return int(nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail))
@@ -442,7 +431,6 @@ def masked_convolve(
         nodata=nodata,
         normalize=normalize,
         support=sup,
-        center=planes,
         threads=threads if threads is not None else (os.cpu_count() or 1),
     )
     return out[0] if arr.ndim == 2 else out

@@ -319,9 +319,6 @@ def _apply_step(
     support = _render(step.support, in_rows, in_cols) if step.support is not None else None
     if step.mode == "leave":
         target = target & interior(out_rows, out_cols, (height, width), (ry, rx))
-    # out_rows is a subset of in_rows (and columns alike): the same size means the same set, no
-    # halo was read, and the block's own pixels are ``values`` itself (copied, not gathered).
-    same = in_rows.size == out_rows.size and in_cols.size == out_cols.size
     out, _ = filter_indexed(
         values,
         prow,
@@ -332,7 +329,6 @@ def _apply_step(
         nodata=job.nodata,
         normalize=step.normalize,
         support=support,
-        center=values if same else None,
     )
     return out
 
