@@ -145,6 +145,67 @@ def _row_targets(tw, tgt, i, w, xs):  # pragma: no cover - compiled
     return n
 
 
+_BYTE_SUM = np.uint64(0x0101010101010101)
+_TOP = np.uint64(56)
+
+
+@numba.njit(**_JIT)
+def _row_span(tw, i, w):  # pragma: no cover - compiled
+    """(count, x0, x1) of the targets in row ``i``: how many, and whole words x0..x1 holding them.
+
+    ``tw``: the target row as uint64 words of 8 bools (0 or 1 bytes, so a word times
+    0x0101..01 sums its bytes into the top byte).
+    """
+    n = 0
+    first = -1
+    last = -1
+    for wd in range(tw.shape[1]):
+        v = tw[i, wd]
+        if v != 0:
+            if first < 0:
+                first = wd
+            last = wd
+            n += np.int64((v * _BYTE_SUM) >> _TOP)
+    if n == 0:
+        return 0, 0, 0
+    return n, first * 8, min(w, (last + 1) * 8)
+
+
+@numba.njit(**_JIT)
+def _store_span(tg, res, o, ob, nrow, nbits, is_int, lo, hi):  # pragma: no cover - compiled
+    """Store ``res`` at the targets ``tg`` of one stretch of an output row in three straight
+    (vectorised) passes; returns the number of values that changed bit-wise.
+
+    All arguments are views of the same stretch, starting at 0 (see :func:`_column_pass`):
+    ``o``/``ob`` the output (holding the original pixels) and its unsigned view, ``nrow``/``nbits``
+    a scratch row of the output's dtype and its unsigned view. Returns -1, storing nothing, when
+    a target's result or own value is NaN: the caller then takes the per-pixel path (which
+    handles invalid cells). Only for blocks without nodata or support.
+    """
+    n = res.shape[0]
+    if not is_int:
+        bad = False
+        for x in range(n):
+            t = res[x]
+            c = o[x]
+            bad |= tg[x] & ((t != t) | (c != c))
+        if bad:
+            return -1
+    for x in range(n):
+        t = res[x]
+        if is_int:
+            t = min(max(np.rint(t), lo), hi)
+        nrow[x] = t
+    changed = 0
+    for x in range(n):
+        new = nbits[x]
+        old = ob[x]
+        sel = tg[x]
+        changed += np.int64(sel & (new != old))
+        ob[x] = new if sel else old
+    return changed
+
+
 @numba.njit(**_JIT, inline="always")
 def _store(out, bits, b, i, x, res, is_int, lo, hi):  # pragma: no cover - compiled
     """Cast ``res`` to ``out``'s dtype (integers: rint, clip), store it; 1 if the bits changed."""
@@ -284,15 +345,21 @@ def linear2d(
     lo,
     hi,
     c0,
+    nrow,
+    nbits,
 ):  # pragma: no cover - compiled
     """Correlate with ``weights`` (|w| > DBL_EPSILON, C order) at target pixels. Returns changes.
 
     ``pline`` (w + kw - 1,) maps padded columns to ``src`` columns when the output columns
     are contiguous (``pcol[x, j] == pline[x + j]``), else it is empty. Rows with many
-    targets then run tap-outer over the whole row (vectorised across pixels, each pixel's
-    taps still summed in order); sparse rows visit their targets only. The switch weighs
-    the taps against the cache misses of scattered pixels (about one per kernel row); it
-    changes the speed, never a value.
+    targets for their span (the whole 8-pixel words from the first target to the last)
+    then run tap-outer over that span only (vectorised across pixels, each pixel's taps
+    still summed in order) and, where at least 1 in 8 of the span are targets and no cell
+    is invalid, store in straight passes (:func:`_store_span`); sparse rows visit their
+    targets only. The switches weigh the taps against the cache misses of scattered
+    pixels (about one per kernel row); they change the speed, never a value.
+
+    ``nrow``/``nbits``: a scratch row (w,) of ``out``'s dtype and its unsigned view.
     """
     kh, kw = weights.shape
     nb, h, w = out.shape
@@ -328,17 +395,19 @@ def linear2d(
         filled = 0
         for i in range(h):
             filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
-            n = _row_targets(tw, tgt, i, w, xs)
+            n, x0, x1 = _row_span(tw, i, w)
             if n == 0:
                 continue
             pr = prow[i]
-            if dense_ok and 4 * n * (nz + 32 * kh) >= w * nz:
+            span = x1 - x0
+            if dense_ok and 4 * n * (nz + 32 * kh) >= span * nz:
+                # Tap-outer over the columns x0..x1 that hold the row's targets.
                 for a in range(kh):
                     _gather_line(
                         src,
                         b,
                         pr[a],
-                        pline,
+                        pline[x0 : x1 + kw - 1],
                         lines[a],
                         lbad[a],
                         cval,
@@ -349,18 +418,36 @@ def linear2d(
                         has_sup,
                         check,
                     )
-                res[:] = 0.0
+                rs = res[x0:x1]
+                rs[:] = 0.0
                 for k in range(nz):
-                    la = lines[di[k], dj[k] : dj[k] + w]
+                    la = lines[di[k], dj[k] : dj[k] + span]
                     wk = ww[k]
-                    for x in range(w):
-                        res[x] += la[x] * wk
+                    for x in range(span):
+                        rs[x] += la[x] * wk
                 if check:
-                    bad[:] = False
+                    bs = bad[x0:x1]
+                    bs[:] = False
                     for k in range(nz):
-                        ba = lbad[di[k], dj[k] : dj[k] + w]
-                        for x in range(w):
-                            bad[x] |= ba[x]
+                        ba = lbad[di[k], dj[k] : dj[k] + span]
+                        for x in range(span):
+                            bs[x] |= ba[x]
+                elif 8 * n >= span:  # dense enough for the straight stores
+                    ch = _store_span(
+                        tgt[i, x0:x1],
+                        res[x0:x1],
+                        out[b, i, x0:x1],
+                        bits[b, i, x0:x1],
+                        nrow[x0:x1],
+                        nbits[x0:x1],
+                        is_int,
+                        lo,
+                        hi,
+                    )
+                    if ch >= 0:
+                        changed += ch
+                        continue
+                n = _row_targets(tw, tgt, i, w, xs)
                 for m in range(n):
                     x = xs[m]
                     pcx = pcol[x]
@@ -392,6 +479,7 @@ def linear2d(
                             continue
                     changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
                 continue
+            n = _row_targets(tw, tgt, i, w, xs)
             for m in range(n):
                 x = xs[m]
                 pcx = pcol[x]
@@ -472,6 +560,88 @@ def _row_pass(line, row, sym, hrow, w):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def _slot_pass(
+    src,
+    b,
+    p,
+    pline,
+    x0,
+    x1,
+    row,
+    sym_r,
+    hn,
+    hb,
+    pline_buf,
+    lbad,
+    cval,
+    cval_valid,
+    nd,
+    has_nd,
+    sup,
+    has_sup,
+    check,
+):  # pragma: no cover - compiled
+    """Row pass of source row ``p`` (band ``b``) for output columns x0..x1, into ``hn`` (sums)
+    and ``hb`` (an invalid cell in the footprint); ``pline``: see :func:`separable`."""
+    kw = row.shape[0]
+    span = x1 - x0
+    if p < 0:
+        hn[x0:x1] = cval
+        hb[x0:x1] = not cval_valid
+        return
+    _gather_line(
+        src, b, p, pline[x0 : x1 + kw - 1], pline_buf, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check
+    )
+    _row_pass(pline_buf, row, sym_r, hn[x0:x1], span)
+    hbs = hb[x0:x1]
+    hbs[:] = False
+    if check:
+        for j in range(kw):
+            lb = lbad[j : j + span]
+            for x in range(span):
+                hbs[x] |= lb[x]
+
+
+@numba.njit(**_JIT)
+def _column_pass(hnum, slot, column, sym_c, res, x0, x1):  # pragma: no cover - compiled
+    """res[x] = tap1d over the row-pass sums ``hnum[slot[k], x]`` with ``column``, for x in
+    x0..x1, tap-outer (each pixel's terms in tap1d's order).
+
+    The loops run over views that start at 0: with a loop start only known at run time,
+    LLVM compiled them about 1.2 ns per pixel slower (measured on a 4096^2 full mask).
+    """
+    kh = column.shape[0]
+    c = kh // 2
+    n = x1 - x0
+    rs = res[x0:x1]
+    if sym_c != 0:
+        hc = hnum[slot[c], x0:x1]
+        wc = column[c]
+        for x in range(n):
+            rs[x] = hc[x] * wc
+        for jj in range(-c, 0):
+            ha = hnum[slot[c + jj], x0:x1]
+            hz = hnum[slot[c - jj], x0:x1]
+            wj = column[c + jj]
+            if sym_c > 0:
+                for x in range(n):
+                    rs[x] += (ha[x] + hz[x]) * wj
+            else:
+                for x in range(n):
+                    rs[x] += (ha[x] - hz[x]) * wj
+    else:
+        hl = hnum[slot[kh - 1], x0:x1]
+        wl = column[kh - 1]
+        for x in range(n):
+            rs[x] = hl[x] * wl
+        for k in range(kh - 1):
+            hk = hnum[slot[k], x0:x1]
+            wk = column[k]
+            for x in range(n):
+                rs[x] += hk[x] * wk
+
+
+@numba.njit(**_JIT)
 def _careful_sep(
     src,
     b,
@@ -546,6 +716,8 @@ def separable(
     lo,
     hi,
     c0,
+    nrow,
+    nbits,
 ):  # pragma: no cover - compiled
     """Two 1-D passes: along rows (``row`` weights) then columns (``column``), scipy's order.
 
@@ -553,8 +725,9 @@ def separable(
     (cval) in the second pass, as in scipy. Row-pass values are cached per source
     row and column in ``kh + 1`` slots (a sliding window over the output rows), so
     each is computed once whichever pixel needs it: a dense row costs about kh + kw
-    multiplications per pixel (computed tap-outer over the whole row when ``pline``
-    is given, see :func:`linear2d`), a sparse pixel at most kh * kw + kh.
+    multiplications per pixel (computed tap-outer over the row's target span when
+    ``pline`` is given, see :func:`linear2d`; a slot's cached run of columns is extended
+    as the spans of the next rows move), a sparse pixel at most kh * kw + kh.
     """
     kh = column.shape[0]
     kw = row.shape[0]
@@ -570,7 +743,8 @@ def separable(
     nslot = kh + 1
     tags = np.full(nslot, -9, dtype=np.int64)
     gens = np.zeros(nslot, dtype=np.int64)
-    full = np.zeros(nslot, dtype=np.bool_)
+    lo_s = np.zeros(nslot, dtype=np.int64)  # hnum[s, lo_s:hi_s] computed for the slot's row
+    hi_s = np.zeros(nslot, dtype=np.int64)
     stamp = np.zeros((nslot, w), dtype=np.int64)
     hnum = np.empty((nslot, w), dtype=np.float64)
     hbad = np.zeros((nslot, w), dtype=np.bool_)
@@ -586,6 +760,7 @@ def separable(
     cfull = np.empty(kh, dtype=np.float64)
     res = np.empty(w, dtype=np.float64)
     bad = np.zeros(w, dtype=np.bool_)
+    args = (pline_buf, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check)
     gen = 0
     changed = 0
     for b in range(nb):
@@ -593,9 +768,10 @@ def separable(
         filled = 0
         for i in range(h):
             filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
-            n = _row_targets(tw, tgt, i, w, xs)
+            n, x0, x1 = _row_span(tw, i, w)
             if n == 0:
                 continue
+            span = x1 - x0
             pr = prow[i]
             # Assign a slot to every source row this output row reads, keeping cached rows.
             used[:] = False
@@ -621,81 +797,54 @@ def separable(
                         tags[s] = pr[k]
                         gen += 1
                         gens[s] = gen
-                        full[s] = False
+                        lo_s[s] = 0
+                        hi_s[s] = 0
                         slot[k] = s
                         break
-            if dense_ok and (n * 128 >= w or 4 * n * kh * kw >= w * (kh + kw)):
+            if dense_ok and (n * 128 >= span or 4 * n * kh * kw >= span * (kh + kw)):
+                # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
                 for k in range(kh):
                     s = slot[k]
-                    if full[s]:
-                        continue
-                    p = pr[k]
-                    hn = hnum[s]
-                    hb = hbad[s]
-                    if p < 0:
-                        hn[:] = cval
-                        hb[:] = not cval_valid
+                    a_, z_ = lo_s[s], hi_s[s]
+                    if a_ < z_ and a_ <= x1 and x0 <= z_:  # touching the cached run: extend it
+                        if x0 < a_:
+                            _slot_pass(src, b, pr[k], pline, x0, a_, row, sym_r, hnum[s], hbad[s], *args)
+                            stamp[s, x0:a_] = gens[s]
+                            lo_s[s] = x0
+                        if z_ < x1:
+                            _slot_pass(src, b, pr[k], pline, z_, x1, row, sym_r, hnum[s], hbad[s], *args)
+                            stamp[s, z_:x1] = gens[s]
+                            hi_s[s] = x1
                     else:
-                        _gather_line(
-                            src,
-                            b,
-                            p,
-                            pline,
-                            pline_buf,
-                            lbad,
-                            cval,
-                            cval_valid,
-                            nd,
-                            has_nd,
-                            sup,
-                            has_sup,
-                            check,
-                        )
-                        _row_pass(pline_buf, row, sym_r, hn, w)
-                        hb[:] = False
-                        if check:
-                            for j in range(kw):
-                                lb = lbad[j : j + w]
-                                for x in range(w):
-                                    hb[x] |= lb[x]
-                    stamp[s, :] = gens[s]
-                    full[s] = True
-                # Column pass over the whole row, tap-outer (tap1d's order per pixel).
-                c = kh // 2
-                hc = hnum[slot[c]]
-                wc = column[c]
-                for x in range(w):
-                    res[x] = hc[x] * wc
-                if sym_c > 0:
-                    for jj in range(-c, 0):
-                        ha = hnum[slot[c + jj]]
-                        hz = hnum[slot[c - jj]]
-                        wj = column[c + jj]
-                        for x in range(w):
-                            res[x] += (ha[x] + hz[x]) * wj
-                elif sym_c < 0:
-                    for jj in range(-c, 0):
-                        ha = hnum[slot[c + jj]]
-                        hz = hnum[slot[c - jj]]
-                        wj = column[c + jj]
-                        for x in range(w):
-                            res[x] += (ha[x] - hz[x]) * wj
-                else:
-                    hl = hnum[slot[kh - 1]]
-                    wl = column[kh - 1]
-                    for x in range(w):
-                        res[x] = hl[x] * wl
-                    for k in range(kh - 1):
-                        hk = hnum[slot[k]]
-                        wk = column[k]
-                        for x in range(w):
-                            res[x] += hk[x] * wk
+                        _slot_pass(src, b, pr[k], pline, x0, x1, row, sym_r, hnum[s], hbad[s], *args)
+                        stamp[s, x0:x1] = gens[s]
+                        lo_s[s] = x0
+                        hi_s[s] = x1
+                # Column pass over x0..x1, tap-outer (tap1d's order per pixel).
+                _column_pass(hnum, slot, column, sym_c, res, x0, x1)
                 if check:
-                    bad[:] = False
+                    bs = bad[x0:x1]
+                    bs[:] = False
                     for k in range(kh):
-                        hb = hbad[slot[k]]
-                        for x in range(w):
-                            bad[x] |= hb[x]
+                        hb = hbad[slot[k], x0:x1]
+                        for x in range(span):
+                            bs[x] |= hb[x]
+                elif 8 * n >= span:  # dense enough for the straight stores
+                    ch = _store_span(
+                        tgt[i, x0:x1],
+                        res[x0:x1],
+                        out[b, i, x0:x1],
+                        bits[b, i, x0:x1],
+                        nrow[x0:x1],
+                        nbits[x0:x1],
+                        is_int,
+                        lo,
+                        hi,
+                    )
+                    if ch >= 0:
+                        changed += ch
+                        continue
+                n = _row_targets(tw, tgt, i, w, xs)
                 for m in range(n):
                     x = xs[m]
                     pcx = pcol[x]
@@ -733,6 +882,7 @@ def separable(
                             continue
                     changed += _store(out, bits, b, i, x, t, is_int, lo, hi)
                 continue
+            n = _row_targets(tw, tgt, i, w, xs)
             for m in range(n):
                 x = xs[m]
                 pcx = pcol[x]

@@ -256,7 +256,8 @@ def filter_indexed(
         if kernel.kind != "linear":
             kind = _RANK[kernel.kind]
             return int(nb.rank(src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi, c0))
-        tail = (*common, normalize, is_int, lo, hi, c0)
+        nrow = np.empty(w, dtype=dtype)  # scratch row for the straight stores
+        tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(bits.dtype))
         if kernel.separable is not None:
             return int(nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail))
         return int(nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail))
