@@ -801,7 +801,7 @@ def separable(
                         hi_s[s] = 0
                         slot[k] = s
                         break
-            if dense_ok and (n * 128 >= span or 4 * n * kh * kw >= span * (kh + kw)):
+            if dense_ok and (n * 32 >= span or 4 * n * kh * kw >= span * (kh + kw)):
                 # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
                 for k in range(kh):
                     s = slot[k]
