@@ -162,6 +162,7 @@ def filter_indexed(
     normalize: bool = True,
     support: NDArray[np.bool_] | None = None,
     threads: int = 1,
+    in_place: bool = False,
 ) -> tuple[NDArray[Any], int]:
     """Filter one block through index maps; the primitive behind every public entry point.
 
@@ -190,6 +191,12 @@ def filter_indexed(
     threads : int
         Threads to split the rows over (at least 128 rows each); the result is the same for any
         value. The engine passes 1 (its windows already run in parallel).
+    in_place : bool
+        Write the result into ``values`` itself (then C-contiguous, writable, the block's own
+        pixels a straight run of columns, and ``prow`` rows all in it) and return it: only the
+        target pixels are written, and only once no row still to compute reads them (each
+        thread holds its rows in a ring of about 3 x kernel rows until then). No full-size
+        output is allocated, so the cost follows the targets.
 
     Returns
     -------
@@ -207,16 +214,23 @@ def filter_indexed(
     No copy of the block is made besides the output: the compiled loops read ``values`` in
     its dtype and visit only target pixels. Memory: the output plus O(kernel x width).
     """
-    values = np.ascontiguousarray(values)
+    if not in_place:
+        values = np.ascontiguousarray(values)
+    elif not (values.flags.c_contiguous and values.flags.writeable):
+        raise InputError("in-place filtering needs a C-contiguous, writable array")
     dtype = values.dtype
     bands = values.shape[0]
     h, w = target.shape
     ry, rx = kernel.halo
-    out = np.empty((bands, h, w), dtype=dtype)
     own = pcol[:, rx]  # the block's own columns: a straight run (copied) or gathered (-1)
     c0 = int(own[0]) if np.array_equal(own, own[0] + np.arange(w)) else -1
+    if in_place and c0 < 0:
+        raise InputError("in-place filtering needs the block's own columns in one run")
 
     target = np.ascontiguousarray(target, dtype=np.bool_)
+    if in_place and not target.any():
+        return values, 0
+    out = np.empty((bands, h, w) if not in_place else (bands, 0, w), dtype=dtype)
     if not target.any():
         nb.gather_center(values, prow, pcol, ry, rx, c0, out)
         return out, 0
@@ -235,6 +249,7 @@ def filter_indexed(
     sup = np.ascontiguousarray(support, dtype=np.bool_) if support is not None else _NO_SUPPORT
     cval = float(cval)
     bits = out.view(_uint_view(dtype))
+    last = _last_readers(prow, ry) if in_place else None
     is_int = dtype.kind in "iu"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     common = (cval, nd, has_nd, sup, has_sup)
@@ -249,18 +264,32 @@ def filter_indexed(
     else:
         weights = np.ascontiguousarray(kernel.weights, dtype=np.float64)
 
+    held: list[tuple[Any, ...]] = []  # in place: rows a part could not write back itself
+
     def part(b: int, r0: int, r1: int) -> int:
         """Band ``b``, output rows r0..r1: contiguous views, so one compiled specialisation."""
         src, pr, tg, t8 = values[b : b + 1], prow[r0:r1], tgt[r0:r1], tw[r0:r1]
-        o, bt = out[b : b + 1, r0:r1], bits[b : b + 1, r0:r1]
+        if in_place:
+            o = np.empty((1, 3 * prow.shape[1] + 4, w), dtype=dtype)  # the ring (see in_place)
+            ring = (True, _part_readers(last, prow, ry, r0, r1), *_free_slots(o.shape[1]))
+        else:
+            o, ring = out[b : b + 1, r0:r1], _NO_RING
+        bt = o.view(bits.dtype)
         if kernel.kind != "linear":
             kind = _RANK[kernel.kind]
-            return int(nb.rank(src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi, c0))
-        nrow = np.empty(w, dtype=dtype)  # scratch row for the straight stores
-        tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(bits.dtype))
-        if kernel.separable is not None:
-            return int(nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail))
-        return int(nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail))
+            changed = nb.rank(
+                src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi, c0, ring
+            )
+        else:
+            nrow = np.empty(w, dtype=dtype)  # scratch row for the straight stores
+            tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(bits.dtype), ring)
+            if kernel.separable is not None:
+                changed = nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail)
+            else:
+                changed = nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail)
+        if in_place:
+            held.append((ring, src, pr, ry, c0, tg, t8, o, -1))
+        return int(changed)
 
     # Rows are independent (each value is computed the same way in any split), so row ranges of
     # each band can run in threads: the compiled loops release the GIL.
@@ -268,9 +297,50 @@ def filter_indexed(
     cuts = np.linspace(0, h, threads + 1).astype(int)
     tasks = [(b, int(r0), int(r1)) for b in range(bands) for r0, r1 in itertools.pairwise(cuts)]
     if threads == 1:
-        return out, sum(part(*t) for t in tasks)
-    with ThreadPoolExecutor(threads) as pool:
-        return out, sum(pool.map(lambda t: part(*t), tasks))
+        changed = sum(part(*t) for t in tasks)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            changed = sum(pool.map(lambda t: part(*t), tasks))
+    for args in held:  # every part is done: the rows read across parts can be written now
+        nb._ring_flush(*args)
+    return (values if in_place else out), changed
+
+
+_NO_I64 = np.empty(0, dtype=np.int64)
+_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
+
+
+def _last_readers(prow: NDArray[np.int64], ry: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(first, last): per row of the block, the first and last output row that reads it (-1: none)."""
+    n = int(max(prow.max(), prow[:, ry].max())) + 1
+    rows = np.broadcast_to(np.arange(prow.shape[0])[:, None], prow.shape)
+    hit = prow >= 0
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(first, prow[hit], rows[hit])
+    np.maximum.at(last, prow[hit], rows[hit])
+    return first, last
+
+
+def _part_readers(
+    readers: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
+    prow: NDArray[np.int64],
+    ry: int,
+    r0: int,
+    r1: int,
+) -> NDArray[np.int64]:
+    """For output rows r0..r1 (in place): the last of them (relative to r0) that reads each one's
+    own pixels, or -1 where a row outside r0..r1 reads them too (written back after all parts)."""
+    assert readers is not None
+    first, last = readers
+    own = prow[r0:r1, ry]
+    lo, hi = first[own], last[own]
+    return np.where((lo >= r0) & (hi < r1), hi - r0, -1).astype(np.int64)
+
+
+def _free_slots(n: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(held, lo, hi) of a ring of ``n`` free row slots (see ``_kernels_nb._ring_flush``)."""
+    return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
 
 
 _NO_SUPPORT = np.ones((1, 1), dtype=np.bool_)
@@ -347,6 +417,7 @@ def masked_convolve(
     normalize: bool = True,
     support: ArrayLike | None = None,
     threads: int | None = None,
+    out: NDArray[Any] | None = None,
 ) -> NDArray[Any]:
     """Apply ``kernel`` to ``array`` only where ``mask`` is True.
 
@@ -380,10 +451,18 @@ def masked_convolve(
     threads : int or None
         Threads to split the rows over (the compiled loops release the GIL); None: every core.
         Blocks of rows are at least 128 rows. The result does not depend on it.
+    out : numpy array or None
+        Where the result goes. None: a new array. ``array`` itself (``out=array``): in place;
+        only the masked pixels are written, and besides a few rows per thread nothing is
+        allocated or copied, so the cost follows the masked area (numpy arrays that are
+        C-contiguous and writable; others are filtered into a new array and copied back).
+        Another array of the same shape and dtype, not overlapping ``array``: it receives
+        the whole result (``array`` is copied into it first).
 
     Returns
     -------
-    A new array of ``array``'s shape and dtype. Outside ``mask`` (and at nodata pixels)
+    The result: ``out`` if given, else a new array of ``array``'s shape and dtype. The
+    values are the same bit for bit whichever ``out``. Outside ``mask`` (and at nodata pixels)
     it equals the input bit for bit. Inside, linear kernels give the float64 result of
     ``scipy.ndimage.correlate`` (separable kernels: two ``correlate1d`` passes, rows first),
     cast back: integers rounded half to even and clipped to the dtype's range.
@@ -395,6 +474,8 @@ def masked_convolve(
     the mask is dense), plus one copy of the array.
     """
     if type(array).__name__ == "DataArray":  # xarray (lazy when dask-backed): geomask.xarray
+        if out is not None:
+            raise InputError("out= is for numpy arrays; an xarray result is a new DataArray")
         from geomask.xarray import masked_convolve_xarray
 
         kw = {"mode": mode, "cval": cval, "nodata": nodata, "op": op, "normalize": normalize}
@@ -422,8 +503,12 @@ def masked_convolve(
     pcol = tap_index(np.arange(w), rx, w, mode)
     if mode == "leave":
         target = target & interior(np.arange(h), np.arange(w), (h, w), (ry, rx))
-    out, _ = filter_indexed(
-        planes,
+    dest = _destination(out, arr)
+    in_place = dest is not None and dest.flags.c_contiguous and dest.flags.writeable
+    if dest is not None and in_place and not np.shares_memory(dest, arr):
+        np.copyto(dest, arr)  # a separate output: the result is the input plus the filtered pixels
+    result, _ = filter_indexed(
+        (dest[None] if arr.ndim == 2 else dest) if in_place else planes,  # type: ignore[index]
         prow,
         pcol,
         target,
@@ -433,8 +518,37 @@ def masked_convolve(
         normalize=normalize,
         support=sup,
         threads=threads if threads is not None else (os.cpu_count() or 1),
+        in_place=in_place,
     )
-    return out[0] if arr.ndim == 2 else out
+    result = result[0] if arr.ndim == 2 else result
+    if dest is not None and not in_place:  # out is not C-contiguous: filtered apart, copied back
+        np.copyto(dest, result)
+    return result if dest is None else dest
+
+
+def _destination(out: Any, arr: NDArray[Any]) -> NDArray[Any] | None:
+    """``out`` checked against ``array``: None, or a numpy array of its shape and dtype that is
+    either ``array``'s own memory (in place) or shares none of it."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != arr.shape or out.dtype != arr.dtype:
+        raise InputError(
+            f"out is {out.dtype.name} {out.shape} but the result is {arr.dtype.name} {arr.shape}: "
+            "pass an array of the input's shape and dtype (or the input itself, to filter in place)"
+        )
+    if not out.flags.writeable:
+        raise InputError("out is read-only: pass a writable array")
+    same = (
+        out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
+        and out.strides == arr.strides
+    )
+    if np.shares_memory(out, arr) and not same:
+        raise InputError(
+            "out overlaps the input without being it: pass the input itself, or a separate array"
+        )
+    return out
 
 
 def _bool_plane(values: ArrayLike, shape: tuple[int, int], what: str) -> NDArray[np.bool_]:
