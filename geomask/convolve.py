@@ -193,9 +193,10 @@ def filter_indexed(
         value. The engine passes 1 (its windows already run in parallel).
     in_place : bool
         Write the result into ``values`` itself (then C-contiguous, writable, the block's own
-        pixels a straight run of columns, and ``prow`` rows all in it) and return it: only the
-        target pixels are written, and only once no row still to compute reads them (each
-        thread holds its rows in a ring of about 3 x kernel rows until then). No full-size
+        pixels a straight run of columns, and ``prow`` rows all in it) and return it. A row is
+        written back once no row still to compute reads it (each thread holds its rows in a
+        ring of about 3 x kernel rows until then): its targets only, or where they are dense
+        the stretch that holds them (the other pixels with their own values). No full-size
         output is allocated, so the cost follows the targets.
 
     Returns
@@ -307,7 +308,7 @@ def filter_indexed(
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
-_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
+_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
 
 
 def _last_readers(prow: NDArray[np.int64], ry: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -338,9 +339,9 @@ def _part_readers(
     return np.where((lo >= r0) & (hi < r1), hi - r0, -1).astype(np.int64)
 
 
-def _free_slots(n: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """(held, lo, hi) of a ring of ``n`` free row slots (see ``_kernels_nb._ring_flush``)."""
-    return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+def _free_slots(n: int) -> tuple[NDArray[np.int64], ...]:
+    """(held, lo, hi, whole) of a ring of ``n`` free row slots (see ``_kernels_nb._ring_flush``)."""
+    return (np.full(n, -1, dtype=np.int64), *(np.zeros(n, dtype=np.int64) for _ in range(3)))
 
 
 _NO_SUPPORT = np.ones((1, 1), dtype=np.bool_)
@@ -453,8 +454,8 @@ def masked_convolve(
         Blocks of rows are at least 128 rows. The result does not depend on it.
     out : numpy array or None
         Where the result goes. None: a new array. ``array`` itself (``out=array``): in place;
-        only the masked pixels are written, and besides a few rows per thread nothing is
-        allocated or copied, so the cost follows the masked area (numpy arrays that are
+        only masked pixels change, and besides a few rows per thread nothing is allocated or
+        copied, so the cost follows the masked area (numpy arrays that are
         C-contiguous and writable; others are filtered into a new array and copied back).
         Another array of the same shape and dtype, not overlapping ``array``: it receives
         the whole result (``array`` is copied into it first).

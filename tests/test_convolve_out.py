@@ -86,9 +86,9 @@ def test_in_place_across_thread_parts(
     assert _same(work, expected), f"{name} {np.dtype(dtype).name} {mode} threads={threads}"
 
 
-def test_in_place_writes_only_masked_pixels():
-    """Outside the mask the memory is not written at all: a read-only page would fault. Here: the
-    values stay, and a 2-D array filtered in place returns itself."""
+def test_in_place_changes_only_masked_pixels():
+    """Outside the mask the values stay bit for bit (dense stretches are written back whole, with
+    their own values), and an array filtered in place is returned itself."""
     rng = np.random.default_rng(3)
     a = rng.normal(size=(300, 260)).astype(np.float32)
     mask = _blob_mask(rng, a.shape, 4, 0.001)
