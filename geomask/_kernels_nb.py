@@ -316,9 +316,10 @@ def _ring_take(ring, src, prow, ry, c0, tgt, tw, buf, i, x0, x1):  # pragma: no 
             held[s] = i
             lo[s] = x0
             hi[s] = x1
-            # Dense (a target per 8 columns or more): the whole stretch, so that it is written back
-            # whole too (its other pixels unchanged); a branch per pixel would mispredict.
-            whole[s] = n * 8 >= x1 - x0
+            # Not sparse (a target per 64 columns or more, so that most 64-byte lines hold one): the
+            # whole stretch, written back whole too (its other pixels unchanged): a branch per
+            # pixel would mispredict.
+            whole[s] = n * 64 >= x1 - x0
             _copy_targets(src[0, prow[i, ry], c0:], buf[0, s], tgt, tw, i, x0, x1, whole[s])
             return s
     raise RuntimeError("geomask: in-place ring full (a bug: please report)")
