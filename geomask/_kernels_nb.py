@@ -264,19 +264,17 @@ def _fill(src, b, prow, pcol, ry, rx, c0, out, start, stop):  # pragma: no cover
 
 
 @numba.njit(**_JIT, inline="always")
-def _copy_targets(a, z, tgt, tw, i, x0, x1, whole):  # pragma: no cover - compiled
-    """z[x] = a[x] for x in x0..x1: every x (``whole``, a straight vectorised copy), or only the
-    targets of row ``i`` (skipping empty 8-pixel words)."""
+def _copy_targets(a, z, tw, i, x0, x1, whole):  # pragma: no cover - compiled
+    """z[x] = a[x] for x in x0..x1: every x (``whole``: one straight, vectorised copy), or the
+    8-pixel words of row ``i`` that hold a target (no branch per pixel, which would mispredict)."""
     if whole:
         av, zv = a[x0:x1], z[x0:x1]
         for x in range(x1 - x0):
             zv[x] = av[x]
         return
     for wd in range(x0 // 8, (x1 + 7) // 8):
-        if tw[i, wd] == 0:
-            continue
-        for x in range(max(x0, wd * 8), min(x1, wd * 8 + 8)):
-            if tgt[i, x]:
+        if tw[i, wd] != 0:
+            for x in range(max(x0, wd * 8), min(x1, wd * 8 + 8)):
                 z[x] = a[x]
 
 
@@ -287,10 +285,10 @@ def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no co
     ``ring`` = (in_place, last, held, lo, hi, whole): ``last[j]`` is the last output row that reads
     row ``j``'s own pixels (-1: a reader outside these rows, so the caller writes it back after
     every part is done); ``held[s]`` the output row in slot ``s`` of ``buf`` (-1: free), holding
-    its columns ``lo[s]..hi[s]`` (all of them if ``whole[s]``, else only its targets). Rows with
-    ``last < before`` are written to ``src`` (band 0, own columns from ``c0``): the targets, or
-    the whole stretch if ``whole[s]`` (the other pixels hold their own values), and their slot is
-    freed; ``before < 0``: every held row.
+    its columns ``lo[s]..hi[s]`` (all of them if ``whole[s]``, else the 8-pixel words that hold
+    a target). Rows with ``last < before`` are written to ``src`` (band 0, own columns from
+    ``c0``) over the same cells (the pixels other than targets hold their own values), and their
+    slot is freed; ``before < 0``: every held row.
     """
     last, held, lo, hi, whole = ring[1], ring[2], ring[3], ring[4], ring[5]
     for s in range(held.shape[0]):
@@ -299,14 +297,14 @@ def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no co
             continue
         if before >= 0 and (last[j] < 0 or last[j] >= before):
             continue
-        _copy_targets(buf[0, s], src[0, prow[j, ry], c0:], tgt, tw, j, lo[s], hi[s], whole[s])
+        _copy_targets(buf[0, s], src[0, prow[j, ry], c0:], tw, j, lo[s], hi[s], whole[s])
         held[s] = -1
 
 
 @numba.njit(**_JIT)
 def _ring_take(ring, src, prow, ry, c0, tgt, tw, buf, i, x0, x1):  # pragma: no cover - compiled
-    """In place: a free slot of ``buf`` for output row ``i``, holding its own pixels at the
-    targets of x0..x1 (the stores read and compare only those; the other cells are scratch)."""
+    """In place: a free slot of ``buf`` for output row ``i``, holding its own pixels over x0..x1
+    (see :func:`_copy_targets`; the stores read and compare only the targets)."""
     held, lo, hi, whole = ring[2], ring[3], ring[4], ring[5]
     n = 0
     for wd in range(x0 // 8, (x1 + 7) // 8):
@@ -320,7 +318,7 @@ def _ring_take(ring, src, prow, ry, c0, tgt, tw, buf, i, x0, x1):  # pragma: no 
             # whole stretch, written back whole too (its other pixels unchanged): a branch per
             # pixel would mispredict.
             whole[s] = n * 64 >= x1 - x0
-            _copy_targets(src[0, prow[i, ry], c0:], buf[0, s], tgt, tw, i, x0, x1, whole[s])
+            _copy_targets(src[0, prow[i, ry], c0:], buf[0, s], tw, i, x0, x1, whole[s])
             return s
     raise RuntimeError("geomask: in-place ring full (a bug: please report)")
 
