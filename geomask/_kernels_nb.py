@@ -172,7 +172,25 @@ def _row_span(tw, i, w):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _store_span(tg, res, o, ob, nrow, nbits, is_int, lo, hi):  # pragma: no cover - compiled
+def _store_span(
+    tg_row, res_row, o_row, ob_row, nrow_row, nbits_row, x0, x1, is_int, lo, hi
+):  # pragma: no cover
+    """:func:`_store_stretch` over columns x0..x1 of whole rows (the views it needs start at 0)."""
+    return _store_stretch(
+        tg_row[x0:x1],
+        res_row[x0:x1],
+        o_row[x0:x1],
+        ob_row[x0:x1],
+        nrow_row[x0:x1],
+        nbits_row[x0:x1],
+        is_int,
+        lo,
+        hi,
+    )
+
+
+@numba.njit(**_JIT)
+def _store_stretch(tg, res, o, ob, nrow, nbits, is_int, lo, hi):  # pragma: no cover - compiled
     """Store ``res`` at the targets ``tg`` of one stretch of an output row in three straight
     (vectorised) passes; returns the number of values that changed bit-wise.
 
@@ -321,6 +339,25 @@ def _ring_take(ring, src, prow, ry, c0, tgt, tw, buf, i, x0, x1):  # pragma: no 
             _copy_targets(src[0, prow[i, ry], c0:], buf[0, s], tw, i, x0, x1, whole[s])
             return s
     raise RuntimeError("geomask: in-place ring full (a bug: please report)")
+
+
+@numba.njit(**_JIT, inline="always")
+def _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled):  # pragma: no cover - compiled
+    """Start output row ``i``: returns (filled, n, x0, x1, oi).
+
+    New output: rows are filled up to ``i + ry`` (:func:`_fill`), ``oi = i``. In place: rows
+    whose last reader is done are written back first, and row ``i`` gets a ring slot ``oi``.
+    ``n, x0, x1``: :func:`_row_span` (``n == 0``: nothing to compute).
+    """
+    if ring[0]:
+        _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, i)
+    else:
+        filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
+    n, x0, x1 = _row_span(tw, i, out.shape[2])
+    oi = i
+    if n > 0 and ring[0]:
+        oi = _ring_take(ring, src, prow, ry, c0, tgt, tw, out, i, x0, x1)
+    return filled, n, x0, x1, oi
 
 
 @numba.njit(**_JIT)
@@ -474,14 +511,11 @@ def linear2d(
     for b in range(nb):
         filled = 0
         for i in range(h):
-            if ring[0]:
-                _ring_flush(ring, src, prow, kh // 2, c0, tgt, tw, out, i)
-            else:
-                filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
-            n, x0, x1 = _row_span(tw, i, w)
+            filled, n, x0, x1, oi = _begin_row(
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tgt, tw, out, ring, i, filled
+            )
             if n == 0:
                 continue
-            oi = _ring_take(ring, src, prow, kh // 2, c0, tgt, tw, out, i, x0, x1) if ring[0] else i
             pr = prow[i]
             span = x1 - x0
             if dense_ok and 4 * n * (nz + 32 * kh) >= span * nz:
@@ -518,15 +552,7 @@ def linear2d(
                             bs[x] |= ba[x]
                 elif 8 * n >= span:  # dense enough for the straight stores
                     ch = _store_span(
-                        tgt[i, x0:x1],
-                        res[x0:x1],
-                        out[b, oi, x0:x1],
-                        bits[b, oi, x0:x1],
-                        nrow[x0:x1],
-                        nbits[x0:x1],
-                        is_int,
-                        lo,
-                        hi,
+                        tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
                     )
                     if ch >= 0:
                         changed += ch
@@ -856,14 +882,11 @@ def separable(
         tags[:] = -9
         filled = 0
         for i in range(h):
-            if ring[0]:
-                _ring_flush(ring, src, prow, kh // 2, c0, tgt, tw, out, i)
-            else:
-                filled = _fill(src, b, prow, pcol, kh // 2, kw // 2, c0, out, filled, min(h, i + kh // 2 + 1))
-            n, x0, x1 = _row_span(tw, i, w)
+            filled, n, x0, x1, oi = _begin_row(
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tgt, tw, out, ring, i, filled
+            )
             if n == 0:
                 continue
-            oi = _ring_take(ring, src, prow, kh // 2, c0, tgt, tw, out, i, x0, x1) if ring[0] else i
             span = x1 - x0
             pr = prow[i]
             # Assign a slot to every source row this output row reads, keeping cached rows.
@@ -924,15 +947,7 @@ def separable(
                             bs[x] |= hb[x]
                 elif 8 * n >= span:  # dense enough for the straight stores
                     ch = _store_span(
-                        tgt[i, x0:x1],
-                        res[x0:x1],
-                        out[b, oi, x0:x1],
-                        bits[b, oi, x0:x1],
-                        nrow[x0:x1],
-                        nbits[x0:x1],
-                        is_int,
-                        lo,
-                        hi,
+                        tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
                     )
                     if ch >= 0:
                         changed += ch
