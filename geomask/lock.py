@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,13 +52,21 @@ def lock_path(output: Path) -> Path:
     return output.with_name(output.name + LOCK_SUFFIX)
 
 
-def _holder(fd: int) -> str:
-    """The PID recorded in an open lock file, as text for a message ('' when not written yet)."""
-    with contextlib.suppress(OSError):
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if text.isdigit():
-            return f" (pid {text})"
-    return ""
+def _holder(fd: int, wait: float = 0.5) -> str:
+    """The PID recorded in an open lock file, as text for a message ('' if none is there).
+
+    The holder writes its PID right after it takes the lock, so a run that finds the lock held
+    within that moment polls for up to ``wait`` seconds before it gives up on naming it.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        with contextlib.suppress(OSError):
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            if text.isdigit():
+                return f" (pid {text})"
+        if time.monotonic() >= deadline:
+            return ""
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager

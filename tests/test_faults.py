@@ -221,6 +221,29 @@ def test_lock_held_by_another_process_is_reported(tmp_path: Path) -> None:
     assert sorted(p.name for p in output.parent.iterdir()) == [output.name]
 
 
+def test_lock_found_before_its_holder_wrote_its_pid_still_names_it(tmp_path: Path) -> None:
+    """The holder writes its PID just after taking the lock: a run that finds the lock in that moment
+    waits for the PID (it was a race in test_two_runs_at_once_do_not_corrupt_each_other)."""
+    import fcntl
+    import threading
+
+    from geomask.errors import OutputLockedError
+
+    output = tmp_path / "out" / "x.tif"
+    output.parent.mkdir()
+    fd = os.open(lock_path(output), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        late = threading.Timer(0.15, lambda: os.pwrite(fd, b"4242\n", 0))
+        late.start()
+        pattern = r"another geomask run \(pid 4242\) is writing"
+        with pytest.raises(OutputLockedError, match=pattern), output_lock(output):
+            pass
+        late.join()
+    finally:
+        os.close(fd)
+
+
 def test_stale_lock_file_of_a_killed_run_is_taken_over(tmp_path: Path) -> None:
     pipeline = make_project(tmp_path)
     output = tmp_path / "out" / "scene.denoised.tif"

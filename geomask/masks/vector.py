@@ -39,15 +39,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pyogrio
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
-from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 from rasterio.errors import NotGeoreferencedWarning
@@ -59,13 +56,15 @@ from geomask.grid import Grid
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+
 __all__ = ["BLOCK_SIZE", "BoundVectorMask", "VectorSource", "bind_geometries", "require_north_up"]
 
 BLOCK_SIZE = 256
 """Side, in pixels, of the fixed grid-aligned blocks that vector masks are rasterized in."""
 
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
-_READ_ERRORS = (DataSourceError, DataLayerError, FieldError, GeometryError, pyogrio.errors.CRSError)
 
 
 @dataclass(frozen=True)
@@ -176,13 +175,16 @@ class VectorSource(MaskSource):
                 f"vector file not found: {path}; check the mask's vector: path (relative paths resolve "
                 "from the YAML file's folder)"
             )
+        import pyogrio  # here, not at the top: it imports geopandas and pandas (~0.2 s)
+
+        read_errors = _read_errors()
         # GDAL's warnings about a file it then fails to open are noise next to the error: shown only
         # when the file opens.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 layers = pyogrio.list_layers(path)
-            except _READ_ERRORS as e:
+            except read_errors as e:
                 raise MaskError(
                     f"cannot read {path} as a vector file (GeoPackage, GeoJSON, Shapefile ...): {e}; "
                     "check the file (re-export it) or choose another"
@@ -205,8 +207,8 @@ class VectorSource(MaskSource):
         if self.where is not None:
             kwargs["where"] = self.where
         try:
-            frame = gpd.read_file(path, **kwargs)
-        except (*_READ_ERRORS, ValueError) as e:  # pyogrio: ValueError for a where: that is not valid SQL
+            frame = _geopandas().read_file(path, **kwargs)
+        except (*read_errors, ValueError) as e:  # pyogrio: ValueError for a where: that is not valid SQL
             hint = f" (check where: {self.where!r})" if self.where is not None else ""
             raise MaskError(f"cannot read features of vector file {path}{hint}: {e}") from e
         if len(frame) == 0:
@@ -233,6 +235,21 @@ class VectorSource(MaskSource):
                 f"{self.crs}; remove crs: (it only applies to files without a CRS)"
             )
         return declared
+
+
+def _geopandas() -> Any:
+    """geopandas, imported on first use (as pyogrio is): it brings pandas (~0.2 s), which runs
+    with raster masks only, and ``geomask --help``, do not need."""
+    import geopandas
+
+    return geopandas
+
+
+def _read_errors() -> tuple[type[Exception], ...]:
+    """pyogrio's errors for a file or layer it cannot read."""
+    from pyogrio.errors import CRSError, DataLayerError, DataSourceError, FieldError, GeometryError
+
+    return (DataSourceError, DataLayerError, FieldError, GeometryError, CRSError)
 
 
 def _attribute_equals(frame: gpd.GeoDataFrame, path: str, attribute: str, text: str) -> gpd.GeoDataFrame:
@@ -360,7 +377,7 @@ def _to_grid_crs(geoms: NDArray[np.object_], crs: CRS | None, grid: Grid, what: 
     target = CRS.from_user_input(grid.crs)
     if crs.equals(target):
         return geoms
-    return gpd.GeoSeries(geoms, crs=crs).to_crs(target).to_numpy()
+    return _geopandas().GeoSeries(geoms, crs=crs).to_crs(target).to_numpy()
 
 
 class BoundVectorMask(BoundMask):
