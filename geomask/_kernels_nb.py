@@ -320,13 +320,11 @@ def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no co
 
 
 @numba.njit(**_JIT)
-def _ring_take(ring, src, prow, ry, c0, tgt, tw, buf, i, x0, x1):  # pragma: no cover - compiled
-    """In place: a free slot of ``buf`` for output row ``i``, holding its own pixels over x0..x1
-    (see :func:`_copy_targets`; the stores read and compare only the targets)."""
+def _ring_take(ring, src, prow, ry, c0, tw, buf, i, n, x0, x1):  # pragma: no cover - compiled
+    """In place: a free slot of ``buf`` for output row ``i`` (``n`` targets in x0..x1), holding
+    its own pixels over x0..x1 (see :func:`_copy_targets`; the stores read and compare only the
+    targets)."""
     held, lo, hi, whole = ring[2], ring[3], ring[4], ring[5]
-    n = 0
-    for wd in range(x0 // 8, (x1 + 7) // 8):
-        n += np.int64((tw[i, wd] * _BYTE_SUM) >> _TOP)
     for s in range(held.shape[0]):
         if held[s] < 0:
             held[s] = i
@@ -356,7 +354,7 @@ def _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled):  
     n, x0, x1 = _row_span(tw, i, out.shape[2])
     oi = i
     if n > 0 and ring[0]:
-        oi = _ring_take(ring, src, prow, ry, c0, tgt, tw, out, i, x0, x1)
+        oi = _ring_take(ring, src, prow, ry, c0, tw, out, i, n, x0, x1)
     return filled, n, x0, x1, oi
 
 
@@ -1101,7 +1099,7 @@ def rank(
             nt = _row_targets(tw, tgt, i, w, xs)
             if nt == 0:
                 continue
-            oi = _ring_take(ring, src, prow, ry, c0, tgt, tw, out, i, xs[0], xs[nt - 1] + 1) if ring[0] else i
+            oi = _ring_take(ring, src, prow, ry, c0, tw, out, i, nt, xs[0], xs[nt - 1] + 1) if ring[0] else i
             pr = prow[i]
             for mm in range(nt):
                 x = xs[mm]
