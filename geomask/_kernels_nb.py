@@ -300,13 +300,13 @@ def _copy_targets(a, z, tw, i, x0, x1, whole):  # pragma: no cover - compiled
 def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no cover - compiled
     """In place: write back the targets of the held rows whose last reader has been computed.
 
-    ``ring`` = (in_place, last, held, lo, hi, whole): ``last[j]`` is the last output row that reads
+    ``ring`` = (in_place, last, held, lo, hi, whole, count): ``last[j]`` is the last output row that reads
     row ``j``'s own pixels (-1: a reader outside these rows, so the caller writes it back after
     every part is done); ``held[s]`` the output row in slot ``s`` of ``buf`` (-1: free), holding
     its columns ``lo[s]..hi[s]`` (all of them if ``whole[s]``, else the 8-pixel words that hold
     a target). Rows with ``last < before`` are written to ``src`` (band 0, own columns from
     ``c0``) over the same cells (the pixels other than targets hold their own values), and their
-    slot is freed; ``before < 0``: every held row.
+    slot is freed; ``before < 0``: every held row. ``count[0]``: the rows held.
     """
     last, held, lo, hi, whole = ring[1], ring[2], ring[3], ring[4], ring[5]
     for s in range(held.shape[0]):
@@ -317,6 +317,7 @@ def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no co
             continue
         _copy_targets(buf[0, s], src[0, prow[j, ry], c0:], tw, j, lo[s], hi[s], whole[s])
         held[s] = -1
+        ring[6][0] -= 1
 
 
 @numba.njit(**_JIT)
@@ -330,6 +331,7 @@ def _ring_take(ring, src, prow, ry, c0, tw, buf, i, n, x0, x1):  # pragma: no co
             held[s] = i
             lo[s] = x0
             hi[s] = x1
+            ring[6][0] += 1
             # Unless very sparse (under one target per 256 columns), the whole stretch, written
             # back whole too (its other pixels unchanged): one straight copy beats a branch per
             # 8-pixel word (4096 columns, 41 targets: 0.9 vs 1.4 us a copy, and the mispredicted
@@ -349,7 +351,8 @@ def _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled):  
     ``n, x0, x1``: :func:`_row_span` (``n == 0``: nothing to compute).
     """
     if ring[0]:
-        _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, i)
+        if ring[6][0] > 0:  # rows held
+            _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, i)
     else:
         filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
     n, x0, x1 = _row_span(tw, i, out.shape[2])

@@ -308,7 +308,7 @@ def filter_indexed(
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
-_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
+_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
 
 
 def _last_readers(prow: NDArray[np.int64], ry: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -340,8 +340,12 @@ def _part_readers(
 
 
 def _free_slots(n: int) -> tuple[NDArray[np.int64], ...]:
-    """(held, lo, hi, whole) of a ring of ``n`` free row slots (see ``_kernels_nb._ring_flush``)."""
-    return (np.full(n, -1, dtype=np.int64), *(np.zeros(n, dtype=np.int64) for _ in range(3)))
+    """(held, lo, hi, whole, count) of a ring of ``n`` free row slots (``_kernels_nb._ring_flush``)."""
+    return (
+        np.full(n, -1, dtype=np.int64),
+        *(np.zeros(n, dtype=np.int64) for _ in range(3)),
+        np.zeros(1, np.int64),
+    )
 
 
 _NO_SUPPORT = np.ones((1, 1), dtype=np.bool_)
