@@ -1096,14 +1096,10 @@ def rank(
     for b in range(nb):
         filled = 0
         for i in range(h):
-            if ring[0]:
-                _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, i)
-            else:
-                filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(h, i + ry + 1))
-            nt = _row_targets(tw, tgt, i, w, xs)
-            if nt == 0:
+            filled, n, _, _, oi = _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled)
+            if n == 0:
                 continue
-            oi = _ring_take(ring, src, prow, ry, c0, tw, out, i, nt, xs[0], xs[nt - 1] + 1) if ring[0] else i
+            nt = _row_targets(tw, tgt, i, w, xs)
             pr = prow[i]
             for mm in range(nt):
                 x = xs[mm]

@@ -229,10 +229,10 @@ def filter_indexed(
         raise InputError("in-place filtering needs the block's own columns in one run")
 
     target = np.ascontiguousarray(target, dtype=np.bool_)
-    if in_place and not target.any():
-        return values, 0
-    out = np.empty((bands, h, w) if not in_place else (bands, 0, w), dtype=dtype)
+    out = None if in_place else np.empty((bands, h, w), dtype=dtype)
     if not target.any():
+        if out is None:
+            return values, 0
         nb.gather_center(values, prow, pcol, ry, rx, c0, out)
         return out, 0
     # Targets as whole 8-pixel words, so the loops skip empty stretches 8 at a time: the mask
@@ -249,8 +249,8 @@ def filter_indexed(
     has_sup = support is not None
     sup = np.ascontiguousarray(support, dtype=np.bool_) if support is not None else _NO_SUPPORT
     cval = float(cval)
-    bits = out.view(_uint_view(dtype))
-    last = _last_readers(prow, ry) if in_place else None
+    udt = _uint_view(dtype)
+    readers = _last_readers(prow) if in_place else None
     is_int = dtype.kind in "iu"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     common = (cval, nd, has_nd, sup, has_sup)
@@ -270,12 +270,13 @@ def filter_indexed(
     def part(b: int, r0: int, r1: int) -> int:
         """Band ``b``, output rows r0..r1: contiguous views, so one compiled specialisation."""
         src, pr, tg, t8 = values[b : b + 1], prow[r0:r1], tgt[r0:r1], tw[r0:r1]
-        if in_place:
+        if out is None:
+            assert readers is not None
             o = np.empty((1, 3 * prow.shape[1] + 4, w), dtype=dtype)  # the ring (see in_place)
-            ring = (True, _part_readers(last, prow, ry, r0, r1), *_free_slots(o.shape[1]))
+            ring = (True, _part_readers(readers, prow, ry, r0, r1), *_free_slots(o.shape[1]))
         else:
             o, ring = out[b : b + 1, r0:r1], _NO_RING
-        bt = o.view(bits.dtype)
+        bt = o.view(udt)
         if kernel.kind != "linear":
             kind = _RANK[kernel.kind]
             changed = nb.rank(
@@ -283,12 +284,12 @@ def filter_indexed(
             )
         else:
             nrow = np.empty(w, dtype=dtype)  # scratch row for the straight stores
-            tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(bits.dtype), ring)
+            tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(udt), ring)
             if kernel.separable is not None:
                 changed = nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail)
             else:
                 changed = nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail)
-        if in_place:
+        if out is None:
             held.append((ring, src, pr, ry, c0, tg, t8, o, -1))
         return int(changed)
 
@@ -304,16 +305,17 @@ def filter_indexed(
             changed = sum(pool.map(lambda t: part(*t), tasks))
     for args in held:  # every part is done: the rows read across parts can be written now
         nb._ring_flush(*args)
-    return (values if in_place else out), changed
+    return (values if out is None else out), changed
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
 _NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
 
 
-def _last_readers(prow: NDArray[np.int64], ry: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(first, last): per row of the block, the first and last output row that reads it (-1: none)."""
-    n = int(max(prow.max(), prow[:, ry].max())) + 1
+def _last_readers(prow: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(first, last): per row of the block, the first and last output row that reads it (rows
+    nobody reads: int64 max and -1)."""
+    n = int(prow.max()) + 1
     rows = np.broadcast_to(np.arange(prow.shape[0])[:, None], prow.shape)
     hit = prow >= 0
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -324,7 +326,7 @@ def _last_readers(prow: NDArray[np.int64], ry: int) -> tuple[NDArray[np.int64], 
 
 
 def _part_readers(
-    readers: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
+    readers: tuple[NDArray[np.int64], NDArray[np.int64]],
     prow: NDArray[np.int64],
     ry: int,
     r0: int,
@@ -332,7 +334,6 @@ def _part_readers(
 ) -> NDArray[np.int64]:
     """For output rows r0..r1 (in place): the last of them (relative to r0) that reads each one's
     own pixels, or -1 where a row outside r0..r1 reads them too (written back after all parts)."""
-    assert readers is not None
     first, last = readers
     own = prow[r0:r1, ry]
     lo, hi = first[own], last[own]
@@ -508,9 +509,9 @@ def masked_convolve(
     pcol = tap_index(np.arange(w), rx, w, mode)
     if mode == "leave":
         target = target & interior(np.arange(h), np.arange(w), (h, w), (ry, rx))
-    dest = _destination(out, arr)
+    dest, is_input = _destination(out, arr)
     in_place = dest is not None and dest.flags.c_contiguous and dest.flags.writeable
-    if dest is not None and in_place and not np.shares_memory(dest, arr):
+    if dest is not None and in_place and not is_input:
         np.copyto(dest, arr)  # a separate output: the result is the input plus the filtered pixels
     result, _ = filter_indexed(
         (dest[None] if arr.ndim == 2 else dest) if in_place else planes,  # type: ignore[index]
@@ -531,11 +532,11 @@ def masked_convolve(
     return result if dest is None else dest
 
 
-def _destination(out: Any, arr: NDArray[Any]) -> NDArray[Any] | None:
-    """``out`` checked against ``array``: None, or a numpy array of its shape and dtype that is
-    either ``array``'s own memory (in place) or shares none of it."""
+def _destination(out: Any, arr: NDArray[Any]) -> tuple[NDArray[Any] | None, bool]:
+    """``out`` checked against ``array``: (None, False), or (a numpy array of its shape and dtype,
+    whether it is ``array``'s own memory: in place; else it shares none of it)."""
     if out is None:
-        return None
+        return None, False
     if not isinstance(out, np.ndarray):
         raise InputError(f"out must be a numpy array, got {type(out).__name__}")
     if out.shape != arr.shape or out.dtype != arr.dtype:
@@ -549,11 +550,11 @@ def _destination(out: Any, arr: NDArray[Any]) -> NDArray[Any] | None:
         out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
         and out.strides == arr.strides
     )
-    if np.shares_memory(out, arr) and not same:
+    if not same and np.shares_memory(out, arr):
         raise InputError(
             "out overlaps the input without being it: pass the input itself, or a separate array"
         )
-    return out
+    return out, same
 
 
 def _bool_plane(values: ArrayLike, shape: tuple[int, int], what: str) -> NDArray[np.bool_]:
