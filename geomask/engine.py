@@ -40,9 +40,9 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -701,33 +701,55 @@ def _run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) 
 
 @contextlib.contextmanager
 def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A pool of ``workers`` spawned processes that ignore SIGINT, shut down without queued work on error.
+    """A pool of ``workers`` spawned processes immune to SIGINT, shut down without queued work on error.
 
     Ctrl-C reaches every process of the terminal's group: workers would die mid-import printing
-    tracebacks and break the pool. They are started at once with SIGINT ignored (inherited through
-    ``exec``), so only the driving process sees it and raises ``KeyboardInterrupt``; on that (or any
+    tracebacks and break the pool. They are started at once with SIGINT blocked (the mask is
+    inherited through ``exec``; CPython's own ``resource_tracker`` starts its process the same way),
+    so only the driving process handles it and raises ``KeyboardInterrupt``; a Ctrl-C that comes
+    while they start stays pending in the driver and is raised as soon as they have. On that (or any
     error) the workers are terminated and the windows not yet started dropped.
     """
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                for _ in range(workers):  # each submit starts one more worker now
-                    pool.submit(os.getpid)
-            finally:
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for _ in range(workers):  # each submit starts one more worker now
+                pool.submit(os.getpid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         yield pool
     except BaseException:
-        # Window tasks are pure (they only read), so stopping the workers mid-task loses nothing;
-        # waiting could take long (a worker may be compiling kernels). Python < 3.14 has no public
-        # ProcessPoolExecutor.terminate_workers.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(Exception):
-                process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        _terminate_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _terminate_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool``'s workers now and shut it down, dropping queued and running tasks.
+
+    Window tasks are pure (they only read), so stopping the workers mid-task loses nothing; waiting
+    could take long (a worker may be compiling kernels). Python < 3.14 has no public
+    ``ProcessPoolExecutor.terminate_workers``, hence the private attributes (each looked up with a
+    default). A worker killed while it sends a result leaves a partial message in the result pipe,
+    and the pool's manager thread then waits in ``recv`` for the rest forever (seen 1 run in 10 of
+    tests/test_faults.py's process-group Ctrl-C): the pool itself holds the pipe's write end open.
+    Once the workers are gone that end is closed, so the read ends (EOF), the pool marks itself
+    broken and its shutdown returns.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + 10
+    for process in processes:  # exited: their copies of the pipe's write end are closed
+        with contextlib.suppress(Exception):
+            multiprocessing.connection.wait([process.sentinel], max(0.0, deadline - time.monotonic()))
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- per-class kernels (kernels_by) ---------------------------------------------------------------

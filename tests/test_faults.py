@@ -437,3 +437,44 @@ def test_lock_is_exclusive_under_contention(tmp_path: Path) -> None:
         assert p.returncode == 0, err
     assert counter.read_text() == "75"
     assert list(output.parent.iterdir()) == []  # the lock file is removed by the last holder
+
+
+_PARTIAL_RESULT = """
+import gc, os, struct, sys, time
+from multiprocessing.queues import SimpleQueue
+from pathlib import Path
+from geomask.engine import _process_pool
+
+def send_half_a_result(flag):
+    # What a worker killed mid-send leaves: a message header promising 1 MB, then 10 bytes.
+    (queue,) = [o for o in gc.get_objects() if isinstance(o, SimpleQueue)]
+    os.write(queue._writer.fileno(), struct.pack("!i", 1 << 20) + b"0123456789")
+    Path(flag).touch()
+    time.sleep(600)
+
+if __name__ == "__main__":
+    flag = Path(sys.argv[1])
+    try:
+        with _process_pool(2) as pool:
+            pool.submit(send_half_a_result, str(flag))
+            while not flag.exists():
+                time.sleep(0.01)
+            time.sleep(0.2)  # the pool's manager thread is now waiting for the rest of the message
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("stopped")
+"""
+
+
+def test_pool_stops_when_a_worker_dies_mid_result(tmp_path: Path) -> None:
+    """A worker terminated while it sends a result leaves half a message in the pool's result pipe;
+    stopping the pool (Ctrl-C, a failed write) must still return at once, not wait for the rest."""
+    script = tmp_path / "partial_result.py"
+    script.write_text(_PARTIAL_RESULT)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "sent")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stopped\n"
+    assert time.monotonic() - started < 30
