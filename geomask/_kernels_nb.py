@@ -126,19 +126,20 @@ def any_invalid(src, b, prow, pcol, nd, has_nd, has_sup, cval_valid):  # pragma:
     return False
 
 
-@numba.njit(**_JIT)
-def _row_targets(tw, tgt, i, w, xs):  # pragma: no cover - compiled
-    """Columns of the targets in row ``i`` into ``xs``; returns their number.
+@numba.njit(**_JIT, inline="always")
+def _row_targets(tw, tgt, i, x0, x1, xs):  # pragma: no cover - compiled
+    """Columns of the targets of row ``i`` within x0..x1 (whole words) into ``xs``; returns their
+    number.
 
     ``tw`` is ``tgt`` (padded to a multiple of 8 columns) viewed as uint64, so empty
     stretches are skipped 8 pixels at a time.
     """
     n = 0
-    for wd in range(tw.shape[1]):
+    for wd in range(x0 // 8, (x1 + 7) // 8):
         if tw[i, wd] == 0:
             continue
         base = wd * 8
-        for x in range(base, min(base + 8, w)):
+        for x in range(base, min(base + 8, x1)):
             if tgt[i, x]:
                 xs[n] = x
                 n += 1
@@ -149,26 +150,49 @@ _BYTE_SUM = np.uint64(0x0101010101010101)
 _TOP = np.uint64(56)
 
 
-@numba.njit(**_JIT)
-def _row_span(tw, i, w):  # pragma: no cover - compiled
-    """(count, x0, x1) of the targets in row ``i``: how many, and whole words x0..x1 holding them.
+# Empty 8-pixel words that split a row's targets into separate segments: a gap this wide costs
+# more to compute densely (64 columns) than starting a segment (a few calls, the kernel's halo).
+_GAP = 8
+# Fewer targets than this in a segment are computed one by one: the dense path's fixed cost per
+# segment (a row pass per kernel row) exceeds their taps.
+_DENSE_MIN = 8
 
-    ``tw``: the target row as uint64 words of 8 bools (0 or 1 bytes, so a word times
-    0x0101..01 sums its bytes into the top byte).
+
+@numba.njit(**_JIT)
+def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
+    """Split the targets of row ``i`` (within whole words x0..x1) into segments: runs of words
+    holding targets, cut where at least ``_GAP`` empty words lie between. ``segs[g]`` gets
+    (count, start, stop) of segment ``g`` (whole words, stop clipped to ``x1``); returns how many.
+
+    Rows of ROI masks hold a few separate stretches (a polygon's chords); computing each alone,
+    not the span from the first target to the last, keeps the cost in the targets' area.
+    Depends on the mask only, so every caller splits a row the same way.
     """
+    g = 0
     n = 0
     first = -1
     last = -1
-    for wd in range(tw.shape[1]):
+    for wd in range(x0 // 8, (x1 + 7) // 8):
         v = tw[i, wd]
-        if v != 0:
-            if first < 0:
-                first = wd
-            last = wd
-            n += np.int64((v * _BYTE_SUM) >> _TOP)
-    if n == 0:
-        return 0, 0, 0
-    return n, first * 8, min(w, (last + 1) * 8)
+        if v == 0:
+            continue
+        if first >= 0 and wd - last > _GAP:
+            segs[g, 0] = n
+            segs[g, 1] = first * 8
+            segs[g, 2] = min(x1, (last + 1) * 8)
+            g += 1
+            n = 0
+            first = wd
+        elif first < 0:
+            first = wd
+        last = wd
+        n += np.int64((v * _BYTE_SUM) >> _TOP)
+    if first >= 0:
+        segs[g, 0] = n
+        segs[g, 1] = first * 8
+        segs[g, 2] = min(x1, (last + 1) * 8)
+        g += 1
+    return g
 
 
 @numba.njit(**_JIT)
@@ -281,85 +305,113 @@ def _fill(src, b, prow, pcol, ry, rx, c0, out, start, stop):  # pragma: no cover
     return stop
 
 
-@numba.njit(**_JIT, inline="always")
-def _copy_targets(a, z, tw, i, x0, x1, whole):  # pragma: no cover - compiled
-    """z[x] = a[x] for x in x0..x1: every x (``whole``: one straight, vectorised copy), or the
-    8-pixel words of row ``i`` that hold a target (no branch per pixel, which would mispredict)."""
+@numba.njit(**_JIT)
+def _copy_held(a, z, segs, nseg, whole):  # pragma: no cover - compiled
+    """z[x] = a[x] over segments ``segs[:nseg]`` of a row (:func:`_row_segments`), every column
+    of each (straight, vectorised copies), or with ``whole`` over all columns from the first
+    segment's start to the last one's stop (one copy, for segments that leave small gaps)."""
     if whole:
-        av, zv = a[x0:x1], z[x0:x1]
-        for x in range(x1 - x0):
+        av, zv = a[segs[0, 1] : segs[nseg - 1, 2]], z[segs[0, 1] : segs[nseg - 1, 2]]
+        for x in range(zv.shape[0]):
             zv[x] = av[x]
         return
-    for wd in range(x0 // 8, (x1 + 7) // 8):
-        if tw[i, wd] != 0:
-            for x in range(max(x0, wd * 8), min(x1, wd * 8 + 8)):
-                z[x] = a[x]
+    for g in range(nseg):
+        av, zv = a[segs[g, 1] : segs[g, 2]], z[segs[g, 1] : segs[g, 2]]
+        for x in range(zv.shape[0]):
+            zv[x] = av[x]
 
 
 @numba.njit(**_JIT)
-def _ring_flush(ring, src, prow, ry, c0, tgt, tw, buf, before):  # pragma: no cover - compiled
-    """In place: write back the targets of the held rows whose last reader has been computed.
+def _ring_flush(ring, src, prow, ry, c0, buf, before):  # pragma: no cover - compiled
+    """In place: write back the segments of the held rows whose last reader has been computed.
 
-    ``ring`` = (in_place, last, held, lo, hi, whole, count): ``last[j]`` is the last output row that reads
-    row ``j``'s own pixels (-1: a reader outside these rows, so the caller writes it back after
-    every part is done); ``held[s]`` the output row in slot ``s`` of ``buf`` (-1: free), holding
-    its columns ``lo[s]..hi[s]`` (all of them if ``whole[s]``, else the 8-pixel words that hold
-    a target). Rows with ``last < before`` are written to ``src`` (band 0, own columns from
-    ``c0``) over the same cells (the pixels other than targets hold their own values), and their
-    slot is freed; ``before < 0``: every held row. ``count[0]``: the rows held.
+    ``ring`` = (in_place, last, held, nseg, whole, segs, count): ``last[j]`` is the last output
+    row that reads row ``j``'s own pixels (-1: a reader outside these rows, so the caller writes
+    it back after every part is done); ``held[s]`` the output row in slot ``s`` of ``buf`` (-1:
+    free), holding its own pixels over its segments ``segs[s, :nseg[s]]`` (see :func:`_copy_held`).
+    Rows with ``last < before`` are written to ``src`` (band 0, own columns from ``c0``) over the
+    same cells (the pixels other than targets hold their own values), and their slot is freed;
+    ``before < 0``: every held row. ``count[0]``: the rows held.
     """
-    last, held, lo, hi, whole = ring[1], ring[2], ring[3], ring[4], ring[5]
+    last, held, nseg, whole, segs = ring[1], ring[2], ring[3], ring[4], ring[5]
     for s in range(held.shape[0]):
         j = held[s]
         if j < 0:
             continue
         if before >= 0 and (last[j] < 0 or last[j] >= before):
             continue
-        _copy_targets(buf[0, s], src[0, prow[j, ry], c0:], tw, j, lo[s], hi[s], whole[s])
+        _copy_held(buf[0, s], src[0, prow[j, ry], c0:], segs[s], nseg[s], whole[s])
         held[s] = -1
         ring[6][0] -= 1
 
 
 @numba.njit(**_JIT)
-def _ring_take(ring, src, prow, ry, c0, tw, buf, i, n, x0, x1):  # pragma: no cover - compiled
-    """In place: a free slot of ``buf`` for output row ``i`` (``n`` targets in x0..x1), holding
-    its own pixels over x0..x1 (see :func:`_copy_targets`; the stores read and compare only the
-    targets)."""
-    held, lo, hi, whole = ring[2], ring[3], ring[4], ring[5]
+def _ring_take(ring, src, prow, ry, c0, buf, i, segs, nseg):  # pragma: no cover - compiled
+    """In place: a free slot of ``buf`` for output row ``i``, holding its own pixels over its
+    segments ``segs[:nseg]`` (the straight stores write whole segments, their non-targets with
+    the values held here; the per-pixel stores read and compare only the targets)."""
+    held = ring[2]
     for s in range(held.shape[0]):
         if held[s] < 0:
             held[s] = i
-            lo[s] = x0
-            hi[s] = x1
+            ring[3][s] = nseg
+            kept = ring[5][s]
+            covered = 0
+            for g in range(nseg):
+                kept[g, 0] = segs[g, 0]
+                kept[g, 1] = segs[g, 1]
+                kept[g, 2] = segs[g, 2]
+                covered += segs[g, 2] - segs[g, 1]
+            # One copy of the whole stretch unless the gaps outweigh a copy per segment (about
+            # 128 columns' worth each: pixel masks at 1 % hold ~40 one-word segments a row).
+            ring[4][s] = segs[nseg - 1, 2] - segs[0, 1] <= covered + 128 * nseg
             ring[6][0] += 1
-            # Unless very sparse (under one target per 256 columns), the whole stretch, written
-            # back whole too (its other pixels unchanged): one straight copy beats a branch per
-            # 8-pixel word (4096 columns, 41 targets: 0.9 vs 1.4 us a copy, and the mispredicted
-            # branches cost more inside the kernels: pixel masks at 1 %, one thread, 50 -> 28 ms).
-            whole[s] = n * 256 >= x1 - x0
-            _copy_targets(src[0, prow[i, ry], c0:], buf[0, s], tw, i, x0, x1, whole[s])
+            _copy_held(src[0, prow[i, ry], c0:], buf[0, s], kept, nseg, ring[4][s])
             return s
     raise RuntimeError("geomask: in-place ring full (a bug: please report)")
 
 
 @numba.njit(**_JIT, inline="always")
-def _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled):  # pragma: no cover - compiled
-    """Start output row ``i``: returns (filled, n, x0, x1, oi).
+def _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs):  # pragma: no cover - compiled
+    """Start output row ``i``: returns (filled, nseg, oi).
 
-    New output: rows are filled up to ``i + ry`` (:func:`_fill`), ``oi = i``. In place: rows
-    whose last reader is done are written back first, and row ``i`` gets a ring slot ``oi``.
-    ``n, x0, x1``: :func:`_row_span` (``n == 0``: nothing to compute).
+    New output: rows are filled up to ``i + ry`` (:func:`_fill`), ``oi = i``. In place, for a
+    row with targets: rows whose last reader is done are written back first (writing back only
+    when a slot is needed keeps empty rows cheap; the ring never holds more rows meanwhile), and
+    row ``i`` gets a ring slot ``oi``.
+    ``segs[:nseg]``: the row's segments (:func:`_row_segments`; ``nseg == 0``: nothing to compute).
     """
-    if ring[0]:
-        if ring[6][0] > 0:  # rows held
-            _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, i)
-    else:
+    if not ring[0]:
         filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
-    n, x0, x1 = _row_span(tw, i, out.shape[2])
+    r = tw[i]
+    any_ = np.uint64(0)
+    for wd in range(r.shape[0]):  # one OR over the row's words (vectorised): most rows are empty
+        any_ |= r[wd]
+    if any_ == 0:
+        return filled, 0, i
+    if ring[0] and ring[6][0] > 0:  # rows held: a slot is needed now
+        _ring_flush(ring, src, prow, ry, c0, out, i)
+    nseg = _row_segments(tw, i, 0, out.shape[2], segs)
     oi = i
-    if n > 0 and ring[0]:
-        oi = _ring_take(ring, src, prow, ry, c0, tw, out, i, n, x0, x1)
-    return filled, n, x0, x1, oi
+    if ring[0]:
+        oi = _ring_take(ring, src, prow, ry, c0, out, i, segs, nseg)
+    return filled, nseg, oi
+
+
+@numba.njit(**_JIT)
+def first_last_readers(prow, n):  # pragma: no cover - compiled
+    """(first, last) int64 arrays (n,): the first and last output row ``i`` with ``prow[i, k] == j``
+    for each row ``j`` (none: int64 max and -1). One pass (numpy's ufunc.at took 0.2 ms for 4096
+    rows, a visible part of a sparse in-place call)."""
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n, -1, dtype=np.int64)
+    for i in range(prow.shape[0]):
+        for k in range(prow.shape[1]):
+            j = prow[i, k]
+            if j >= 0:
+                first[j] = min(first[j], i)
+                last[j] = max(last[j], i)
+    return first, last
 
 
 @numba.njit(**_JIT)
@@ -469,13 +521,13 @@ def linear2d(
     """Correlate with ``weights`` (|w| > DBL_EPSILON, C order) at target pixels. Returns changes.
 
     ``pline`` (w + kw - 1,) maps padded columns to ``src`` columns when the output columns
-    are contiguous (``pcol[x, j] == pline[x + j]``), else it is empty. Rows with many
-    targets for their span (the whole 8-pixel words from the first target to the last)
-    then run tap-outer over that span only (vectorised across pixels, each pixel's taps
-    still summed in order) and, where at least 1 in 8 of the span are targets and no cell
-    is invalid, store in straight passes (:func:`_store_span`); sparse rows visit their
-    targets only. The switches weigh the taps against the cache misses of scattered
-    pixels (about one per kernel row); they change the speed, never a value.
+    are contiguous (``pcol[x, j] == pline[x + j]``), else it is empty. Segments of a row
+    (:func:`_row_segments`) with many targets for their width then run tap-outer over
+    that segment only (vectorised across pixels, each pixel's taps still summed in order)
+    and, where at least 1 in 8 of the segment are targets and no cell is invalid, store in
+    straight passes (:func:`_store_span`); the targets of sparse segments are visited one
+    by one, all of a row's together. The switches weigh the taps against the cache misses
+    of scattered pixels (about one per kernel row); they change the speed, never a value.
 
     ``nrow``/``nbits``: a scratch row (w,) of ``out``'s dtype and its unsigned view.
     """
@@ -505,6 +557,8 @@ def linear2d(
     pw = pline.shape[0]
     sink = np.zeros(1)  # where _touch leaves its sum
     xs = np.empty(w, dtype=np.int64)
+    xsp = np.empty(w, dtype=np.int64)
+    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
     lines = np.empty((kh, max(pw, 1)), dtype=np.float64)
     lbad = np.zeros((kh, max(pw, 1)), dtype=np.bool_)
     res = np.empty(w, dtype=np.float64)
@@ -513,88 +567,92 @@ def linear2d(
     for b in range(nb):
         filled = 0
         for i in range(h):
-            filled, n, x0, x1, oi = _begin_row(
-                src, b, prow, pcol, kh // 2, kw // 2, c0, tgt, tw, out, ring, i, filled
+            filled, nseg, oi = _begin_row(
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs
             )
-            if n == 0:
+            if nseg == 0:
                 continue
             pr = prow[i]
-            span = x1 - x0
-            if dense_ok and 4 * n * (nz + 32 * kh) >= span * nz:
-                # Tap-outer over the columns x0..x1 that hold the row's targets.
-                for a in range(kh):
-                    _gather_line(
-                        src,
-                        b,
-                        pr[a],
-                        pline[x0 : x1 + kw - 1],
-                        lines[a],
-                        lbad[a],
-                        cval,
-                        cval_valid,
-                        nd,
-                        has_nd,
-                        sup,
-                        has_sup,
-                        check,
-                    )
-                rs = res[x0:x1]
-                rs[:] = 0.0
-                for k in range(nz):
-                    la = lines[di[k], dj[k] : dj[k] + span]
-                    wk = ww[k]
-                    for x in range(span):
-                        rs[x] += la[x] * wk
-                if check:
-                    bs = bad[x0:x1]
-                    bs[:] = False
-                    for k in range(nz):
-                        ba = lbad[di[k], dj[k] : dj[k] + span]
-                        for x in range(span):
-                            bs[x] |= ba[x]
-                elif 8 * n >= span:  # dense enough for the straight stores
-                    ch = _store_span(
-                        tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
-                    )
-                    if ch >= 0:
-                        changed += ch
-                        continue
-                n = _row_targets(tw, tgt, i, w, xs)
-                for m in range(n):
-                    x = xs[m]
-                    pcx = pcol[x]
-                    _, ok = _cell(
-                        src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
-                    )
-                    if not ok:  # nodata, NaN or unsupported: never changes
-                        continue
-                    t = res[x]
-                    if t != t or (check and bad[x]):
-                        ok, t = _careful2d(
+            nsp = 0  # targets of sparse segments, in xsp
+            for g in range(nseg):
+                n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
+                span = x1 - x0
+                if dense_ok and n >= _DENSE_MIN and 4 * n * (nz + 32 * kh) >= span * nz:
+                    # Tap-outer over the columns x0..x1 that hold the row's targets.
+                    for a in range(kh):
+                        _gather_line(
                             src,
                             b,
-                            pr,
-                            pcol[x],
-                            di,
-                            dj,
-                            ww,
+                            pr[a],
+                            pline[x0 : x1 + kw - 1],
+                            lines[a],
+                            lbad[a],
                             cval,
                             cval_valid,
                             nd,
                             has_nd,
                             sup,
                             has_sup,
-                            normalize,
-                            full,
+                            check,
                         )
-                        if not ok:
+                    rs = res[x0:x1]
+                    rs[:] = 0.0
+                    for k in range(nz):
+                        la = lines[di[k], dj[k] : dj[k] + span]
+                        wk = ww[k]
+                        for x in range(span):
+                            rs[x] += la[x] * wk
+                    if check:
+                        bs = bad[x0:x1]
+                        bs[:] = False
+                        for k in range(nz):
+                            ba = lbad[di[k], dj[k] : dj[k] + span]
+                            for x in range(span):
+                                bs[x] |= ba[x]
+                    elif 8 * n >= span:  # dense enough for the straight stores
+                        ch = _store_span(
+                            tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
+                        )
+                        if ch >= 0:
+                            changed += ch
                             continue
-                    changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
-                continue
-            n = _row_targets(tw, tgt, i, w, xs)
-            sink[0] += _touch(src, b, pr, pcol, xs, n, kw // 2)
+                    n = _row_targets(tw, tgt, i, x0, x1, xs)
+                    for m in range(n):
+                        x = xs[m]
+                        pcx = pcol[x]
+                        _, ok = _cell(
+                            src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                        )
+                        if not ok:  # nodata, NaN or unsupported: never changes
+                            continue
+                        t = res[x]
+                        if t != t or (check and bad[x]):
+                            ok, t = _careful2d(
+                                src,
+                                b,
+                                pr,
+                                pcol[x],
+                                di,
+                                dj,
+                                ww,
+                                cval,
+                                cval_valid,
+                                nd,
+                                has_nd,
+                                sup,
+                                has_sup,
+                                normalize,
+                                full,
+                            )
+                            if not ok:
+                                continue
+                        changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
+                    continue
+                nsp += _row_targets(tw, tgt, i, x0, x1, xsp[nsp:])  # sparse: all at once, below
+            n = nsp
+            sink[0] += _touch(src, b, pr, pcol, xsp, n, kw // 2)
             for m in range(n):
-                x = xs[m]
+                x = xsp[m]
                 pcx = pcol[x]
                 _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
                 if not ok:  # nodata, NaN or unsupported: never changes
@@ -635,7 +693,7 @@ def linear2d(
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
     if ring[0]:
-        _ring_flush(ring, src, prow, kh // 2, c0, tgt, tw, out, h)
+        _ring_flush(ring, src, prow, kh // 2, c0, out, h)
     return changed
 
 
@@ -868,6 +926,8 @@ def separable(
     slot = np.empty(kh, dtype=np.int64)
     sink = np.zeros(1)  # where _touch leaves its sum
     xs = np.empty(w, dtype=np.int64)
+    xsp = np.empty(w, dtype=np.int64)
+    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
     pline_buf = np.empty(pw, dtype=np.float64)
     lbad = np.zeros(pw, dtype=np.bool_)
     line = np.empty(kw, dtype=np.float64)
@@ -884,12 +944,11 @@ def separable(
         tags[:] = -9
         filled = 0
         for i in range(h):
-            filled, n, x0, x1, oi = _begin_row(
-                src, b, prow, pcol, kh // 2, kw // 2, c0, tgt, tw, out, ring, i, filled
+            filled, nseg, oi = _begin_row(
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs
             )
-            if n == 0:
+            if nseg == 0:
                 continue
-            span = x1 - x0
             pr = prow[i]
             # Assign a slot to every source row this output row reads, keeping cached rows.
             used[:] = False
@@ -919,83 +978,88 @@ def separable(
                         hi_s[s] = 0
                         slot[k] = s
                         break
-            if dense_ok and (n * 32 >= span or 4 * n * kh * kw >= span * (kh + kw)):
-                # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
-                for k in range(kh):
-                    s = slot[k]
-                    a_, z_ = lo_s[s], hi_s[s]
-                    if a_ < z_ and a_ <= x1 and x0 <= z_:  # touching the cached run: extend it
-                        if x0 < a_:
-                            _slot_pass(src, b, pr[k], pline, x0, a_, row, sym_r, hnum[s], hbad[s], *args)
-                            stamp[s, x0:a_] = gens[s]
-                            lo_s[s] = x0
-                        if z_ < x1:
-                            _slot_pass(src, b, pr[k], pline, z_, x1, row, sym_r, hnum[s], hbad[s], *args)
-                            stamp[s, z_:x1] = gens[s]
-                            hi_s[s] = x1
-                    else:
-                        _slot_pass(src, b, pr[k], pline, x0, x1, row, sym_r, hnum[s], hbad[s], *args)
-                        stamp[s, x0:x1] = gens[s]
-                        lo_s[s] = x0
-                        hi_s[s] = x1
-                # Column pass over x0..x1, tap-outer (tap1d's order per pixel).
-                _column_pass(hnum, slot, column, sym_c, res, x0, x1)
-                if check:
-                    bs = bad[x0:x1]
-                    bs[:] = False
+            nsp = 0  # targets of sparse segments, in xsp
+            for g in range(nseg):
+                n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
+                span = x1 - x0
+                if dense_ok and n >= _DENSE_MIN and (n * 32 >= span or 4 * n * kh * kw >= span * (kh + kw)):
+                    # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
                     for k in range(kh):
-                        hb = hbad[slot[k], x0:x1]
-                        for x in range(span):
-                            bs[x] |= hb[x]
-                elif 8 * n >= span:  # dense enough for the straight stores
-                    ch = _store_span(
-                        tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
-                    )
-                    if ch >= 0:
-                        changed += ch
-                        continue
-                n = _row_targets(tw, tgt, i, w, xs)
-                for m in range(n):
-                    x = xs[m]
-                    pcx = pcol[x]
-                    _, ok = _cell(
-                        src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
-                    )
-                    if not ok:  # nodata, NaN or unsupported: never changes
-                        continue
-                    t = res[x]
-                    if t != t or (check and bad[x]):
-                        ok, t = _careful_sep(
-                            src,
-                            b,
-                            pr,
-                            pcol[x],
-                            column,
-                            row,
-                            sym_c,
-                            sym_r,
-                            full_row,
-                            line,
-                            dline,
-                            cnum,
-                            cden,
-                            cfull,
-                            cval,
-                            cval_valid,
-                            nd,
-                            has_nd,
-                            sup,
-                            has_sup,
-                            normalize,
+                        s = slot[k]
+                        a_, z_ = lo_s[s], hi_s[s]
+                        if a_ < z_ and a_ <= x1 and x0 <= z_:  # touching the cached run: extend it
+                            if x0 < a_:
+                                _slot_pass(src, b, pr[k], pline, x0, a_, row, sym_r, hnum[s], hbad[s], *args)
+                                stamp[s, x0:a_] = gens[s]
+                                lo_s[s] = x0
+                            if z_ < x1:
+                                _slot_pass(src, b, pr[k], pline, z_, x1, row, sym_r, hnum[s], hbad[s], *args)
+                                stamp[s, z_:x1] = gens[s]
+                                hi_s[s] = x1
+                        else:
+                            _slot_pass(src, b, pr[k], pline, x0, x1, row, sym_r, hnum[s], hbad[s], *args)
+                            stamp[s, x0:x1] = gens[s]
+                            lo_s[s] = x0
+                            hi_s[s] = x1
+                    # Column pass over x0..x1, tap-outer (tap1d's order per pixel).
+                    _column_pass(hnum, slot, column, sym_c, res, x0, x1)
+                    if check:
+                        bs = bad[x0:x1]
+                        bs[:] = False
+                        for k in range(kh):
+                            hb = hbad[slot[k], x0:x1]
+                            for x in range(span):
+                                bs[x] |= hb[x]
+                    elif 8 * n >= span:  # dense enough for the straight stores
+                        ch = _store_span(
+                            tgt[i], res, out[b, oi], bits[b, oi], nrow, nbits, x0, x1, is_int, lo, hi
                         )
-                        if not ok:
+                        if ch >= 0:
+                            changed += ch
                             continue
-                    changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
-                continue
-            n = _row_targets(tw, tgt, i, w, xs)
-            sink[0] += _touch(src, b, pr, pcol, xs, n, kw // 2)
+                    n = _row_targets(tw, tgt, i, x0, x1, xs)
+                    for m in range(n):
+                        x = xs[m]
+                        pcx = pcol[x]
+                        _, ok = _cell(
+                            src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                        )
+                        if not ok:  # nodata, NaN or unsupported: never changes
+                            continue
+                        t = res[x]
+                        if t != t or (check and bad[x]):
+                            ok, t = _careful_sep(
+                                src,
+                                b,
+                                pr,
+                                pcol[x],
+                                column,
+                                row,
+                                sym_c,
+                                sym_r,
+                                full_row,
+                                line,
+                                dline,
+                                cnum,
+                                cden,
+                                cfull,
+                                cval,
+                                cval_valid,
+                                nd,
+                                has_nd,
+                                sup,
+                                has_sup,
+                                normalize,
+                            )
+                            if not ok:
+                                continue
+                        changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
+                    continue
+                nsp += _row_targets(tw, tgt, i, x0, x1, xsp[nsp:])  # sparse: all at once, below
+            n = nsp
+            sink[0] += _touch(src, b, pr, pcol, xsp, n, kw // 2)
             for m in range(n):
-                x = xs[m]
+                x = xsp[m]
                 pcx = pcol[x]
                 _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
                 if not ok:  # nodata, NaN or unsupported: never changes
@@ -1055,7 +1119,7 @@ def separable(
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
     if ring[0]:
-        _ring_flush(ring, src, prow, kh // 2, c0, tgt, tw, out, h)
+        _ring_flush(ring, src, prow, kh // 2, c0, out, h)
     return changed
 
 
@@ -1091,15 +1155,18 @@ def rank(
     ry, rx = kh // 2, kw // 2
     buf = np.empty(kh * kw, dtype=np.float64)
     xs = np.empty(w, dtype=np.int64)
+    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
     cval_valid = not _bad(cval, nd, has_nd)
     changed = 0
     for b in range(nb):
         filled = 0
         for i in range(h):
-            filled, n, _, _, oi = _begin_row(src, b, prow, pcol, ry, rx, c0, tgt, tw, out, ring, i, filled)
-            if n == 0:
+            filled, nseg, oi = _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs)
+            if nseg == 0:
                 continue
-            nt = _row_targets(tw, tgt, i, w, xs)
+            nt = 0
+            for g in range(nseg):
+                nt += _row_targets(tw, tgt, i, segs[g, 1], segs[g, 2], xs[nt:])
             pr = prow[i]
             for mm in range(nt):
                 x = xs[mm]
@@ -1133,5 +1200,5 @@ def rank(
                     m = s[n // 2] if n % 2 == 1 else (s[n // 2 - 1] + s[n // 2]) / 2.0
                 changed += _store(out, bits, b, oi, x, m, is_int, lo, hi)
     if ring[0]:
-        _ring_flush(ring, src, prow, ry, c0, tgt, tw, out, h)
+        _ring_flush(ring, src, prow, ry, c0, out, h)
     return changed

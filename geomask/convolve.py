@@ -273,7 +273,7 @@ def filter_indexed(
         if out is None:
             assert readers is not None
             o = np.empty((1, 3 * prow.shape[1] + 4, w), dtype=dtype)  # the ring (see in_place)
-            ring = (True, _part_readers(readers, prow, ry, r0, r1), *_free_slots(o.shape[1]))
+            ring = (True, _part_readers(readers, prow, ry, r0, r1), *_free_slots(o.shape[1], w))
         else:
             o, ring = out[b : b + 1, r0:r1], _NO_RING
         bt = o.view(udt)
@@ -290,7 +290,7 @@ def filter_indexed(
             else:
                 changed = nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail)
         if out is None:
-            held.append((ring, src, pr, ry, c0, tg, t8, o, -1))
+            held.append((ring, src, pr, ry, c0, o, -1))
         return int(changed)
 
     # Rows are independent (each value is computed the same way in any split), so row ranges of
@@ -309,20 +309,13 @@ def filter_indexed(
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
-_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64, _NO_I64)
+_NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, np.empty((0, 0, 3), dtype=np.int64), _NO_I64)
 
 
 def _last_readers(prow: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(first, last): per row of the block, the first and last output row that reads it (rows
     nobody reads: int64 max and -1)."""
-    n = int(prow.max()) + 1
-    rows = np.broadcast_to(np.arange(prow.shape[0])[:, None], prow.shape)
-    hit = prow >= 0
-    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(n, -1, dtype=np.int64)
-    np.minimum.at(first, prow[hit], rows[hit])
-    np.maximum.at(last, prow[hit], rows[hit])
-    return first, last
+    return nb.first_last_readers(prow, int(prow.max()) + 1)  # type: ignore[no-any-return]
 
 
 def _part_readers(
@@ -340,11 +333,14 @@ def _part_readers(
     return np.where((lo >= r0) & (hi < r1), hi - r0, -1).astype(np.int64)
 
 
-def _free_slots(n: int) -> tuple[NDArray[np.int64], ...]:
-    """(held, lo, hi, whole, count) of a ring of ``n`` free row slots (``_kernels_nb._ring_flush``)."""
+def _free_slots(n: int, w: int) -> tuple[NDArray[np.int64], ...]:
+    """(held, nseg, whole, segs, count) of a ring of ``n`` free slots for rows of ``w`` pixels
+    (``_kernels_nb._ring_flush``)."""
     return (
         np.full(n, -1, dtype=np.int64),
-        *(np.zeros(n, dtype=np.int64) for _ in range(3)),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.empty((n, w // 8 + 1, 3), dtype=np.int64),
         np.zeros(1, np.int64),
     )
 
@@ -356,9 +352,9 @@ _NO_LINE = np.empty(0, dtype=np.int64)
 def _line_map(pcol: NDArray[np.int64]) -> NDArray[np.int64]:
     """One column map for a whole padded row, if ``pcol[x, j] == line[x + j]`` (contiguous
     output columns), else an empty array (the loops then visit target pixels one by one)."""
-    kw = pcol.shape[1]
+    w, kw = pcol.shape
     line = np.concatenate((pcol[:, 0], pcol[-1, 1:]))
-    if np.array_equal(np.lib.stride_tricks.sliding_window_view(line, kw), pcol):
+    if all(np.array_equal(pcol[:, j], line[j : j + w]) for j in range(kw)):
         return np.ascontiguousarray(line)
     return _NO_LINE
 
@@ -455,8 +451,9 @@ def masked_convolve(
     support : bool array (H, W) or None
         Only these pixels contribute as neighbours.
     threads : int or None
-        Threads to split the rows over (the compiled loops release the GIL); None: every core.
-        Blocks of rows are at least 128 rows. The result does not depend on it.
+        Threads to split the rows over (the compiled loops release the GIL); None: every core,
+        one per ~512 rows holding masked pixels at most (a few short rows cost less than
+        starting a thread). Blocks of rows are at least 128 rows. The result does not depend on it.
     out : numpy array or None
         Where the result goes. None: a new array. ``array`` itself (``out=array``): in place;
         only masked pixels change, and besides a few rows per thread nothing is allocated or
@@ -523,13 +520,24 @@ def masked_convolve(
         nodata=nodata,
         normalize=normalize,
         support=sup,
-        threads=threads if threads is not None else (os.cpu_count() or 1),
+        threads=threads if threads is not None else _auto_threads(target),
         in_place=in_place,
     )
     result = result[0] if arr.ndim == 2 else result
     if dest is not None and not in_place:  # out is not C-contiguous: filtered apart, copied back
         np.copyto(dest, result)
     return result if dest is None else dest
+
+
+def _auto_threads(target: NDArray[np.bool_]) -> int:
+    """Threads for ``threads=None``: every core, at most one per ~512 rows that hold a target,
+    estimated from every 16th row. A few short ROI rows take less time than starting a thread;
+    many rows (scattered pixels wait on memory) gain from every core. Only the speed depends on it."""
+    cpus = os.cpu_count() or 1
+    if cpus == 1:
+        return 1
+    rows = 16 * int(np.count_nonzero(target[::16].any(axis=1)))
+    return max(1, min(cpus, rows // 512))
 
 
 def _destination(out: Any, arr: NDArray[Any]) -> tuple[NDArray[Any] | None, bool]:

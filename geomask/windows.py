@@ -64,6 +64,11 @@ def source_index(positions: NDArray[np.int64], size: int, mode: str) -> NDArray[
     int64 array of the same shape, in ``[0, size)`` (or ``-1`` for ``constant``).
     """
     p = np.asarray(positions, dtype=np.int64)
+    outside = (p < 0) | (p >= size)
+    if not outside.all():  # every mode maps [0, size) to itself: map only the others (np.mod is slow)
+        q = p.copy()
+        q[outside] = source_index(p[outside], size, mode)
+        return q
     if mode == "reflect":
         period = 2 * size
         q = np.mod(p, period)

@@ -592,10 +592,10 @@ def _blob_mask(rng: np.random.Generator, shape: tuple[int, int], blobs: int, spe
     seed=st.integers(0, 2**32 - 1),
 )
 def test_roi_like_masks_match_the_oracle(name, dtype, style, nodata_kind, width, blobs, speckle, mode, seed):
-    """Rows are filtered over the columns that hold their targets only, with the row passes cached and
-    extended as the spans move, and stored in straight passes where dense: none of it may change a
-    bit. Wide images with disc- and box-shaped masks (the shape of ROI polygons) exercise those
-    paths; "extremes" holds -0.0 beside 0.0 and integer values that clip."""
+    """Rows are filtered over the segments that hold their targets only (cut at wide gaps), with the
+    row passes cached and extended as the spans move, and stored in straight passes where dense:
+    none of it may change a bit. Wide images with disc- and box-shaped masks (the shape of ROI
+    polygons) exercise those paths; "extremes" holds -0.0 beside 0.0 and integer values that clip."""
     if nodata_kind == "nan" and not _is_float(dtype):
         nodata_kind = "value"
     kernel = _WIDE_KERNELS[name]
@@ -610,6 +610,32 @@ def test_roi_like_masks_match_the_oracle(name, dtype, style, nodata_kind, width,
     got = masked_convolve(array, kernel, mask, **kwargs)
     expected, computed = reference(array, kernel, mask, **kwargs)
     assert_same(got, expected, computed, context=f"{name} {np.dtype(dtype).name} {nodata_kind} {mode}")
+
+
+@pytest.mark.parametrize("name", ["box3", "gaussian_r7", "custom_2d", "median5"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_row_segments_at_the_gap_threshold(name, dtype):
+    """A row's targets are computed in segments cut at 8 or more empty 8-pixel words (64 columns);
+    each row below puts two dense runs or single pixels 7, 8 or 9 words apart, and a dense run
+    next to a lone pixel. New array and in place must equal the oracle bit for bit."""
+    kernel = _WIDE_KERNELS[name]
+    rng = np.random.default_rng(11)
+    array = _values(rng, dtype, (1, 40, 400), "full")[0]
+    mask = np.zeros(array.shape, dtype=bool)
+    for row, gap_words in enumerate((7, 8, 9, 7, 8, 9)):
+        r = 4 + 5 * row
+        if row < 3:  # two dense runs of 24 columns
+            mask[r : r + 3, 16:40] = True
+            mask[r : r + 3, 40 + 8 * gap_words : 64 + 8 * gap_words] = True
+        else:  # a dense run, then a lone pixel, then another
+            mask[r, 8:72] = True
+            mask[r, 72 + 8 * gap_words + 3] = True
+            mask[r, 72 + 16 * gap_words + 5] = True
+    expected, computed = reference(array, kernel, mask, mode="reflect")
+    assert_same(masked_convolve(array, kernel, mask, threads=1), expected, computed, context=name)
+    inplace = array.copy()
+    masked_convolve(inplace, kernel, mask, threads=1, out=inplace)
+    assert_same(inplace, expected, computed, context=f"{name} in place")
 
 
 @pytest.mark.parametrize("name", ["gaussian5", "custom_2d", "median5"])
