@@ -172,20 +172,39 @@ def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
     n = 0
     first = -1
     last = -1
-    for wd in range(x0 // 8, (x1 + 7) // 8):
+    wd = x0 // 8
+    end = (x1 + 7) // 8
+    while wd < end:
+        if (
+            wd + 8 <= end
+            and (
+                tw[i, wd]
+                | tw[i, wd + 1]
+                | tw[i, wd + 2]
+                | tw[i, wd + 3]
+                | tw[i, wd + 4]
+                | tw[i, wd + 5]
+                | tw[i, wd + 6]
+                | tw[i, wd + 7]
+            )
+            == 0
+        ):  # 64 empty columns (one cache line of the mask) at a time
+            wd += 8
+            continue
         v = tw[i, wd]
+        wd += 1
         if v == 0:
             continue
-        if first >= 0 and wd - last > _GAP:
+        if first >= 0 and wd - 1 - last > _GAP:
             segs[g, 0] = n
             segs[g, 1] = first * 8
             segs[g, 2] = min(x1, (last + 1) * 8)
             g += 1
             n = 0
-            first = wd
+            first = wd - 1
         elif first < 0:
-            first = wd
-        last = wd
+            first = wd - 1
+        last = wd - 1
         n += np.int64((v * _BYTE_SUM) >> _TOP)
     if first >= 0:
         segs[g, 0] = n
@@ -383,10 +402,9 @@ def _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs): 
     """
     if not ring[0]:
         filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
-    r = tw[i]
     any_ = np.uint64(0)
-    for wd in range(r.shape[0]):  # one OR over the row's words (vectorised): most rows are empty
-        any_ |= r[wd]
+    for wd in range(tw.shape[1]):  # one OR over the row's words (vectorised): most rows are empty
+        any_ |= tw[i, wd]
     if any_ == 0:
         return filled, 0, i
     if ring[0] and ring[6][0] > 0:  # rows held: a slot is needed now
@@ -452,6 +470,22 @@ def _gather_line(
         for c in range(n):
             line[c] = cval
             lbad[c] = not cval_valid
+        return
+    q0 = pline[0]
+    steps = 0  # columns that do not follow the one before: 0 means one straight run of src
+    for c in range(n - 1):
+        steps += pline[c + 1] - pline[c] != 1
+    if q0 >= 0 and steps == 0:  # the common case away from the edges: straight, vectorised
+        s = src[b, p, q0 : q0 + n]
+        for c in range(n):
+            line[c] = np.float64(s[c])
+        if check:
+            for c in range(n):
+                v = line[c]
+                lbad[c] = (has_nd and v == nd) or (has_sup and not sup[p, q0 + c])
+        else:
+            for c in range(n):
+                lbad[c] = False
         return
     for c in range(n):
         q = pline[c]
