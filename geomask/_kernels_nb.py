@@ -156,6 +156,8 @@ _GAP = 8
 # Fewer targets than this in a segment are computed one by one: the dense path's fixed cost per
 # segment (a row pass per kernel row) exceeds their taps.
 _DENSE_MIN = 8
+# Columns computed beyond a dense segment's row passes (separable kernels), see separable.
+_MARGIN = 16
 
 
 @numba.njit(**_JIT)
@@ -1018,23 +1020,28 @@ def separable(
                 span = x1 - x0
                 if dense_ok and n >= _DENSE_MIN and (n * 32 >= span or 4 * n * kh * kw >= span * (kh + kw)):
                     # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
+                    # Each pass reaches _MARGIN columns beyond the segment (within the row), so
+                    # the next rows' segments, which grow a little row by row in a polygon, mostly
+                    # find their columns cached rather than calling for a few columns each.
+                    m0 = max(0, x0 - _MARGIN)
+                    m1 = min(w, x1 + _MARGIN)
                     for k in range(kh):
                         s = slot[k]
                         a_, z_ = lo_s[s], hi_s[s]
                         if a_ < z_ and a_ <= x1 and x0 <= z_:  # touching the cached run: extend it
                             if x0 < a_:
-                                _slot_pass(src, b, pr[k], pline, x0, a_, row, sym_r, hnum[s], hbad[s], *args)
-                                stamp[s, x0:a_] = gens[s]
-                                lo_s[s] = x0
+                                _slot_pass(src, b, pr[k], pline, m0, a_, row, sym_r, hnum[s], hbad[s], *args)
+                                stamp[s, m0:a_] = gens[s]
+                                lo_s[s] = m0
                             if z_ < x1:
-                                _slot_pass(src, b, pr[k], pline, z_, x1, row, sym_r, hnum[s], hbad[s], *args)
-                                stamp[s, z_:x1] = gens[s]
-                                hi_s[s] = x1
+                                _slot_pass(src, b, pr[k], pline, z_, m1, row, sym_r, hnum[s], hbad[s], *args)
+                                stamp[s, z_:m1] = gens[s]
+                                hi_s[s] = m1
                         else:
-                            _slot_pass(src, b, pr[k], pline, x0, x1, row, sym_r, hnum[s], hbad[s], *args)
-                            stamp[s, x0:x1] = gens[s]
-                            lo_s[s] = x0
-                            hi_s[s] = x1
+                            _slot_pass(src, b, pr[k], pline, m0, m1, row, sym_r, hnum[s], hbad[s], *args)
+                            stamp[s, m0:m1] = gens[s]
+                            lo_s[s] = m0
+                            hi_s[s] = m1
                     # Column pass over x0..x1, tap-outer (tap1d's order per pixel).
                     _column_pass(hnum, slot, column, sym_c, res, x0, x1)
                     if check:
