@@ -153,11 +153,13 @@ _TOP = np.uint64(56)
 # Empty 8-pixel words that split a row's targets into separate segments: a gap this wide costs
 # more to compute densely (64 columns) than starting a segment (a few calls, the kernel's halo).
 _GAP = 8
-# Fewer targets than this in a segment are computed one by one: the dense path's fixed cost per
-# segment (a row pass per kernel row) exceeds their taps.
-_DENSE_MIN = 8
+# Segments with fewer targets x kernel taps than this are computed pixel by pixel: the dense
+# path's fixed cost per segment (calls, a row pass per kernel row) exceeds their taps.
+_DENSE_MIN = 72
 # Columns computed beyond a dense segment's row passes (separable kernels), see separable.
 _MARGIN = 16
+# Runs of cached row-pass columns kept per source row (separable kernels): one per segment.
+_RUNS = 8
 
 
 @numba.njit(**_JIT)
@@ -167,8 +169,10 @@ def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
     (count, start, stop) of segment ``g`` (whole words, stop clipped to ``x1``); returns how many.
 
     Rows of ROI masks hold a few separate stretches (a polygon's chords); computing each alone,
-    not the span from the first target to the last, keeps the cost in the targets' area.
-    Depends on the mask only, so every caller splits a row the same way.
+    not the span from the first target to the last, keeps the cost in the targets' area. Where
+    the segments cover half the stretch from the first to the last or more, the row is one
+    segment (the gaps cost less than a segment's calls). Depends on the mask only, so every
+    caller splits a row the same way.
     """
     g = 0
     n = 0
@@ -213,6 +217,16 @@ def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
         segs[g, 1] = first * 8
         segs[g, 2] = min(x1, (last + 1) * 8)
         g += 1
+    if g > 1:  # segments over half the stretch or more: one segment (each one costs some calls)
+        covered = 0
+        total = 0
+        for k in range(g):
+            covered += segs[k, 2] - segs[k, 1]
+            total += segs[k, 0]
+        if 4 * covered >= segs[g - 1, 2] - segs[0, 1]:
+            segs[0, 0] = total
+            segs[0, 2] = segs[g - 1, 2]
+            g = 1
     return g
 
 
@@ -613,7 +627,7 @@ def linear2d(
             for g in range(nseg):
                 n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
                 span = x1 - x0
-                if dense_ok and n >= _DENSE_MIN and 4 * n * (nz + 32 * kh) >= span * nz:
+                if dense_ok and n * nz >= _DENSE_MIN and 4 * n * (nz + 32 * kh) >= span * nz:
                     # Tap-outer over the columns x0..x1 that hold the row's targets.
                     for a in range(kh):
                         _gather_line(
@@ -812,6 +826,74 @@ def _slot_pass(
 
 
 @numba.njit(**_JIT)
+def _uncached_pass(
+    src,
+    b,
+    p,
+    pline,
+    x0,
+    x1,
+    row,
+    sym_r,
+    hnum,
+    hbad,
+    s,
+    pline_buf,
+    lbad,
+    cval,
+    cval_valid,
+    nd,
+    has_nd,
+    sup,
+    has_sup,
+    check,
+    lo_s,
+    hi_s,
+    nrun,
+    stamp,
+    gen,
+):  # pragma: no cover - compiled
+    """:func:`_slot_pass` of slot ``s`` over the columns x0..x1 that none of its cached runs
+    (``lo_s[s, r]..hi_s[s, r]``, r < ``nrun[s]``) holds, stamping them with ``gen``."""
+    x = x0
+    while x < x1:
+        e = x1
+        inside = False
+        for r in range(nrun[s]):
+            if lo_s[s, r] <= x < hi_s[s, r]:
+                x = hi_s[s, r]
+                inside = True
+                break
+            if x < lo_s[s, r] < e:
+                e = lo_s[s, r]
+        if inside:
+            continue
+        _slot_pass(
+            src,
+            b,
+            p,
+            pline,
+            x,
+            e,
+            row,
+            sym_r,
+            hnum[s],
+            hbad[s],
+            pline_buf,
+            lbad,
+            cval,
+            cval_valid,
+            nd,
+            has_nd,
+            sup,
+            has_sup,
+            check,
+        )
+        stamp[s, x:e] = gen
+        x = e
+
+
+@numba.njit(**_JIT)
 def _column_pass(hnum, slot, column, sym_c, res, x0, x1):  # pragma: no cover - compiled
     """res[x] = tap1d over the row-pass sums ``hnum[slot[k], x]`` with ``column``, for x in
     x0..x1, tap-outer (each pixel's terms in tap1d's order).
@@ -953,8 +1035,10 @@ def separable(
     nslot = kh + 1
     tags = np.full(nslot, -9, dtype=np.int64)
     gens = np.zeros(nslot, dtype=np.int64)
-    lo_s = np.zeros(nslot, dtype=np.int64)  # hnum[s, lo_s:hi_s] computed for the slot's row
-    hi_s = np.zeros(nslot, dtype=np.int64)
+    lo_s = np.zeros((nslot, _RUNS), dtype=np.int64)  # hnum[s, lo_s[s, r]:hi_s[s, r]] computed
+    hi_s = np.zeros((nslot, _RUNS), dtype=np.int64)  # for the slot's row, r < nrun[s]
+    nrun = np.zeros(nslot, dtype=np.int64)
+    runs_next = np.zeros(nslot, dtype=np.int64)  # the run replaced next when all are in use
     stamp = np.zeros((nslot, w), dtype=np.int64)
     hnum = np.empty((nslot, w), dtype=np.float64)
     hbad = np.zeros((nslot, w), dtype=np.bool_)
@@ -1010,15 +1094,16 @@ def separable(
                         tags[s] = pr[k]
                         gen += 1
                         gens[s] = gen
-                        lo_s[s] = 0
-                        hi_s[s] = 0
+                        nrun[s] = 0
+                        runs_next[s] = 0
                         slot[k] = s
                         break
             nsp = 0  # targets of sparse segments, in xsp
             for g in range(nseg):
                 n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
                 span = x1 - x0
-                if dense_ok and n >= _DENSE_MIN and (n * 32 >= span or 4 * n * kh * kw >= span * (kh + kw)):
+                taps = n * kh * kw
+                if dense_ok and taps >= _DENSE_MIN and (n * 32 >= span or 4 * taps >= span * (kh + kw)):
                     # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
                     # Each pass reaches _MARGIN columns beyond the segment (within the row), so
                     # the next rows' segments, which grow a little row by row in a polygon, mostly
@@ -1027,21 +1112,83 @@ def separable(
                     m1 = min(w, x1 + _MARGIN)
                     for k in range(kh):
                         s = slot[k]
-                        a_, z_ = lo_s[s], hi_s[s]
-                        if a_ < z_ and a_ <= x1 and x0 <= z_:  # touching the cached run: extend it
+                        r = -1  # a cached run of this slot's row passes that the segment touches
+                        for q in range(nrun[s]):
+                            if lo_s[s, q] <= x1 and x0 <= hi_s[s, q]:
+                                r = q
+                                break
+                        if r >= 0:  # extend it
+                            a_, z_ = lo_s[s, r], hi_s[s, r]
                             if x0 < a_:
-                                _slot_pass(src, b, pr[k], pline, m0, a_, row, sym_r, hnum[s], hbad[s], *args)
-                                stamp[s, m0:a_] = gens[s]
-                                lo_s[s] = m0
+                                _uncached_pass(
+                                    src,
+                                    b,
+                                    pr[k],
+                                    pline,
+                                    m0,
+                                    a_,
+                                    row,
+                                    sym_r,
+                                    hnum,
+                                    hbad,
+                                    s,
+                                    *args,
+                                    lo_s,
+                                    hi_s,
+                                    nrun,
+                                    stamp,
+                                    gens[s],
+                                )
+                                lo_s[s, r] = m0
                             if z_ < x1:
-                                _slot_pass(src, b, pr[k], pline, z_, m1, row, sym_r, hnum[s], hbad[s], *args)
-                                stamp[s, z_:m1] = gens[s]
-                                hi_s[s] = m1
+                                _uncached_pass(
+                                    src,
+                                    b,
+                                    pr[k],
+                                    pline,
+                                    z_,
+                                    m1,
+                                    row,
+                                    sym_r,
+                                    hnum,
+                                    hbad,
+                                    s,
+                                    *args,
+                                    lo_s,
+                                    hi_s,
+                                    nrun,
+                                    stamp,
+                                    gens[s],
+                                )
+                                hi_s[s, r] = m1
+                            continue
+                        # A new run (the oldest one replaced when all _RUNS are in use).
+                        _uncached_pass(
+                            src,
+                            b,
+                            pr[k],
+                            pline,
+                            m0,
+                            m1,
+                            row,
+                            sym_r,
+                            hnum,
+                            hbad,
+                            s,
+                            *args,
+                            lo_s,
+                            hi_s,
+                            nrun,
+                            stamp,
+                            gens[s],
+                        )
+                        r = nrun[s] if nrun[s] < _RUNS else runs_next[s]
+                        if nrun[s] < _RUNS:
+                            nrun[s] += 1
                         else:
-                            _slot_pass(src, b, pr[k], pline, m0, m1, row, sym_r, hnum[s], hbad[s], *args)
-                            stamp[s, m0:m1] = gens[s]
-                            lo_s[s] = m0
-                            hi_s[s] = m1
+                            runs_next[s] = (runs_next[s] + 1) % _RUNS
+                        lo_s[s, r] = m0
+                        hi_s[s, r] = m1
                     # Column pass over x0..x1, tap-outer (tap1d's order per pixel).
                     _column_pass(hnum, slot, column, sym_c, res, x0, x1)
                     if check:

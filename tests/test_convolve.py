@@ -638,6 +638,29 @@ def test_row_segments_at_the_gap_threshold(name, dtype):
     assert_same(inplace, expected, computed, context=f"{name} in place")
 
 
+@pytest.mark.parametrize("name", ["box3", "gaussian5", "gaussian_r7"])
+def test_many_segments_per_row_and_moving(name):
+    """Separable kernels cache row passes per source row in up to 8 runs of columns, one per
+    segment; rows here hold 12 short dense runs 150 columns apart that move by 40 columns from
+    row to row (no run touches the last row's), so runs are added, extended and replaced."""
+    kernel = _WIDE_KERNELS[name]
+    rng = np.random.default_rng(3)
+    array = _values(rng, np.float32, (1, 30, 1900), "full")[0]
+    mask = np.zeros(array.shape, dtype=bool)
+    for r in range(30):
+        shift = (40 * r) % 150
+        for k in range(12):
+            x = 8 + shift + 150 * k
+            mask[r, x : x + 12 + (r % 3) * 4] = True
+    expected, computed = reference(array, kernel, mask, mode="mirror")
+    assert_same(
+        masked_convolve(array, kernel, mask, mode="mirror", threads=1), expected, computed, context=name
+    )
+    inplace = array.copy()
+    masked_convolve(inplace, kernel, mask, mode="mirror", threads=1, out=inplace)
+    assert_same(inplace, expected, computed, context=f"{name} in place")
+
+
 @pytest.mark.parametrize("name", ["gaussian5", "custom_2d", "median5"])
 def test_threads_split_rows_without_changing_a_bit(name):
     """masked_convolve splits rows over threads (blocks of >= 128 rows); the split changes nothing."""
