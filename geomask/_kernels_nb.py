@@ -153,9 +153,9 @@ _TOP = np.uint64(56)
 # Empty 8-pixel words that split a row's targets into separate segments: a gap this wide costs
 # more to compute densely (64 columns) than starting a segment (a few calls, the kernel's halo).
 _GAP = 8
-# Segments with fewer targets x kernel taps than this are computed pixel by pixel: the dense
-# path's fixed cost per segment (calls, a row pass per kernel row) exceeds their taps.
-_DENSE_MIN = 72
+# Segments with fewer targets than this are computed pixel by pixel: the dense path's fixed cost
+# per segment (calls, a row pass per kernel row over the segment and its margins) exceeds theirs.
+_DENSE_MIN = 8
 # Columns computed beyond a dense segment's row passes (separable kernels), see separable.
 _MARGIN = 16
 # Runs of cached row-pass columns kept per source row (separable kernels): one per segment.
@@ -627,7 +627,7 @@ def linear2d(
             for g in range(nseg):
                 n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
                 span = x1 - x0
-                if dense_ok and n * nz >= _DENSE_MIN and 4 * n * (nz + 32 * kh) >= span * nz:
+                if dense_ok and n >= _DENSE_MIN and 4 * n * (nz + 32 * kh) >= span * nz:
                     # Tap-outer over the columns x0..x1 that hold the row's targets.
                     for a in range(kh):
                         _gather_line(
@@ -1103,7 +1103,7 @@ def separable(
                 n, x0, x1 = segs[g, 0], segs[g, 1], segs[g, 2]
                 span = x1 - x0
                 taps = n * kh * kw
-                if dense_ok and taps >= _DENSE_MIN and (n * 32 >= span or 4 * taps >= span * (kh + kw)):
+                if dense_ok and n >= _DENSE_MIN and (n * 32 >= span or 4 * taps >= span * (kh + kw)):
                     # Row passes over the columns x0..x1 that hold the row's targets, unless cached.
                     # Each pass reaches _MARGIN columns beyond the segment (within the row), so
                     # the next rows' segments, which grow a little row by row in a polygon, mostly
