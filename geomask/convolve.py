@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, get_args
 
@@ -189,8 +190,9 @@ def filter_indexed(
     support : bool array (in_h, in_w) or None
         Neighbours outside it do not contribute (as nodata).
     threads : int
-        Threads to split the rows over (at least 128 rows each); the result is the same for any
-        value. The engine passes 1 (its windows already run in parallel).
+        Threads to split the rows over (at most one per 128 rows; the rows are split by estimated
+        work, see :func:`_row_cuts`, and run on a shared pool, see :func:`_row_pool`); the result
+        is the same for any value. The engine passes 1 (its windows already run in parallel).
     in_place : bool
         Write the result into ``values`` itself (then C-contiguous, writable, the block's own
         pixels a straight run of columns, and ``prow`` rows all in it) and return it. A row is
@@ -296,16 +298,60 @@ def filter_indexed(
     # Rows are independent (each value is computed the same way in any split), so row ranges of
     # each band can run in threads: the compiled loops release the GIL.
     threads = max(1, min(threads, h // 128))
-    cuts = np.linspace(0, h, threads + 1).astype(int)
+    cuts = _row_cuts(target, threads)
     tasks = [(b, int(r0), int(r1)) for b in range(bands) for r0, r1 in itertools.pairwise(cuts)]
     if threads == 1:
         changed = sum(part(*t) for t in tasks)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            changed = sum(pool.map(lambda t: part(*t), tasks))
+    else:  # the calling thread takes the first part itself, the shared pool the others
+        futures = [_row_pool().submit(part, *t) for t in tasks[1:]]
+        try:
+            changed = part(*tasks[0])
+        finally:
+            changed_rest = [f.result() for f in futures]  # all joined, even after an error
+        changed += sum(changed_rest)
     for args in held:  # every part is done: the rows read across parts can be written now
         nb._ring_flush(*args)
     return (values if out is None else out), changed
+
+
+_POOL: list[Any] = [None, 0]  # (executor, pid that made it)
+_POOL_LOCK = threading.Lock()
+
+
+def _row_pool() -> ThreadPoolExecutor:
+    """One pool of ``cpu_count`` threads for the row parts of every call, made on first use.
+
+    Starting threads per call cost 1.5-3 ms here before the second part began (measured with a
+    compiled loop of 1.4 ms: the two parts ran one after the other), as much as a sparse call's
+    whole work. A pool made before a ``fork`` has no threads in the child: a new one is made.
+    """
+    with _POOL_LOCK:
+        if _POOL[0] is None or _POOL[1] != os.getpid():
+            _POOL[0] = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="geomask-rows")
+            _POOL[1] = os.getpid()
+        return _POOL[0]  # type: ignore[no-any-return]
+
+
+def _row_cuts(target: NDArray[np.bool_], parts: int) -> NDArray[np.int64]:
+    """Row boundaries (parts + 1) splitting ``target``'s rows into ``parts`` of about equal work.
+
+    Work is estimated from every 8th row: a row costs a little to scan and about ten times as
+    much when it holds targets (counting them per row took 0.6 ms for 4096 rows: as much as a
+    sparse call). ROI masks often crowd one half of an image (the benchmark's at 1 % cover: 62 %
+    of the rows with targets in the upper half), where equal row counts would leave a thread
+    idle. Only the speed depends on the split.
+    """
+    h = target.shape[0]
+    if parts <= 1:
+        return np.array([0, h], dtype=np.int64)
+    step = 8
+    weight = 0.1 + target[::step].any(axis=1)
+    cum = np.cumsum(np.repeat(weight, step)[:h])
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts)
+    cuts = np.concatenate(([0], cuts, [h])).astype(np.int64)
+    if np.any(np.diff(cuts) < 16):  # a sliver: equal row counts instead
+        return np.linspace(0, h, parts + 1).astype(np.int64)
+    return cuts
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
@@ -453,7 +499,7 @@ def masked_convolve(
     threads : int or None
         Threads to split the rows over (the compiled loops release the GIL); None: every core,
         one per ~512 rows holding masked pixels at most (a few short rows cost less than
-        starting a thread). Blocks of rows are at least 128 rows. The result does not depend on it.
+        starting a thread); at most one per 128 rows. The result does not depend on it.
     out : numpy array or None
         Where the result goes. None: a new array. ``array`` itself (``out=array``): in place;
         only masked pixels change, and besides a few rows per thread nothing is allocated or

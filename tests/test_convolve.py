@@ -677,6 +677,28 @@ def test_threads_split_rows_without_changing_a_bit(name):
     assert_same(one, expected, computed)
 
 
+@pytest.mark.parametrize("name", ["box3", "gaussian_r7", "median5"])
+def test_parts_split_by_work_change_nothing(name):
+    """Rows are split between threads by estimated work (rows holding targets weigh about ten
+    times an empty row), so with the targets crowded into the top rows the parts are uneven:
+    in place and new array, any thread count equals one thread bit for bit (and the oracle)."""
+    kernel = _WIDE_KERNELS[name]
+    rng = np.random.default_rng(8)
+    array = _values(rng, np.float32, (1, 1200, 70), "full")[0]
+    mask = np.zeros(array.shape, dtype=bool)
+    mask[3:150] = _blob_mask(rng, (147, 70), 6, 0.02)
+    mask[1100:1104, 10:60] = True
+    one = masked_convolve(array, kernel, mask, mode="wrap", threads=1)
+    expected, computed = reference(array, kernel, mask, mode="wrap")
+    assert_same(one, expected, computed, context=name)
+    for threads in (2, 3, 8):
+        got = masked_convolve(array, kernel, mask, mode="wrap", threads=threads)
+        assert np.array_equal(_bits(got), _bits(one)), threads
+        work = array.copy()
+        masked_convolve(work, kernel, mask, mode="wrap", threads=threads, out=work)
+        assert np.array_equal(_bits(work), _bits(one)), f"{threads} in place"
+
+
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("nodata", [None, -1.0])
 def test_weights_below_dbl_epsilon_are_dropped_like_scipy(op, nodata):
