@@ -603,6 +603,7 @@ def linear2d(
                 n += 1
     cval_valid = not _bad(cval, nd, has_nd)
     check = has_nd or has_sup or not cval_valid  # NaN is found through the sum itself
+    careful = (di, dj, ww, cval, cval_valid, nd, has_nd, sup, has_sup, normalize, full)  # for _careful2d
     dense_ok = pline.shape[0] == w + kw - 1
     pw = pline.shape[0]
     sink = np.zeros(1)  # where _touch leaves its sum
@@ -677,23 +678,7 @@ def linear2d(
                             continue
                         t = res[x]
                         if t != t or (check and bad[x]):
-                            ok, t = _careful2d(
-                                src,
-                                b,
-                                pr,
-                                pcol[x],
-                                di,
-                                dj,
-                                ww,
-                                cval,
-                                cval_valid,
-                                nd,
-                                has_nd,
-                                sup,
-                                has_sup,
-                                normalize,
-                                full,
-                            )
+                            ok, t = _careful2d(src, b, pr, pcol[x], *careful)
                             if not ok:
                                 continue
                         changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
@@ -722,23 +707,7 @@ def linear2d(
                             bd |= (has_nd and v == nd) or (has_sup and not sup[p, q])
                     t += v * ww[k]
                 if t != t or bd:
-                    ok, t = _careful2d(
-                        src,
-                        b,
-                        pr,
-                        pc,
-                        di,
-                        dj,
-                        ww,
-                        cval,
-                        cval_valid,
-                        nd,
-                        has_nd,
-                        sup,
-                        has_sup,
-                        normalize,
-                        full,
-                    )
+                    ok, t = _careful2d(src, b, pr, pc, *careful)
                     if not ok:
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
@@ -1056,6 +1025,25 @@ def separable(
     cden = np.empty(kh, dtype=np.float64)
     cfull = np.empty(kh, dtype=np.float64)
     res = np.empty(w, dtype=np.float64)
+    careful = (  # the arguments of _careful_sep after the pixel's own
+        column,
+        row,
+        sym_c,
+        sym_r,
+        full_row,
+        line,
+        dline,
+        cnum,
+        cden,
+        cfull,
+        cval,
+        cval_valid,
+        nd,
+        has_nd,
+        sup,
+        has_sup,
+        normalize,
+    )
     bad = np.zeros(w, dtype=np.bool_)
     args = (pline_buf, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check)
     gen = 0
@@ -1216,29 +1204,7 @@ def separable(
                             continue
                         t = res[x]
                         if t != t or (check and bad[x]):
-                            ok, t = _careful_sep(
-                                src,
-                                b,
-                                pr,
-                                pcol[x],
-                                column,
-                                row,
-                                sym_c,
-                                sym_r,
-                                full_row,
-                                line,
-                                dline,
-                                cnum,
-                                cden,
-                                cfull,
-                                cval,
-                                cval_valid,
-                                nd,
-                                has_nd,
-                                sup,
-                                has_sup,
-                                normalize,
-                            )
+                            ok, t = _careful_sep(src, b, pr, pcol[x], *careful)
                             if not ok:
                                 continue
                         changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
@@ -1280,29 +1246,7 @@ def separable(
                     bd |= hbad[s, x]
                 t = tap1d(cnum, 0, column, sym_c)
                 if t != t or bd:
-                    ok, t = _careful_sep(
-                        src,
-                        b,
-                        pr,
-                        pc,
-                        column,
-                        row,
-                        sym_c,
-                        sym_r,
-                        full_row,
-                        line,
-                        dline,
-                        cnum,
-                        cden,
-                        cfull,
-                        cval,
-                        cval_valid,
-                        nd,
-                        has_nd,
-                        sup,
-                        has_sup,
-                        normalize,
-                    )
+                    ok, t = _careful_sep(src, b, pr, pc, *careful)
                     if not ok:
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)

@@ -170,7 +170,7 @@ def filter_indexed(
     nodata: float | None = None,
     normalize: bool = True,
     support: NDArray[np.bool_] | None = None,
-    threads: int = 1,
+    threads: int | None = 1,
     in_place: bool = False,
 ) -> tuple[NDArray[Any], int]:
     """Filter one block through index maps; the primitive behind every public entry point.
@@ -197,10 +197,11 @@ def filter_indexed(
         Renormalise linear kernels over the contributing neighbours (normalized convolution).
     support : bool array (in_h, in_w) or None
         Neighbours outside it do not contribute (as nodata).
-    threads : int
+    threads : int or None
         Threads to split the rows over (at most one per 128 rows; the rows are split by estimated
-        work, see :func:`_row_cuts`, and run on a shared pool, see :func:`_row_pool`); the result
-        is the same for any value. The engine passes 1 (its windows already run in parallel).
+        work, see :func:`_row_cuts`, and run on a shared pool, see :func:`_row_pool`); None: as
+        many as pay off (:func:`_auto_threads`). The result is the same for any value. The engine
+        passes 1 (its windows already run in parallel).
     in_place : bool
         Write the result into ``values`` itself (then C-contiguous, writable, the block's own
         pixels a straight run of columns, and ``prow`` rows all in it) and return it. A row is
@@ -305,8 +306,11 @@ def filter_indexed(
 
     # Rows are independent (each value is computed the same way in any split), so row ranges of
     # each band can run in threads: the compiled loops release the GIL.
+    rows = target[::_ROW_SAMPLE].any(axis=1) if threads != 1 else None  # rows holding targets
+    if threads is None:
+        threads = _auto_threads(rows, target.shape)
     threads = max(1, min(threads, h // 128))
-    cuts = _row_cuts(target, threads)
+    cuts = _row_cuts(rows, h, threads)
     tasks = [(b, int(r0), int(r1)) for b in range(bands) for r0, r1 in itertools.pairwise(cuts)]
     if threads == 1:
         changed = sum(part(*t) for t in tasks)
@@ -340,26 +344,42 @@ def _row_pool() -> ThreadPoolExecutor:
         return _POOL[0]  # type: ignore[no-any-return]
 
 
-def _row_cuts(target: NDArray[np.bool_], parts: int) -> NDArray[np.int64]:
-    """Row boundaries (parts + 1) splitting ``target``'s rows into ``parts`` of about equal work.
+# Every how many rows the mask is sampled to choose threads and split rows between them.
+_ROW_SAMPLE = 8
 
-    Work is estimated from every 8th row: a row costs a little to scan and about ten times as
-    much when it holds targets (counting them per row took 0.6 ms for 4096 rows: as much as a
-    sparse call). ROI masks often crowd one half of an image (the benchmark's at 1 % cover: 62 %
-    of the rows with targets in the upper half), where equal row counts would leave a thread
-    idle. Only the speed depends on the split.
+
+def _row_cuts(rows: NDArray[np.bool_] | None, h: int, parts: int) -> NDArray[np.int64]:
+    """Row boundaries (parts + 1) splitting ``h`` rows into ``parts`` of about equal work.
+
+    ``rows``: whether every ``_ROW_SAMPLE``-th row holds a target. A row costs a little to scan
+    and about ten times as much when it holds targets (counting them per row took 0.6 ms for 4096
+    rows: as much as a sparse call). ROI masks often crowd one half of an image (the benchmark's
+    at 1 % cover: 62 % of the rows with targets in the upper half), where equal row counts would
+    leave a thread idle. Only the speed depends on the split.
     """
-    h = target.shape[0]
-    if parts <= 1:
+    if parts <= 1 or rows is None:
         return np.array([0, h], dtype=np.int64)
-    step = 8
-    weight = 0.1 + target[::step].any(axis=1)
-    cum = np.cumsum(np.repeat(weight, step)[:h])
+    weight = 0.1 + rows
+    cum = np.cumsum(np.repeat(weight, _ROW_SAMPLE)[:h])
     cuts = np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts)
     cuts = np.concatenate(([0], cuts, [h])).astype(np.int64)
     if np.any(np.diff(cuts) < 16):  # a sliver: equal row counts instead
         return np.linspace(0, h, parts + 1).astype(np.int64)
     return cuts
+
+
+def _auto_threads(rows: NDArray[np.bool_] | None, shape: tuple[int, int]) -> int:
+    """Threads for ``threads=None``: every core, at most one per ~512 rows that hold a target
+    (``rows``: sampled as for :func:`_row_cuts`) or per 8 M pixels, whichever allows more. A
+    thread costs ~0.15 ms (the hand-off and its own set-up): more than it saves on a few short
+    ROI rows of a small array, less than the scan of its half of a large mask. Only the speed
+    depends on it."""
+    cpus = os.cpu_count() or 1
+    if cpus == 1 or rows is None:
+        return 1
+    h, w = shape
+    held = _ROW_SAMPLE * int(np.count_nonzero(rows))
+    return max(1, min(cpus, max(held // 512, (h * w) >> 23)))
 
 
 _NO_I64 = np.empty(0, dtype=np.int64)
@@ -575,26 +595,13 @@ def masked_convolve(
         nodata=nodata,
         normalize=normalize,
         support=sup,
-        threads=threads if threads is not None else _auto_threads(target),
+        threads=threads,
         in_place=in_place,
     )
     result = result[0] if arr.ndim == 2 else result
     if dest is not None and not in_place:  # out is not C-contiguous: filtered apart, copied back
         np.copyto(dest, result)
     return result if dest is None else dest
-
-
-def _auto_threads(target: NDArray[np.bool_]) -> int:
-    """Threads for ``threads=None``: every core, at most one per ~512 rows that hold a target
-    (estimated from every 16th row) or per 8 M pixels, whichever allows more. A thread costs
-    ~0.15 ms (the hand-off and its own set-up): more than it saves on a few short ROI rows of a
-    small array, less than the scan of its half of a large mask. Only the speed depends on it."""
-    cpus = os.cpu_count() or 1
-    if cpus == 1:
-        return 1
-    h, w = target.shape
-    rows = 16 * int(np.count_nonzero(target[::16].any(axis=1)))
-    return max(1, min(cpus, max(rows // 512, (h * w) >> 23)))
 
 
 def _destination(out: Any, arr: NDArray[Any]) -> tuple[NDArray[Any] | None, bool]:
