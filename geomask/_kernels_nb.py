@@ -42,9 +42,65 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 _EPS = np.finfo(np.float64).eps
 _JIT = {"cache": True, "nogil": True, "boundscheck": False}
+
+
+@intrinsic
+def _unowned(typingctx, arr):  # pragma: no cover - compiled
+    """A view of ``arr`` (same type, data, shape, strides) that owns no reference: its meminfo is
+    NULL, so neither it nor any slice of it or call it is passed to touches a reference count.
+
+    Why by hand: numba counts references to an array with atomic increments on its meminfo for
+    every view (``a[i]``, ``a[x0:x1]``) and every non-inlined call it is passed to. In the sparse
+    loops that is most of the work (NRT_incref/NRT_decref were a third of a 1 % ROI call), and the
+    row parts on several threads fight over the same counters' cache lines. numba has no option
+    to switch it off per array. Only for arrays that outlive the call by construction: the
+    kernels' arguments, which the calling Python frame holds (see :func:`_borrowed`).
+    """
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = signature.args[0]
+        src = context.make_array(ty)(context, builder, value=args[0])
+        dst = context.make_array(ty)(context, builder)
+        populate_array(
+            dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize, meminfo=None
+        )
+        return dst._getvalue()
+
+    return arr(arr), codegen
+
+
+@numba.njit(**_JIT, inline="always")
+def _borrowed(src, prow, pcol, tgt, tw, out, bits, sup, ring):  # pragma: no cover - compiled
+    """The arguments every kernel shares, :func:`_unowned`; ``ring`` (see :func:`_ring_flush`)
+    with its arrays unowned."""
+    ring = (
+        ring[0],
+        _unowned(ring[1]),
+        _unowned(ring[2]),
+        _unowned(ring[3]),
+        _unowned(ring[4]),
+        _unowned(ring[5]),
+        _unowned(ring[6]),
+    )
+    return (
+        _unowned(src),
+        _unowned(prow),
+        _unowned(pcol),
+        _unowned(tgt),
+        _unowned(tw),
+        _unowned(out),
+        _unowned(bits),
+        _unowned(sup),
+        ring,
+    )
 
 
 @numba.njit(**_JIT)
@@ -63,7 +119,9 @@ def symmetry(w):  # pragma: no cover - compiled
     return -1
 
 
-@numba.njit(**_JIT)
+# Inlined: the sparse loops call it once per kernel row and pixel; as a call it cost a quarter of
+# a call on scattered pixels (1 %, 3x3), for ~5 % more compile time.
+@numba.njit(**_JIT, inline="always")
 def tap1d(line, start, w, sym):  # pragma: no cover - compiled
     """Correlate ``w`` with ``line[start : start + len(w)]`` in scipy's correlate1d order."""
     n = w.shape[0]
@@ -581,6 +639,9 @@ def linear2d(
 
     ``nrow``/``nbits``: a scratch row (w,) of ``out``'s dtype and its unsigned view.
     """
+    # The arguments, held by the calling frame, as views without reference counts (_unowned).
+    src, prow, pcol, tgt, tw, out, bits, sup, ring = _borrowed(src, prow, pcol, tgt, tw, out, bits, sup, ring)
+    pline, nrow, nbits = _unowned(pline), _unowned(nrow), _unowned(nbits)
     kh, kw = weights.shape
     nb, h, w = out.shape[0], prow.shape[0], out.shape[2]
     nz = 0
@@ -670,9 +731,8 @@ def linear2d(
                     n = _row_targets(tw, tgt, i, x0, x1, xs)
                     for m in range(n):
                         x = xs[m]
-                        pcx = pcol[x]
                         _, ok = _cell(
-                            src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                            src, b, pr[kh // 2], pcol[x, kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
                         )
                         if not ok:  # nodata, NaN or unsupported: never changes
                             continue
@@ -688,16 +748,17 @@ def linear2d(
             sink[0] += _touch(src, b, pr, pcol, xsp, n, kw // 2)
             for m in range(n):
                 x = xsp[m]
-                pcx = pcol[x]
-                _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
+                # pcol[x, j], not a view pcol[x]: a view costs reference counting per pixel
+                _, ok = _cell(
+                    src, b, pr[kh // 2], pcol[x, kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                )
                 if not ok:  # nodata, NaN or unsupported: never changes
                     continue
-                pc = pcol[x]
                 t = 0.0
                 bd = False
                 for k in range(nz):
                     p = pr[di[k]]
-                    q = pc[dj[k]]
+                    q = pcol[x, dj[k]]
                     if p < 0 or q < 0:
                         v = cval
                         bd |= not cval_valid
@@ -707,7 +768,7 @@ def linear2d(
                             bd |= (has_nd and v == nd) or (has_sup and not sup[p, q])
                     t += v * ww[k]
                 if t != t or bd:
-                    ok, t = _careful2d(src, b, pr, pc, *careful)
+                    ok, t = _careful2d(src, b, pr, pcol[x], *careful)
                     if not ok:
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
@@ -990,6 +1051,9 @@ def separable(
     ``pline`` is given, see :func:`linear2d`; a slot's cached run of columns is extended
     as the spans of the next rows move), a sparse pixel at most kh * kw + kh.
     """
+    # The arguments, held by the calling frame, as views without reference counts (_unowned).
+    src, prow, pcol, tgt, tw, out, bits, sup, ring = _borrowed(src, prow, pcol, tgt, tw, out, bits, sup, ring)
+    pline, nrow, nbits = _unowned(pline), _unowned(nrow), _unowned(nbits)
     kh = column.shape[0]
     kw = row.shape[0]
     nb, h, w = out.shape[0], prow.shape[0], out.shape[2]
@@ -1196,9 +1260,8 @@ def separable(
                     n = _row_targets(tw, tgt, i, x0, x1, xs)
                     for m in range(n):
                         x = xs[m]
-                        pcx = pcol[x]
                         _, ok = _cell(
-                            src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                            src, b, pr[kh // 2], pcol[x, kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
                         )
                         if not ok:  # nodata, NaN or unsupported: never changes
                             continue
@@ -1214,11 +1277,12 @@ def separable(
             sink[0] += _touch(src, b, pr, pcol, xsp, n, kw // 2)
             for m in range(n):
                 x = xsp[m]
-                pcx = pcol[x]
-                _, ok = _cell(src, b, pr[kh // 2], pcx[kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup)
+                # pcol[x, j], not a view pcol[x]: a view costs reference counting per pixel
+                _, ok = _cell(
+                    src, b, pr[kh // 2], pcol[x, kw // 2], cval, cval_valid, nd, has_nd, sup, has_sup
+                )
                 if not ok:  # nodata, NaN or unsupported: never changes
                     continue
-                pc = pcol[x]
                 bd = False
                 for k in range(kh):
                     s = slot[k]
@@ -1231,7 +1295,7 @@ def separable(
                         else:
                             hb_ = False
                             for j in range(kw):
-                                q = pc[j]
+                                q = pcol[x, j]
                                 if q < 0:
                                     line[j] = cval
                                     hb_ |= not cval_valid
@@ -1246,7 +1310,7 @@ def separable(
                     bd |= hbad[s, x]
                 t = tap1d(cnum, 0, column, sym_c)
                 if t != t or bd:
-                    ok, t = _careful_sep(src, b, pr, pc, *careful)
+                    ok, t = _careful_sep(src, b, pr, pcol[x], *careful)
                     if not ok:
                         continue
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
@@ -1282,6 +1346,8 @@ def rank(
     Target pixels with no valid neighbour (or invalid themselves) are left unchanged.
     The median of an even count is the mean of the two middle values.
     """
+    # The arguments, held by the calling frame, as views without reference counts (_unowned).
+    src, prow, pcol, tgt, tw, out, bits, sup, ring = _borrowed(src, prow, pcol, tgt, tw, out, bits, sup, ring)
     kh, kw = footprint.shape
     nb, h, w = out.shape[0], prow.shape[0], out.shape[2]
     ry, rx = kh // 2, kw // 2
