@@ -846,6 +846,20 @@ def test_rank_median_of_an_even_count_is_the_mean_of_the_middle_two():
     assert got[1, 1] == np.float32(24.5)
 
 
+@pytest.mark.parametrize("size", [3, 5, 7])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_rank_median_with_many_ties_and_even_counts_matches_the_oracle(size, dtype):
+    # Few distinct values (many ties) and a nodata value, so footprints hold odd and even counts of
+    # valid cells: the in-place selection must give the order statistics a full sort gives.
+    rng = np.random.default_rng(size)
+    a = rng.integers(0, 5, (37, 41)).astype(dtype)
+    mask = rng.random(a.shape) < 0.6
+    kernel = kernels.get("median", size=size)
+    expected, _ = reference(a, kernel, mask, nodata=4)
+    got = masked_convolve(a, kernel, mask, nodata=4)
+    assert np.array_equal(got, expected.reshape(a.shape))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32])
 def test_rounding_is_half_to_even(dtype):
     a = np.array([[1, 2, 3, 4, 5, 6]], dtype=dtype)
