@@ -77,6 +77,25 @@ def _unowned(typingctx, arr):  # pragma: no cover - compiled
     return arr(arr), codegen
 
 
+@intrinsic
+def _held(typingctx, owners):  # pragma: no cover - compiled
+    """Nothing, but a use of ``owners`` (a tuple of arrays). A kernel's scratch arrays are
+    allocated as owners and used through :func:`_unowned` views; numba frees a variable after its
+    last use, so the kernel ends with ``_held((owner, ...))`` to keep their memory until then."""
+
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(owners), codegen
+
+
+@numba.njit(**_JIT, inline="always")
+def _owned_view(a):  # pragma: no cover - compiled
+    """(``a``, an :func:`_unowned` view of it): a scratch array's owner, for :func:`_held` at the
+    kernel's end, and the view its loops use."""
+    return a, _unowned(a)
+
+
 @numba.njit(**_JIT, inline="always")
 def _borrowed(src, prow, pcol, tgt, tw, out, bits, sup, ring):  # pragma: no cover - compiled
     """The arguments every kernel shares, :func:`_unowned`; ``ring`` (see :func:`_ring_flush`)
@@ -668,13 +687,14 @@ def linear2d(
     dense_ok = pline.shape[0] == w + kw - 1
     pw = pline.shape[0]
     sink = np.zeros(1)  # where _touch leaves its sum
-    xs = np.empty(w, dtype=np.int64)
-    xsp = np.empty(w, dtype=np.int64)
-    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
-    lines = np.empty((kh, max(pw, 1)), dtype=np.float64)
-    lbad = np.zeros((kh, max(pw, 1)), dtype=np.bool_)
-    res = np.empty(w, dtype=np.float64)
-    bad = np.zeros(w, dtype=np.bool_)
+    # Scratch: owners (kept to the end by _held) and the unowned views the loops use.
+    xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
+    xsp_, xsp = _owned_view(np.empty(w, dtype=np.int64))
+    segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
+    lines_, lines = _owned_view(np.empty((kh, max(pw, 1)), dtype=np.float64))
+    lbad_, lbad = _owned_view(np.zeros((kh, max(pw, 1)), dtype=np.bool_))
+    res_, res = _owned_view(np.empty(w, dtype=np.float64))
+    bad_, bad = _owned_view(np.zeros(w, dtype=np.bool_))
     changed = 0
     for b in range(nb):
         filled = 0
@@ -774,6 +794,7 @@ def linear2d(
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
     if ring[0]:
         _ring_flush(ring, src, prow, kh // 2, c0, out, h)
+    _held((xs_, xsp_, segs_, lines_, lbad_, res_, bad_))
     return changed
 
 
@@ -1066,29 +1087,32 @@ def separable(
     dense_ok = pline.shape[0] == w + kw - 1
     pw = max(pline.shape[0], 1)
     nslot = kh + 1
-    tags = np.full(nslot, -9, dtype=np.int64)
-    gens = np.zeros(nslot, dtype=np.int64)
-    lo_s = np.zeros((nslot, _RUNS), dtype=np.int64)  # hnum[s, lo_s[s, r]:hi_s[s, r]] computed
-    hi_s = np.zeros((nslot, _RUNS), dtype=np.int64)  # for the slot's row, r < nrun[s]
-    nrun = np.zeros(nslot, dtype=np.int64)
-    runs_next = np.zeros(nslot, dtype=np.int64)  # the run replaced next when all are in use
-    stamp = np.zeros((nslot, w), dtype=np.int64)
-    hnum = np.empty((nslot, w), dtype=np.float64)
-    hbad = np.zeros((nslot, w), dtype=np.bool_)
-    used = np.zeros(nslot, dtype=np.bool_)
-    slot = np.empty(kh, dtype=np.int64)
+    # Scratch: owners (kept to the end by _held) and the unowned views the loops use.
+    tags_, tags = _owned_view(np.full(nslot, -9, dtype=np.int64))
+    gens_, gens = _owned_view(np.zeros(nslot, dtype=np.int64))
+    # hnum[s, lo_s[s, r]:hi_s[s, r]] computed for the slot's row, r < nrun[s]
+    lo_s_, lo_s = _owned_view(np.zeros((nslot, _RUNS), dtype=np.int64))
+    hi_s_, hi_s = _owned_view(np.zeros((nslot, _RUNS), dtype=np.int64))
+    nrun_, nrun = _owned_view(np.zeros(nslot, dtype=np.int64))
+    # the run replaced next when all are in use
+    runs_next_, runs_next = _owned_view(np.zeros(nslot, dtype=np.int64))
+    stamp_, stamp = _owned_view(np.zeros((nslot, w), dtype=np.int64))
+    hnum_, hnum = _owned_view(np.empty((nslot, w), dtype=np.float64))
+    hbad_, hbad = _owned_view(np.zeros((nslot, w), dtype=np.bool_))
+    used_, used = _owned_view(np.zeros(nslot, dtype=np.bool_))
+    slot_, slot = _owned_view(np.empty(kh, dtype=np.int64))
     sink = np.zeros(1)  # where _touch leaves its sum
-    xs = np.empty(w, dtype=np.int64)
-    xsp = np.empty(w, dtype=np.int64)
-    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
-    pline_buf = np.empty(pw, dtype=np.float64)
-    lbad = np.zeros(pw, dtype=np.bool_)
-    line = np.empty(kw, dtype=np.float64)
-    dline = np.empty(kw, dtype=np.float64)
-    cnum = np.empty(kh, dtype=np.float64)
-    cden = np.empty(kh, dtype=np.float64)
-    cfull = np.empty(kh, dtype=np.float64)
-    res = np.empty(w, dtype=np.float64)
+    xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
+    xsp_, xsp = _owned_view(np.empty(w, dtype=np.int64))
+    segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
+    pline_buf_, pline_buf = _owned_view(np.empty(pw, dtype=np.float64))
+    lbad_, lbad = _owned_view(np.zeros(pw, dtype=np.bool_))
+    line_, line = _owned_view(np.empty(kw, dtype=np.float64))
+    dline_, dline = _owned_view(np.empty(kw, dtype=np.float64))
+    cnum_, cnum = _owned_view(np.empty(kh, dtype=np.float64))
+    cden_, cden = _owned_view(np.empty(kh, dtype=np.float64))
+    cfull_, cfull = _owned_view(np.empty(kh, dtype=np.float64))
+    res_, res = _owned_view(np.empty(w, dtype=np.float64))
     careful = (  # the arguments of _careful_sep after the pixel's own
         column,
         row,
@@ -1108,7 +1132,7 @@ def separable(
         has_sup,
         normalize,
     )
-    bad = np.zeros(w, dtype=np.bool_)
+    bad_, bad = _owned_view(np.zeros(w, dtype=np.bool_))
     args = (pline_buf, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check)
     gen = 0
     changed = 0
@@ -1316,6 +1340,33 @@ def separable(
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
     if ring[0]:
         _ring_flush(ring, src, prow, kh // 2, c0, out, h)
+    _held(
+        (
+            tags_,
+            gens_,
+            lo_s_,
+            hi_s_,
+            nrun_,
+            runs_next_,
+            stamp_,
+            hnum_,
+            hbad_,
+            used_,
+            slot_,
+            xs_,
+            xsp_,
+            segs_,
+            pline_buf_,
+            lbad_,
+            line_,
+            dline_,
+            cnum_,
+            cden_,
+            cfull_,
+            res_,
+            bad_,
+        )
+    )
     return changed
 
 
@@ -1384,9 +1435,10 @@ def rank(
     kh, kw = footprint.shape
     nb, h, w = out.shape[0], prow.shape[0], out.shape[2]
     ry, rx = kh // 2, kw // 2
-    buf = np.empty(kh * kw, dtype=np.float64)
-    xs = np.empty(w, dtype=np.int64)
-    segs = np.empty((w // 8 + 1, 3), dtype=np.int64)
+    # Scratch: owners (kept to the end by _held) and the unowned views the loops use.
+    buf_, buf = _owned_view(np.empty(kh * kw, dtype=np.float64))
+    xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
+    segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
     cval_valid = not _bad(cval, nd, has_nd)
     changed = 0
     for b in range(nb):
@@ -1438,4 +1490,5 @@ def rank(
                 changed += _store(out, bits, b, oi, x, m, is_int, lo, hi)
     if ring[0]:
         _ring_flush(ring, src, prow, ry, c0, out, h)
+    _held((buf_, xs_, segs_))
     return changed

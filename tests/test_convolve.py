@@ -699,6 +699,40 @@ def test_parts_split_by_work_change_nothing(name):
         assert np.array_equal(_bits(work), _bits(one)), f"{threads} in place"
 
 
+def test_compiled_kernels_free_what_they_allocate():
+    # The kernels use their arguments and scratch arrays through views that own no reference
+    # (_kernels_nb._unowned): numba's allocation counters must still balance, call after call.
+    from numba.core.runtime import _nrt_python, rtsys
+
+    was_on = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        rng = np.random.default_rng(3)
+        a = rng.random((300, 260)).astype(np.float32)
+        mask = rng.random(a.shape) < 0.05
+        mask[100:140, 30:200] = True  # dense segments too
+        matrix = kernels.from_matrix(rng.random((3, 5)))
+        cases = [kernels.get("box"), kernels.get("gaussian", sigma=1.5), matrix, kernels.get("median")]
+
+        def run_all() -> None:
+            for kernel in cases:
+                for threads in (1, 2):
+                    masked_convolve(a, kernel, mask, threads=threads)
+                    work = a.copy()
+                    masked_convolve(work, kernel, mask, threads=threads, out=work)
+
+        run_all()  # compiled and cached before counting
+        before = rtsys.get_allocation_stats()
+        run_all()
+        after = rtsys.get_allocation_stats()
+    finally:
+        if not was_on:
+            _nrt_python.memsys_disable_stats()
+    assert after.alloc - before.alloc > 0  # the counters ran
+    assert after.alloc - before.alloc == after.free - before.free
+    assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free
+
+
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("nodata", [None, -1.0])
 def test_weights_below_dbl_epsilon_are_dropped_like_scipy(op, nodata):
