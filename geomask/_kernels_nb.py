@@ -59,8 +59,10 @@ def _unowned(typingctx, arr):  # pragma: no cover - compiled
     every view (``a[i]``, ``a[x0:x1]``) and every non-inlined call it is passed to. In the sparse
     loops that is most of the work (NRT_incref/NRT_decref were a third of a 1 % ROI call), and the
     row parts on several threads fight over the same counters' cache lines. numba has no option
-    to switch it off per array. Only for arrays that outlive the call by construction: the
-    kernels' arguments, which the calling Python frame holds (see :func:`_borrowed`).
+    to switch it off per array. Only for arrays that outlive every use of the view by
+    construction: the kernels' arguments, which the calling Python frame holds (see
+    :func:`_borrowed`), and their scratch arrays, whose owners the kernel keeps to its end
+    (:func:`_owned_view`, :func:`_held`). Never return such a view or keep it past the call.
     """
     if not isinstance(arr, types.Array):
         return None
