@@ -242,16 +242,19 @@ _RUNS = 8
 
 
 @numba.njit(**_JIT)
-def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
+def _row_segments(tw, i, x0, x1, segs, nz):  # pragma: no cover - compiled
     """Split the targets of row ``i`` (within whole words x0..x1) into segments: runs of words
     holding targets, cut where at least ``_GAP`` empty words lie between. ``segs[g]`` gets
     (count, start, stop) of segment ``g`` (whole words, stop clipped to ``x1``); returns how many.
 
     Rows of ROI masks hold a few separate stretches (a polygon's chords); computing each alone,
     not the span from the first target to the last, keeps the cost in the targets' area. Where
-    the segments cover half the stretch from the first to the last or more, the row is one
+    the segments cover a quarter of the stretch from the first to the last or more, the row is one
     segment (the gaps cost less than a segment's calls). Depends on the mask only, so every
     caller splits a row the same way.
+
+    ``nz`` (uint8, a multiple of 8 long): 1 where a word of the row holds a target (see
+    :func:`_begin_row`), read 8 flags at a time (one uint64) to skip 64 empty columns.
     """
     g = 0
     n = 0
@@ -259,27 +262,16 @@ def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
     last = -1
     wd = x0 // 8
     end = (x1 + 7) // 8
+    blocks = nz.view(np.uint64)
     while wd < end:
-        if (
-            wd + 8 <= end
-            and (
-                tw[i, wd]
-                | tw[i, wd + 1]
-                | tw[i, wd + 2]
-                | tw[i, wd + 3]
-                | tw[i, wd + 4]
-                | tw[i, wd + 5]
-                | tw[i, wd + 6]
-                | tw[i, wd + 7]
-            )
-            == 0
-        ):  # 64 empty columns (one cache line of the mask) at a time
+        if (wd & 7) == 0 and blocks[wd >> 3] == 0:  # 64 empty columns at a time
             wd += 8
+            continue
+        if nz[wd] == 0:
+            wd += 1
             continue
         v = tw[i, wd]
         wd += 1
-        if v == 0:
-            continue
         if first >= 0 and wd - 1 - last > _GAP:
             segs[g, 0] = n
             segs[g, 1] = first * 8
@@ -296,7 +288,7 @@ def _row_segments(tw, i, x0, x1, segs):  # pragma: no cover - compiled
         segs[g, 1] = first * 8
         segs[g, 2] = min(x1, (last + 1) * 8)
         g += 1
-    if g > 1:  # segments over half the stretch or more: one segment (each one costs some calls)
+    if g > 1:  # segments over a quarter of the stretch or more: one segment (each costs some calls)
         covered = 0
         total = 0
         for k in range(g):
@@ -486,7 +478,9 @@ def _ring_take(ring, src, prow, ry, c0, buf, i, segs, nseg):  # pragma: no cover
 
 
 @numba.njit(**_JIT, inline="always")
-def _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs):  # pragma: no cover - compiled
+def _begin_row(
+    src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs, nzw
+):  # pragma: no cover - compiled
     """Start output row ``i``: returns (filled, nseg, oi).
 
     New output: rows are filled up to ``i + ry`` (:func:`_fill`), ``oi = i``. In place, for a
@@ -494,6 +488,7 @@ def _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs): 
     when a slot is needed keeps empty rows cheap; the ring never holds more rows meanwhile), and
     row ``i`` gets a ring slot ``oi``.
     ``segs[:nseg]``: the row's segments (:func:`_row_segments`; ``nseg == 0``: nothing to compute).
+    ``nzw``: scratch for the row's word flags (``nz`` of :func:`_row_segments`).
     """
     if not ring[0]:
         filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
@@ -502,9 +497,11 @@ def _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs): 
         any_ |= tw[i, wd]
     if any_ == 0:
         return filled, 0, i
+    for wd in range(tw.shape[1]):  # which words hold targets (vectorised, the row is in cache)
+        nzw[wd] = tw[i, wd] != 0
     if ring[0] and ring[6][0] > 0:  # rows held: a slot is needed now
         _ring_flush(ring, src, prow, ry, c0, out, i)
-    nseg = _row_segments(tw, i, 0, out.shape[2], segs)
+    nseg = _row_segments(tw, i, 0, out.shape[2], segs, nzw)
     oi = i
     if ring[0]:
         oi = _ring_take(ring, src, prow, ry, c0, out, i, segs, nseg)
@@ -693,6 +690,7 @@ def linear2d(
     xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
     xsp_, xsp = _owned_view(np.empty(w, dtype=np.int64))
     segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
+    nzw_, nzw = _owned_view(np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8))
     lines_, lines = _owned_view(np.empty((kh, max(pw, 1)), dtype=np.float64))
     lbad_, lbad = _owned_view(np.zeros((kh, max(pw, 1)), dtype=np.bool_))
     res_, res = _owned_view(np.empty(w, dtype=np.float64))
@@ -702,7 +700,7 @@ def linear2d(
         filled = 0
         for i in range(h):
             filled, nseg, oi = _begin_row(
-                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs, nzw
             )
             if nseg == 0:
                 continue
@@ -796,7 +794,7 @@ def linear2d(
                 changed += _store(out, bits, b, oi, x, t, is_int, lo, hi)
     if ring[0]:
         _ring_flush(ring, src, prow, kh // 2, c0, out, h)
-    _held((xs_, xsp_, segs_, lines_, lbad_, res_, bad_))
+    _held((xs_, xsp_, segs_, nzw_, lines_, lbad_, res_, bad_))
     return changed
 
 
@@ -1107,6 +1105,7 @@ def separable(
     xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
     xsp_, xsp = _owned_view(np.empty(w, dtype=np.int64))
     segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
+    nzw_, nzw = _owned_view(np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8))
     pline_buf_, pline_buf = _owned_view(np.empty(pw, dtype=np.float64))
     lbad_, lbad = _owned_view(np.zeros(pw, dtype=np.bool_))
     line_, line = _owned_view(np.empty(kw, dtype=np.float64))
@@ -1143,7 +1142,7 @@ def separable(
         filled = 0
         for i in range(h):
             filled, nseg, oi = _begin_row(
-                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs
+                src, b, prow, pcol, kh // 2, kw // 2, c0, tw, out, ring, i, filled, segs, nzw
             )
             if nseg == 0:
                 continue
@@ -1358,6 +1357,7 @@ def separable(
             xs_,
             xsp_,
             segs_,
+            nzw_,
             pline_buf_,
             lbad_,
             line_,
@@ -1441,12 +1441,13 @@ def rank(
     buf_, buf = _owned_view(np.empty(kh * kw, dtype=np.float64))
     xs_, xs = _owned_view(np.empty(w, dtype=np.int64))
     segs_, segs = _owned_view(np.empty((w // 8 + 1, 3), dtype=np.int64))
+    nzw_, nzw = _owned_view(np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8))
     cval_valid = not _bad(cval, nd, has_nd)
     changed = 0
     for b in range(nb):
         filled = 0
         for i in range(h):
-            filled, nseg, oi = _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs)
+            filled, nseg, oi = _begin_row(src, b, prow, pcol, ry, rx, c0, tw, out, ring, i, filled, segs, nzw)
             if nseg == 0:
                 continue
             nt = 0
@@ -1492,5 +1493,5 @@ def rank(
                 changed += _store(out, bits, b, oi, x, m, is_int, lo, hi)
     if ring[0]:
         _ring_flush(ring, src, prow, ry, c0, out, h)
-    _held((buf_, xs_, segs_))
+    _held((buf_, xs_, segs_, nzw_))
     return changed

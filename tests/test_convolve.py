@@ -36,7 +36,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from geomask import kernels
+from geomask import _kernels_nb, kernels
 from geomask.convolve import masked_convolve
 from geomask.errors import ConfigError, GeomaskError, InputError, KernelError
 from geomask.kernels import Kernel
@@ -697,6 +697,46 @@ def test_parts_split_by_work_change_nothing(name):
         work = array.copy()
         masked_convolve(work, kernel, mask, mode="wrap", threads=threads, out=work)
         assert np.array_equal(_bits(work), _bits(one)), f"{threads} in place"
+
+
+def _segments_by_the_rule(row: np.ndarray) -> list[tuple[int, int, int]]:
+    """(count, start, stop) of a row's segments, by the rule _row_segments documents: runs of
+    8-pixel words holding targets, split where at least _GAP empty words lie between, one
+    segment when they cover a quarter of their stretch or more."""
+    w = row.size
+    words = np.zeros(-(-w // 8) * 8, dtype=bool)
+    words[:w] = row
+    held = [k for k, word in enumerate(words.reshape(-1, 8)) if word.any()]
+    runs: list[list[int]] = []
+    for k in held:
+        if runs and k - runs[-1][-1] - 1 < _kernels_nb._GAP:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    segs = [(int(row[r[0] * 8 : (r[-1] + 1) * 8].sum()), r[0] * 8, min(w, (r[-1] + 1) * 8)) for r in runs]
+    if len(segs) > 1 and 4 * sum(b - a for _, a, b in segs) >= segs[-1][2] - segs[0][1]:
+        segs = [(sum(c for c, _, _ in segs), segs[0][1], segs[-1][2])]
+    return segs
+
+
+@pytest.mark.parametrize("width", [7, 64, 100, 517, 1024, 4099])
+def test_row_segments_follow_their_rule(width):
+    # The word flags let _row_segments skip 64 empty columns with one load; the segments (the
+    # unit of work and of the in-place ring) must still be exactly the documented ones.
+    rng = np.random.default_rng(width)
+    for density in (0.0005, 0.003, 0.02, 0.2):
+        rows = rng.random((40, width)) < density
+        rows[::7, width // 3 : width // 3 + 90] = True  # chords of a polygon
+        padded = np.zeros((rows.shape[0], -(-width // 8) * 8), dtype=bool)
+        padded[:, :width] = rows
+        tw = padded.view(np.uint64)
+        nz = np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8)
+        segs = np.empty((width // 8 + 1, 3), dtype=np.int64)
+        for i in range(rows.shape[0]):
+            nz[: tw.shape[1]] = tw[i] != 0
+            g = _kernels_nb._row_segments(tw, i, 0, width, segs, nz)
+            got = [tuple(int(v) for v in segs[k]) for k in range(g)]
+            assert got == _segments_by_the_rule(rows[i]), (density, i)
 
 
 def test_compiled_kernels_free_what_they_allocate():
