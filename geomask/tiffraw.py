@@ -16,6 +16,7 @@ size, samples, planar configuration, bits and sample format, byte order. Lossles
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,14 @@ NEUTRAL_OPTIONS = frozenset(
     }
 )
 _OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}  # TIFF SHORT, LONG, LONG8
+
+
+# tifffile reports tags it cannot parse as warnings, e.g. "parsing GDAL_NODATA tag raised
+# ValueError: -3.4e+38 is not castable to float32" for a float32 file GDAL writes and reads fine.
+# geomask reads only the tile structure, so such messages would be noise on every run; with no
+# handler of its own, Python printed them to stderr. A NullHandler (the logging module's advice
+# for libraries) stops that; an application that configures logging still receives them.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 class LayoutMismatch(GeomaskError):

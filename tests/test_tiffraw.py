@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,18 @@ def test_byte_counts_outgrowing_their_field_are_moved(tmp_path: Path, bigtiff: s
     with rasterio.open(dst) as ds:
         assert np.array_equal(ds.read(), data)
     assert raw_tiles(dst) == raw_tiles(src)
+
+
+def test_tag_warnings_of_tifffile_stay_off_stderr(tmp_path: Path) -> None:
+    # A float32 file whose GDAL_NODATA (-3.4e+38) tifffile cannot cast: GDAL reads it fine, and
+    # geomask, which reads only the tile structure, must not print tifffile's complaint.
+    path = tmp_path / "nodata.tif"
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 1, "dtype": "float32"}
+    profile |= {"tiled": True, "blockxsize": 32, "blockysize": 32, "compress": "deflate", "nodata": -3.4e38}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((1, 64, 64), dtype=np.float32))
+    # In a fresh interpreter: pytest's own log capture would hide what a user's terminal shows.
+    code = f"from geomask import tiffraw; print(tiffraw.layout_of({str(path)!r}).tile)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "(32, 32)"
+    assert "tifffile" not in done.stderr, done.stderr
