@@ -253,9 +253,13 @@ def _row_segments(tw, i, x0, x1, segs, nz):  # pragma: no cover - compiled
     segment (the gaps cost less than a segment's calls). Depends on the mask only, so every
     caller splits a row the same way.
 
-    ``nz`` (uint8, a multiple of 8 long): 1 where a word of the row holds a target (see
-    :func:`_begin_row`), read 8 flags at a time (one uint64) to skip 64 empty columns.
+    ``nz``: scratch (uint8, a multiple of 8 long, zero past the row's words). It gets 1 where a
+    word of the row holds a target (one vectorised pass over the row, which the caller's check
+    for an empty row has just brought into cache); 8 flags are then read at a time (one uint64),
+    so 64 empty columns cost one load instead of eight.
     """
+    for wd in range(tw.shape[1]):
+        nz[wd] = tw[i, wd] != 0
     g = 0
     n = 0
     first = -1
@@ -488,7 +492,7 @@ def _begin_row(
     when a slot is needed keeps empty rows cheap; the ring never holds more rows meanwhile), and
     row ``i`` gets a ring slot ``oi``.
     ``segs[:nseg]``: the row's segments (:func:`_row_segments`; ``nseg == 0``: nothing to compute).
-    ``nzw``: scratch for the row's word flags (``nz`` of :func:`_row_segments`).
+    ``nzw``: scratch for :func:`_row_segments` (its ``nz``).
     """
     if not ring[0]:
         filled = _fill(src, b, prow, pcol, ry, rx, c0, out, filled, min(prow.shape[0], i + ry + 1))
@@ -497,8 +501,6 @@ def _begin_row(
         any_ |= tw[i, wd]
     if any_ == 0:
         return filled, 0, i
-    for wd in range(tw.shape[1]):  # which words hold targets (vectorised, the row is in cache)
-        nzw[wd] = tw[i, wd] != 0
     if ring[0] and ring[6][0] > 0:  # rows held: a slot is needed now
         _ring_flush(ring, src, prow, ry, c0, out, i)
     nseg = _row_segments(tw, i, 0, out.shape[2], segs, nzw)

@@ -67,7 +67,8 @@ def source_index(positions: NDArray[np.int64], size: int, mode: str) -> NDArray[
     outside = (p < 0) | (p >= size)
     if not outside.all():  # every mode maps [0, size) to itself: map only the others (np.mod is slow)
         q = p.copy()
-        q[outside] = source_index(p[outside], size, mode)
+        if outside.any():
+            q[outside] = source_index(p[outside], size, mode)
         return q
     if mode == "reflect":
         period = 2 * size

@@ -733,7 +733,6 @@ def test_row_segments_follow_their_rule(width):
         nz = np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8)
         segs = np.empty((width // 8 + 1, 3), dtype=np.int64)
         for i in range(rows.shape[0]):
-            nz[: tw.shape[1]] = tw[i] != 0
             g = _kernels_nb._row_segments(tw, i, 0, width, segs, nz)
             got = [tuple(int(v) for v in segs[k]) for k in range(g)]
             assert got == _segments_by_the_rule(rows[i]), (density, i)
