@@ -886,11 +886,12 @@ def _uncached_pass(
     pline,
     x0,
     x1,
+    s,
+    gen,
     row,
     sym_r,
     hnum,
     hbad,
-    s,
     pline_buf,
     lbad,
     cval,
@@ -904,7 +905,6 @@ def _uncached_pass(
     hi_s,
     nrun,
     stamp,
-    gen,
 ):  # pragma: no cover - compiled
     """:func:`_slot_pass` of slot ``s`` over the columns x0..x1 that none of its cached runs
     (``lo_s[s, r]..hi_s[s, r]``, r < ``nrun[s]``) holds, stamping them with ``gen``."""
@@ -1137,6 +1137,7 @@ def separable(
     )
     bad_, bad = _owned_view(np.zeros(w, dtype=np.bool_))
     args = (pline_buf, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check)
+    passes = (row, sym_r, hnum, hbad, *args, lo_s, hi_s, nrun, stamp)  # _uncached_pass's, after gen
     gen = 0
     changed = 0
     for b in range(nb):
@@ -1199,68 +1200,14 @@ def separable(
                         if r >= 0:  # extend it
                             a_, z_ = lo_s[s, r], hi_s[s, r]
                             if x0 < a_:
-                                _uncached_pass(
-                                    src,
-                                    b,
-                                    pr[k],
-                                    pline,
-                                    m0,
-                                    a_,
-                                    row,
-                                    sym_r,
-                                    hnum,
-                                    hbad,
-                                    s,
-                                    *args,
-                                    lo_s,
-                                    hi_s,
-                                    nrun,
-                                    stamp,
-                                    gens[s],
-                                )
+                                _uncached_pass(src, b, pr[k], pline, m0, a_, s, gens[s], *passes)
                                 lo_s[s, r] = m0
                             if z_ < x1:
-                                _uncached_pass(
-                                    src,
-                                    b,
-                                    pr[k],
-                                    pline,
-                                    z_,
-                                    m1,
-                                    row,
-                                    sym_r,
-                                    hnum,
-                                    hbad,
-                                    s,
-                                    *args,
-                                    lo_s,
-                                    hi_s,
-                                    nrun,
-                                    stamp,
-                                    gens[s],
-                                )
+                                _uncached_pass(src, b, pr[k], pline, z_, m1, s, gens[s], *passes)
                                 hi_s[s, r] = m1
                             continue
                         # A new run (the oldest one replaced when all _RUNS are in use).
-                        _uncached_pass(
-                            src,
-                            b,
-                            pr[k],
-                            pline,
-                            m0,
-                            m1,
-                            row,
-                            sym_r,
-                            hnum,
-                            hbad,
-                            s,
-                            *args,
-                            lo_s,
-                            hi_s,
-                            nrun,
-                            stamp,
-                            gens[s],
-                        )
+                        _uncached_pass(src, b, pr[k], pline, m0, m1, s, gens[s], *passes)
                         r = nrun[s] if nrun[s] < _RUNS else runs_next[s]
                         if nrun[s] < _RUNS:
                             nrun[s] += 1
