@@ -15,7 +15,6 @@ from rasterio.transform import from_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-SHARED_DATA = ROOT.parent / "shared" / "data-real"
 
 settings.register_profile(
     "default",

@@ -267,9 +267,7 @@ def test_zero_sum_kernel_with_nodata_refused_before_work(make_raster):
 
 
 def test_corrupt_tile_names_scene_and_window(tmp_path):
-    corrupt = Path(__file__).resolve().parents[2] / "shared" / "data-real" / "corrupt.tif"
-    if not corrupt.exists():
-        pytest.skip(f"needs {corrupt} (the shared real-data folder)")
+    corrupt = Path(__file__).resolve().parent / "data" / "corrupt.tif"  # shipped in tests/data
     out = tmp_path / "out.tif"
     with pytest.raises(GeomaskError) as e:
         process_scene(corrupt, OutputSpec(out), [Step(kernels.get("box"))])

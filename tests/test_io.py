@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import SHARED_DATA
 
 from geomask.errors import GeomaskError, GridError, InputError, OutputError
 from geomask.io import OutputFile, inspect_scene, open_scene, read_indexed
+
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def test_inspect_reads_header(make_raster):
@@ -60,9 +63,7 @@ def test_rotated_transform_refused(make_raster):
 
 
 def test_rotated_real_file_refused():
-    rotated = SHARED_DATA / "rotated.tif"
-    if not rotated.exists():
-        pytest.skip(f"needs {rotated} (the shared real-data folder)")
+    rotated = TEST_DATA / "rotated.tif"  # shipped in tests/data (see its README)
     with pytest.raises(GridError):
         inspect_scene(rotated)
 
