@@ -256,27 +256,28 @@ def _differs(before: NDArray[Any], after: NDArray[Any]) -> NDArray[np.bool_]:
     return np.asarray((a != b).any(axis=0))
 
 
-def _blocks(values: NDArray[Any], f: int, fill: Any) -> NDArray[Any]:
-    """``values`` (..., h, w) padded with ``fill`` to multiples of ``f`` and split into blocks:
-    shape (..., ceil(h / f), f, ceil(w / f), f)."""
+def _block_sum(values: NDArray[Any], f: int) -> NDArray[np.float64]:
+    """Per block of ``f`` x ``f`` of ``values`` (..., h, w), zero-padded to multiples of ``f``: the
+    float64 sum, shape (..., ceil(h / f), ceil(w / f)): the rows of each block are added first,
+    then the columns, in the same order for any two arrays of the same shape."""
     *lead, h, w = values.shape
     ph, pw = -h % f, -w % f
     if ph or pw:
-        pad = [(0, 0)] * len(lead) + [(0, ph), (0, pw)]
-        values = np.pad(values, pad, constant_values=fill)
-    return values.reshape(*lead, (h + ph) // f, f, (w + pw) // f, f)
+        values = np.pad(values, [(0, 0)] * len(lead) + [(0, ph), (0, pw)])
+    rows = values.reshape(*lead, (h + ph) // f, f, w + pw).sum(axis=-2, dtype=np.float64)
+    return np.asarray(rows.reshape(*lead, (h + ph) // f, (w + pw) // f, f).sum(axis=-1))
 
 
 def _block_any(mask: NDArray[np.bool_], f: int) -> NDArray[np.bool_]:
     """Per block of ``f`` x ``f``: does it hold a True pixel (a max-decimation)."""
-    return np.asarray(_blocks(mask, f, False).any(axis=(-3, -1)))
+    return _block_sum(mask, f) > 0
 
 
 def _block_mean(values: NDArray[Any], nodata: float | None, f: int) -> NDArray[np.float64]:
     """Per band and block of ``f`` x ``f``: the mean of the valid pixels in float64 (NaN: none)."""
     valid = _valid(values, nodata)
-    total = _blocks(np.where(valid, values.astype(np.float64), 0.0), f, 0.0).sum(axis=(-3, -1))
-    count = _blocks(valid, f, False).sum(axis=(-3, -1))
+    total = _block_sum(values if valid.all() else np.where(valid, values, 0), f)
+    count = _block_sum(valid, f)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
 

@@ -100,6 +100,17 @@ def test_computed_after_equals_the_output(tmp_path: Path) -> None:
     assert (computed[:HEADER] != read[:HEADER]).any()  # the labels say which
 
 
+def test_a_stale_output_is_not_shown_as_after(tmp_path: Path) -> None:
+    """An output made by another version of the pipeline is not what this pipeline would write."""
+    geomask.run_pipeline(make_project(tmp_path, kernel={"name": "box", "size": 7}))
+    pipeline = make_project(tmp_path, kernel={"name": "box", "size": 3})
+    stale = np.asarray(Image.open(render_preview(pipeline, tmp_path / "stale.png", size=20)))
+    geomask.run_pipeline(pipeline, overwrite=True)
+    fresh = np.asarray(Image.open(render_preview(pipeline, tmp_path / "fresh.png", size=20)))
+    np.testing.assert_array_equal(stale[HEADER:], fresh[HEADER:])
+    assert (stale[:HEADER] != fresh[:HEADER]).any()  # "after (computed)", then "after (output)"
+
+
 def test_change_in_a_band_not_shown_still_marks_the_changes_panel(tmp_path: Path) -> None:
     pipeline = make_project(tmp_path, kernel={"name": "box", "size": 3}, bands=[2])  # band 1 is shown
     geomask.run_pipeline(pipeline)
@@ -173,6 +184,32 @@ def test_outline_of_a_grown_expression_mask(tmp_path: Path) -> None:
     before, _, _, mask = _panels(render_preview(pipeline, tmp_path / "ql.png", size=32), 2)
     np.testing.assert_array_equal(_is(before, OUTLINE), expected)
     np.testing.assert_array_equal(_is(mask, OUTLINE), expected)
+
+
+def test_panels_are_stretched_means_of_the_valid_pixels(tmp_path: Path) -> None:
+    """Each panel pixel: the mean of its block's valid pixels, stretched 2-98 %; black where none is valid."""
+    pipeline = make_project(tmp_path)
+    with rasterio.open(tmp_path / "scene.tif", "r+") as ds:
+        data = ds.read()
+        data[:, :, :9] = 0  # nodata: blocks of columns 0-7 all nodata, 8-11 partly
+        data[:, 40:, 28:] = 0
+        data[:, 41, 30] = 7  # the one valid pixel of its block
+        ds.write(data)
+    before, _, _, _ = _panels(render_preview(pipeline, tmp_path / "ql.png", size=16), 4)
+    means = np.full((12, 16), np.nan)
+    for r in range(12):
+        for c in range(16):
+            block = data[0, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4]
+            if (block != 0).any():
+                means[r, c] = block[block != 0].mean()
+    lo, hi = np.nanpercentile(means, [2, 98])
+    expected = np.clip(np.nan_to_num((means - lo) / (hi - lo)) * 255, 0, 255).round().astype(np.uint8)
+    expected[np.isnan(means)] = 0
+    assert np.isnan(means[:, :2]).all() and means[10, 7] == 7
+    shown = ~_is(before, OUTLINE)
+    assert shown.mean() > 0.8
+    np.testing.assert_array_equal(before[..., 0][shown], expected[shown])
+    np.testing.assert_array_equal(before[..., 2][shown], expected[shown])  # grey
 
 
 def test_decimated_size(tmp_path: Path) -> None:
