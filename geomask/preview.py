@@ -70,6 +70,7 @@ OUTLINE = (255, 255, 0)
 CHANGED = (255, 0, 255)
 """Colour of changed pixels in the changes panel (magenta)."""
 _WINDOW_BYTES = 32 * 2**20  # float64 bytes of one window of all bands, at most (unless f is larger)
+_BACKGROUND = (40, 40, 40)
 _GREY = 0.6  # brightness of the grey background of the changes panel
 
 
@@ -308,12 +309,13 @@ def _compose(panels: _Panels, label: str) -> Image.Image:
         panel[outline] = OUTLINE
     texts = ("before", label, f"changes ({panels.changed_pixels} px)", "mask")
     h, w = panels.changed.shape
-    image = Image.new("RGB", (4 * w + 3 * GAP, HEADER + h), (40, 40, 40))
-    draw = ImageDraw.Draw(image)
+    image = Image.new("RGB", (4 * w + 3 * GAP, HEADER + h), _BACKGROUND)
     for i, (panel, text) in enumerate(zip((before, after, changes, mask), texts, strict=True)):
         x0 = i * (w + GAP)
         image.paste(Image.fromarray(panel, "RGB"), (x0, HEADER))
-        draw.text((x0 + 2, 2), text, fill=(255, 255, 255))
+        label = Image.new("RGB", (w, HEADER), _BACKGROUND)  # cut at the panel's width
+        ImageDraw.Draw(label).text((2, 2), text, fill=(255, 255, 255))
+        image.paste(label, (x0, 0))
     return image
 
 

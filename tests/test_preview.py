@@ -92,9 +92,9 @@ def test_unchanged_blocks_are_identical_and_the_changes_panel_is_exact(
 def test_computed_after_equals_the_output(tmp_path: Path) -> None:
     """Without an output, the engine computes "after" at full resolution: the same panels as from the run."""
     pipeline = make_project(tmp_path, kernel={"name": "gaussian", "sigma": 1.5}, bands=[2])
-    computed = np.asarray(Image.open(render_preview(pipeline, tmp_path / "computed.png", size=20)))
+    computed = np.asarray(Image.open(render_preview(pipeline, tmp_path / "computed.png", size=64)))
     geomask.run_pipeline(pipeline)
-    read = np.asarray(Image.open(render_preview(pipeline, tmp_path / "read.png", size=20)))
+    read = np.asarray(Image.open(render_preview(pipeline, tmp_path / "read.png", size=64)))
     assert computed.shape == read.shape
     np.testing.assert_array_equal(computed[HEADER:], read[HEADER:])
     assert (computed[:HEADER] != read[:HEADER]).any()  # the labels say which
@@ -104,9 +104,9 @@ def test_a_stale_output_is_not_shown_as_after(tmp_path: Path) -> None:
     """An output made by another version of the pipeline is not what this pipeline would write."""
     geomask.run_pipeline(make_project(tmp_path, kernel={"name": "box", "size": 7}))
     pipeline = make_project(tmp_path, kernel={"name": "box", "size": 3})
-    stale = np.asarray(Image.open(render_preview(pipeline, tmp_path / "stale.png", size=20)))
+    stale = np.asarray(Image.open(render_preview(pipeline, tmp_path / "stale.png", size=64)))
     geomask.run_pipeline(pipeline, overwrite=True)
-    fresh = np.asarray(Image.open(render_preview(pipeline, tmp_path / "fresh.png", size=20)))
+    fresh = np.asarray(Image.open(render_preview(pipeline, tmp_path / "fresh.png", size=64)))
     np.testing.assert_array_equal(stale[HEADER:], fresh[HEADER:])
     assert (stale[:HEADER] != fresh[:HEADER]).any()  # "after (computed)", then "after (output)"
 
