@@ -1,4 +1,4 @@
-"""``geomask preview``: a before | after | mask quicklook PNG of a pipeline's first scene."""
+"""``geomask preview``: a before | after | changes | mask quicklook PNG of a pipeline's first scene."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def preview(
     ] = 512,
     debug: DebugOption = False,
 ) -> None:
-    """Render before | after | mask of the pipeline's first scene side by side, with ROI outlines.
+    """Render before | after | changes | mask of the pipeline's first scene, with mask outlines.
 
-    Reads decimated (from overviews when the files have them), so it takes seconds even for large
-    scenes. "after" is the pipeline's output when it exists, else computed on the decimated scene
-    (labelled "after (preview)": the kernel then works on preview pixels).
+    Both images are reduced the same way from full-resolution pixels (block means, one contrast
+    stretch), so unchanged areas look identical; "changes" marks in magenta every preview pixel
+    that covers a changed pixel. "after" is the pipeline's current output when there is one, else
+    computed at full resolution (labelled "after (computed)": it costs a run of the first scene).
     """
     from geomask.preview import render_preview
 
