@@ -45,6 +45,7 @@ from pydantic_core import PydanticCustomError
 
 from geomask import kernels
 from geomask.config._report import At, show
+from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length
@@ -226,7 +227,9 @@ class VectorMask(_MaskBase):
     """Pixels covered by the features of a vector file (GeoPackage, GeoJSON, Shapefile ...)."""
 
     form: ClassVar[str] = "vector"
-    vector: FilePath = Field(description="the vector file, in any CRS (reprojected to the scene's)")
+    vector: Annotated[FilePath, Source("vector file")] = Field(
+        description="the vector file, in any CRS (reprojected to the scene's)"
+    )
     layer: Name | int | None = Field(
         None, description="layer name or index, needed when the file has several"
     )
@@ -310,7 +313,7 @@ class RasterMask(_MaskBase):
     """Pixels whose class in a class raster (a segmentation) is one of ``values`` or in ``range``."""
 
     form: ClassVar[str] = "raster"
-    raster: FilePath = Field(
+    raster: Annotated[FilePath, Source("class raster")] = Field(
         description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest neighbour)"
     )
     values: list[Finite] | None = Field(None, min_length=1, description="class values to select, e.g. [1, 3]")
