@@ -43,6 +43,7 @@ from geomask.engine import (
 )
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.fingerprint import sidecars, sources_digest
+from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
 from geomask.lock import output_lock
 from geomask.progress import NullObserver, Observer
@@ -282,7 +283,9 @@ def run_pipeline(
     ------
     ConfigError
         The pipeline is invalid (every problem in ``.problems`` when it came from a file), a kernel is
-        invalid, or two scenes would write the same output; raised before any scene runs.
+        invalid, two scenes would write the same output, or an output would replace an input scene, a
+        mask file or the pipeline file (:func:`geomask.guard.check_run_outputs`); raised before any
+        scene runs, whatever ``overwrite`` says.
     InputError, OutputError, RunError
         From the first failing scene, unless ``continue_on_error``. Nothing is left at the output
         path of a scene that fails; the outputs of scenes finished before it are kept.
@@ -308,6 +311,7 @@ def run_pipeline(
     per_scene = model.uses_map_units()
     steps = [] if per_scene else model.to_steps()
     scenes = model.scenes()
+    check_run_outputs(model, scenes)
     options = options or RunOptions()
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
     sources_sha256 = pipeline_sources_digest(model)  # once: fingerprints taken before any scene reads

@@ -33,15 +33,17 @@ import rasterio
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
+from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
 from geomask.convolve import masked_convolve
 from geomask.engine import bind_steps, resolve_nodata
 from geomask.errors import InputError, OutputError
+from geomask.guard import PNG_SOFTWARE
 from geomask.io import gdal_env, inspect_scene
 from geomask.masks.base import BoundMask, FullMask
 from geomask.masks.vector import BoundVectorMask
@@ -144,7 +146,9 @@ def render_preview(
     out = Path(png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        image.save(out, format="PNG")
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", f"{PNG_SOFTWARE} {__version__}")  # how geomask knows its own PNGs
+        image.save(out, format="PNG", pnginfo=info)
     except OSError as e:
         raise OutputError(f"{out}: cannot write the quicklook ({e.strerror or e})") from e
     return out
