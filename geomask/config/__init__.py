@@ -136,6 +136,8 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
 
     for i, pattern in enumerate(pipeline.input):
         key: Key = ("input", i) if ("input", i) in source.values else ("input",)
+        if is_url(pattern):  # a URL is checked when it is read
+            continue
         if glob.has_magic(pattern):
             if not glob.glob(pattern):
                 problems.append(
@@ -148,6 +150,14 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
     for found in source_files(pipeline):
         if not is_url(found.path):
             check(found.key, Path(found.path), f"no such {found.what}:")
+    if not problems:  # every input exists: expand output.path for each (placeholders, collisions)
+        try:
+            pipeline.scenes()
+        except ConfigError as e:
+            message = str(e).removeprefix("output.path: ")
+            problems.append(
+                Problem(source.file, source.value_position(("output", "path")), "output.path", message)
+            )
     return problems
 
 
