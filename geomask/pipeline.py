@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from geomask import __version__
-from geomask.config import Pipeline, load_pipeline
+from geomask.config import Pipeline, load_pipeline, source_files
 from geomask.engine import (
     OutputSpec,
     RunOptions,
@@ -42,13 +42,22 @@ from geomask.engine import (
     worker_path,
 )
 from geomask.errors import GeomaskError, OutputExistsError
+from geomask.fingerprint import sidecars, sources_digest
+from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
 from geomask.lock import output_lock
 from geomask.progress import NullObserver, Observer
 from geomask.stac import write_item
 from geomask.urls import is_url
 
-__all__ = ["ResumeAction", "profile_digest", "provenance_tags", "resume_action", "run_pipeline"]
+__all__ = [
+    "ResumeAction",
+    "pipeline_sources_digest",
+    "profile_digest",
+    "provenance_tags",
+    "resume_action",
+    "run_pipeline",
+]
 
 TAG_PREFIX = "GEOMASK_"
 """Prefix of the GDAL metadata tags geomask writes on its outputs."""
@@ -57,7 +66,8 @@ ResumeAction = Literal["write", "replace", "skip"]
 """What to do with a scene's output: write a new file, replace an existing one, or skip the scene."""
 
 _CURRENT_KEYS = tuple(
-    TAG_PREFIX + k for k in ("VERSION", "PIPELINE_SHA256", "PROFILE_SHA256", "INPUT_SIZE", "INPUT_MTIME")
+    TAG_PREFIX + k
+    for k in ("VERSION", "PIPELINE_SHA256", "PROFILE_SHA256", "SOURCES_SHA256", "INPUT_SIZE", "INPUT_MTIME")
 )
 """The tags that must match for an existing output to count as current."""
 
@@ -114,6 +124,7 @@ def provenance_tags(
     input_path: str | Path | None = None,
     *,
     profile_sha256: str | None = None,
+    sources_sha256: str | None = None,
 ) -> dict[str, str]:
     """The metadata tags that record how an output was made.
 
@@ -127,6 +138,9 @@ def provenance_tags(
         The scene; its size and modification time are recorded when it is a local file.
     profile_sha256 : str or None
         :func:`profile_digest` of the run's options (default: that of no options).
+    sources_sha256 : str or None
+        :func:`pipeline_sources_digest` of ``pipeline`` (default: computed here; pass it to fingerprint
+        the pipeline's files once per run).
 
     Returns
     -------
@@ -134,7 +148,9 @@ def provenance_tags(
         ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE`` (the pipeline file's stem, when loaded from a file),
         ``GEOMASK_PIPELINE_SHA256`` (sha256 of the pipeline's canonical JSON),
         ``GEOMASK_PROFILE_SHA256`` (:func:`profile_digest`),
-        ``GEOMASK_KERNEL`` and ``GEOMASK_MASK`` (one description per step, joined by ``"; "``) and,
+        ``GEOMASK_KERNEL`` and ``GEOMASK_MASK`` (one description per step, joined by ``"; "``),
+        ``GEOMASK_SOURCES_SHA256`` (the fingerprints of every file the pipeline names and of the
+        input's sidecars: :mod:`geomask.fingerprint`; absent when one is remote or unreadable) and,
         for a local input, ``GEOMASK_INPUT_SIZE`` (bytes) and ``GEOMASK_INPUT_MTIME`` (ns since the epoch).
 
     Notes
@@ -142,6 +158,8 @@ def provenance_tags(
     The pipeline hash covers the resolved paths, so moving the pipeline or its data changes it;
     ``output.overwrite`` is left out since it does not change the result.
     """
+    if sources_sha256 is None:
+        sources_sha256 = pipeline_sources_digest(pipeline)
     tags = {
         "VERSION": __version__,
         **({"PIPELINE": Path(pipeline.source.file).stem} if pipeline.source is not None else {}),
@@ -158,7 +176,22 @@ def provenance_tags(
         else:
             tags["INPUT_SIZE"] = str(stat.st_size)
             tags["INPUT_MTIME"] = str(stat.st_mtime_ns)
+    if sources_sha256:
+        around = (
+            sources_digest(sidecars(input_path)) if input_path is not None and not is_url(input_path) else ""
+        )
+        if around is not None:
+            tags["SOURCES_SHA256"] = hashlib.sha256(f"{sources_sha256}:{around}".encode()).hexdigest()
     return {TAG_PREFIX + key: value for key, value in tags.items()}
+
+
+def pipeline_sources_digest(pipeline: Pipeline) -> str:
+    """The fingerprint of every file ``pipeline`` names (:func:`geomask.config.source_files`), or ``""``.
+
+    ``""`` when one is remote or unreadable: outputs made from it are then never current. See
+    :func:`geomask.fingerprint.sources_digest` (content hash up to 64 MiB, else size and mtime).
+    """
+    return sources_digest(f.path for f in source_files(pipeline)) or ""
 
 
 def resume_action(output: Path, expected: Mapping[str, str], *, overwrite: bool = False) -> ResumeAction:
@@ -188,8 +221,9 @@ def resume_action(output: Path, expected: Mapping[str, str], *, overwrite: bool 
     Notes
     -----
     Current means that ``GEOMASK_VERSION``, ``GEOMASK_PIPELINE_SHA256``, ``GEOMASK_PROFILE_SHA256``,
-    ``GEOMASK_INPUT_SIZE`` and ``GEOMASK_INPUT_MTIME`` are all present in ``expected`` and equal in
-    the file. An input that is not a local file has no size or time, so its output is always redone.
+    ``GEOMASK_SOURCES_SHA256``, ``GEOMASK_INPUT_SIZE`` and ``GEOMASK_INPUT_MTIME`` are all present in
+    ``expected`` and equal in the file. An input that is not a local file has no size or time, and a
+    remote mask file no fingerprint, so such an output is always redone.
     """
     if not output.is_file():
         return "write"
@@ -249,7 +283,9 @@ def run_pipeline(
     ------
     ConfigError
         The pipeline is invalid (every problem in ``.problems`` when it came from a file), a kernel is
-        invalid, or two scenes would write the same output; raised before any scene runs.
+        invalid, two scenes would write the same output, or an output would replace an input scene, a
+        mask file or the pipeline file (:func:`geomask.guard.check_run_outputs`); raised before any
+        scene runs, whatever ``overwrite`` says.
     InputError, OutputError, RunError
         From the first failing scene, unless ``continue_on_error``. Nothing is left at the output
         path of a scene that fails; the outputs of scenes finished before it are kept.
@@ -275,13 +311,23 @@ def run_pipeline(
     per_scene = model.uses_map_units()
     steps = [] if per_scene else model.to_steps()
     scenes = model.scenes()
+    check_run_outputs(model, scenes)
     options = options or RunOptions()
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
+    sources_sha256 = pipeline_sources_digest(model)  # once: fingerprints taken before any scene reads
     redo = overwrite or model.output.overwrite
     if is_distributed(options.scheduler):
         from geomask import cluster  # distributed is imported only when a cluster is used
 
-        plans = _plans(model, scenes, options, creation_options, profile_sha256, redo, continue_on_error)
+        plans = _plans(
+            model,
+            scenes,
+            options,
+            creation_options,
+            (profile_sha256, sources_sha256),
+            redo,
+            continue_on_error,
+        )
         if client is not None:
             return cluster.run_scenes(
                 client, plans, options=options, observer=observer, continue_on_error=continue_on_error
@@ -296,7 +342,9 @@ def run_pipeline(
         try:
             if per_scene:
                 steps, notes = _scene_steps(model, input_path, options)
-            tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
+            tags = provenance_tags(
+                model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+            )
             with output_lock(output_path):  # one geomask process per output at a time
                 remove_stale_partials(output_path)
                 # s3:// outputs have no size or time to compare: always (re)written
@@ -346,7 +394,7 @@ def _plans(
     scenes: Sequence[tuple[Path, Path]],
     options: RunOptions,
     creation_options: Mapping[str, str] | None,
-    profile_sha256: str,
+    digests: tuple[str, str],
     redo: bool,
     continue_on_error: bool,
 ) -> Iterator[ScenePlan | SceneReport]:
@@ -356,6 +404,7 @@ def _plans(
     output lock, stale partial files, resume), but a scene to run is only planned; the output lock
     is held by the plan until its writer is closed.
     """
+    profile_sha256, sources_sha256 = digests
     per_scene = model.uses_map_units()
     steps = [] if per_scene else model.to_steps()
     for input_path, output_path in scenes:
@@ -364,7 +413,9 @@ def _plans(
         try:
             if per_scene:
                 steps, notes = _scene_steps(model, input_path, options)
-            tags = provenance_tags(model, steps, input_path, profile_sha256=profile_sha256)
+            tags = provenance_tags(
+                model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+            )
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
             # s3:// outputs have no size or time to compare: always (re)written

@@ -46,14 +46,16 @@ from typing import Any
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
 from geomask.engine import SceneJob, _BoundGroup, _BoundStep, bind_steps, compute_window, resolve_nodata
 from geomask.errors import InputError, OutputError
+from geomask.guard import PNG_SOFTWARE
 from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene, read_tags
 from geomask.masks.base import BoundMask
 from geomask.pipeline import _CURRENT_KEYS, TAG_PREFIX, provenance_tags
@@ -132,7 +134,9 @@ def render_preview(
     out = Path(png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        image.save(out, format="PNG")
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", f"{PNG_SOFTWARE} {__version__}")  # how geomask knows its own PNGs
+        image.save(out, format="PNG", pnginfo=info)
     except OSError as e:
         raise OutputError(f"{out}: cannot write the quicklook ({e.strerror or e})") from e
     return out

@@ -79,6 +79,12 @@ def location(text: str | os.PathLike[str]) -> os.PathLike[str] | str:
 
 
 def template_fields(scene: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``{stem}``, ``{name}`` and ``{parent}`` of an input path or URL, for ``output.path`` templates."""
-    path = url_parts(os.fspath(scene)) if is_url(scene) else PurePosixPath(os.fspath(scene))
+    """The ``{stem}``, ``{name}`` and ``{parent}`` of an input path or URL, for ``output.path`` templates.
+
+    ``{parent}`` is the name of the folder that holds the input, taken from its absolute path, so it is
+    the same from any working directory (``data/a.tif`` run from inside ``data/`` gives ``data``, not
+    an empty name). For a URL it is the last folder of its path (``s3://bucket/x/a.tif``: ``x``).
+    """
+    text = os.fspath(scene)
+    path = url_parts(text) if is_url(text) else PurePosixPath(os.path.abspath(text))
     return {"stem": path.stem, "name": path.name, "parent": path.parent.name}

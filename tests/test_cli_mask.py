@@ -88,7 +88,7 @@ def test_refusals_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "exists; pass --overwrite" in stderr
     assert out.read_bytes() == before
     code, _, stderr = _mask(str(pipeline), "-o", str(tmp_path / "scene.tif"), "--overwrite")
-    assert code == 1 and "the mask output is the scene itself" in stderr
+    assert code == 2 and "is an input scene of the pipeline" in stderr
     several = make_project(tmp_path, input=["scene.tif", "copy.tif"], output={"path": "out/{stem}.tif"})
     make_scene(tmp_path / "copy.tif")
     code, _, stderr = _mask(str(several), "-o", str(tmp_path / "m2.tif"))
@@ -135,3 +135,40 @@ def test_vector_mask_file_written_like_the_bound_mask(tmp_path: Path, all_touche
     assert count == int(written.sum()) > 0
     if not all_touched:
         assert count == 45_697  # data/README.md
+
+
+@pytest.mark.parametrize(
+    ("target", "role"),
+    [
+        ("scene.tif", "an input scene"),
+        ("roi.geojson", "the vector file"),
+        ("pipeline.yaml", "the pipeline file"),
+        ("out/scene.denoised.tif", "an output of this run"),
+    ],
+)
+def test_mask_output_never_replaces_a_file_of_the_pipeline(tmp_path: Path, target: str, role: str) -> None:
+    pipeline = make_project(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "scene.denoised.tif").write_bytes(b"output")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, _, stderr = _mask(str(pipeline), "-o", str(tmp_path / target), "--overwrite")
+    assert code == 2 and stderr.count("\n") == 1 and role in stderr, stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_mask_templates_that_collide_or_escape_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    make_scene(tmp_path / "a" / "s.tif")
+    make_scene(tmp_path / "b" / "s.tif")
+    pipeline = make_project(
+        tmp_path, input=["a/s.tif", "b/s.tif"], output={"path": "out/{parent}-{stem}.tif"}
+    )
+    code, _, stderr = _mask(str(pipeline), "-o", str(tmp_path / "m" / "{stem}.tif"))
+    assert code == 2 and "is the mask of" in stderr and not (tmp_path / "m").exists()
+    for bad in ("{stem:>2000000000}.tif", "{stem!r}.tif", "{0}.tif", "{stem.x}.tif", "{stem[0]}.tif"):
+        code, _, stderr = _mask(str(pipeline), "-o", str(tmp_path / "m" / bad))
+        assert code == 2 and stderr.count("\n") == 1 and "{stem}, {name} or {parent}" in stderr, (bad, stderr)
+    code, _, stderr = _mask(str(pipeline), "-o", str(tmp_path / "m" / "{parent}" / "{stem}.tif"))
+    assert code == 0, stderr
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a", "b"]

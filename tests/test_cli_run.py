@@ -336,3 +336,70 @@ def test_gdal_cachemax_from_profile(tmp_path: Path) -> None:
     code, _, err = _run(str(pipeline), "-q", "--overwrite", "--profile", str(bad))
     assert code == 2
     assert err.startswith("error: gdal: GDAL_CACHEMAX '10%' must be a whole number of megabytes")
+
+
+# --- never overwrite what is not ours ---------------------------------------------------------------
+
+
+def _protected_project(tmp_path: Path, **overrides: object) -> tuple[Path, Path]:
+    pipeline = make_project(tmp_path, **overrides)
+    profile = write_yaml(tmp_path / "profile.yaml", {"workers": 1})
+    (tmp_path / "link.tif").symlink_to(tmp_path / "scene.tif")
+    os.link(tmp_path / "roi.geojson", tmp_path / "hard.geojson")
+    return pipeline, profile
+
+
+@pytest.mark.parametrize(
+    ("target", "role"),
+    [
+        ("scene.tif", "an input scene"),
+        ("link.tif", "an input scene"),
+        ("sub/../scene.tif", "an input scene"),
+        ("roi.geojson", "the vector file"),
+        ("hard.geojson", "the vector file"),
+        ("pipeline.yaml", "the pipeline file"),
+        ("profile.yaml", "the run profile"),
+        ("out/scene.denoised.tif", "an output of this run"),
+    ],
+)
+def test_report_never_replaces_a_file_of_the_run(tmp_path: Path, target: str, role: str) -> None:
+    pipeline, profile = _protected_project(tmp_path)
+    (tmp_path / "sub").mkdir()
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    path = str(tmp_path / target)
+    code, _out, err = _run(str(pipeline), "-q", "--profile", str(profile), "--overwrite", "--report", path)
+    assert code == 2 and err.count("\n") == 1 and role in err and "--overwrite" in err, err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+    assert not (tmp_path / "out").exists()  # refused before any scene ran
+
+
+def test_report_replaces_its_own_and_needs_overwrite_for_a_foreign_file(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    report = tmp_path / "run.json"
+    assert _run(str(pipeline), "-q", "--report", str(report))[0] == 0
+    assert _run(str(pipeline), "-q", "--report", str(report))[0] == 0  # a geomask report: replaced
+    assert json.loads(report.read_text())["scenes"][0]["status"] == "skipped"
+    report.write_text('{"mine": 1}')
+    code, _out, err = _run(str(pipeline), "-q", "--report", str(report))
+    assert code == 2 and err.count("\n") == 1 and "did not write" in err and "--overwrite" in err
+    assert report.read_text() == '{"mine": 1}'
+    assert _run(str(pipeline), "-q", "--report", str(report), "--overwrite")[0] == 0
+    assert "geomask_version" in json.loads(report.read_text())
+
+
+@pytest.mark.parametrize(
+    ("output", "role"),
+    [
+        ("scene.tif", "the input itself"),
+        ("link.tif", "an input scene"),
+        ("roi.geojson", "the vector file"),
+        ("hard.geojson", "the vector file"),
+        ("profile.yaml", "the run profile"),
+    ],
+)
+def test_output_never_replaces_an_input(tmp_path: Path, output: str, role: str) -> None:
+    pipeline, profile = _protected_project(tmp_path, output={"path": output})
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    code, _out, err = _run(str(pipeline), "-q", "--profile", str(profile), "--overwrite")
+    assert code == 2 and err.count("\n") == 1 and role in err, err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files

@@ -473,3 +473,58 @@ def test_literal_choices_match_the_engine() -> None:
 
     assert set(get_args(Boundary)) == set(get_args(windows.Mode))
     assert set(get_args(Op)) == set(get_args(convolve.Op))
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{stem:>2000000000}.tif", "{stem!r}.tif", "{0}.tif", "{}.tif", "{stem.x}.tif", "{stem[0]}.tif", "{stem"],
+)
+def test_output_template_placeholders_only(tmp_path: Path, template: str) -> None:
+    text = f"input: a.tif\nkernel: {{name: box}}\noutput: {{path: 'out/{template}'}}\n"
+    problems = _problems(tmp_path, text)
+    assert (
+        len(problems) == 1 and "output.path: " in problems[0] and "{stem}, {name} or {parent}" in problems[0]
+    )
+
+
+def test_parent_is_the_same_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "a.tif").write_bytes(b"")
+    text = "input: a.tif\nkernel: {name: box}\noutput: {path: 'out/{parent}/{stem}.tif'}\n"
+    write_yaml(tmp_path / "proj" / "p.yaml", text)
+    outputs = []
+    for cwd, path in (
+        (tmp_path, "proj/p.yaml"),
+        (tmp_path / "proj", "p.yaml"),
+        (tmp_path / "out", "../proj/p.yaml"),
+    ):
+        cwd.mkdir(exist_ok=True)
+        monkeypatch.chdir(cwd)
+        [(_, output)] = load_pipeline(path).scenes()
+        outputs.append(Path(output).resolve())
+    assert outputs == [tmp_path / "proj" / "out" / "proj" / "a.tif"] * 3
+
+
+@pytest.mark.parametrize(
+    ("scene", "template", "value"),
+    [
+        ("...tif", "out/{stem}.tif", "'..'"),
+        ("https://example.com/x/../a.tif", "out/{parent}/{stem}.tif", "'..'"),
+        ("https://example.com/a.tif?x=1", "out/{parent}/{name}", None),
+    ],
+)
+def test_placeholder_that_would_escape_is_refused_at_validation(
+    tmp_path: Path, scene: str, template: str, value: str | None
+) -> None:
+    if "://" not in scene:
+        (tmp_path / scene).write_bytes(b"")
+    text = f"input: '{scene}'\nkernel: {{name: box}}\noutput: {{path: '{template}'}}\n"
+    problems = [str(p) for p in pipeline_problems(write_yaml(tmp_path / "p.yaml", text))]
+    if value is None:
+        assert problems == []
+        return
+    assert len(problems) == 1 and "output.path: " in problems[0] and f"is {value}" in problems[0], problems
+    with pytest.raises(ConfigError, match="a placeholder must be a plain file or folder name"):
+        load_pipeline(tmp_path / "p.yaml").scenes()

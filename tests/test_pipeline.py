@@ -5,19 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from _fixtures_cli import corrupt_tiles, make_project, make_scene, roi_mask
+from _fixtures_cli import corrupt_tiles, make_project, make_roi, make_scene, roi_mask, write_yaml
 
+import geomask.fingerprint
 import geomask.pipeline
 from geomask import __version__
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
 from geomask.engine import RunOptions, SceneReport
 from geomask.errors import OutputExistsError
+from geomask.fingerprint import file_fingerprint, sidecars, sources_digest
 from geomask.io import read_tags
 from geomask.kernels import get
 from geomask.pipeline import profile_digest, run_pipeline
@@ -171,3 +175,109 @@ def test_stale_partial_files_are_removed(tmp_path: Path) -> None:
         p.write_bytes(b"partial")
     assert _statuses(path) == ["done"]
     assert sorted(p.name for p in out.iterdir()) == sorted(["scene.denoised.tif", live.name, other.name])
+
+
+# --- provenance covers every file that shapes an output ---------------------------------------------
+
+
+def _keep_stat(path: Path, edit: Callable[[], object]) -> None:
+    """Run ``edit`` on ``path``, then give it back its modification time (an edit within the second)."""
+    stat = path.stat()
+    edit()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_moved_mask_vertex_redoes_the_scene_and_pixels_follow(tmp_path: Path) -> None:
+    path = make_project(tmp_path)
+    roi = tmp_path / "roi.geojson"
+    output = tmp_path / "out" / "scene.denoised.tif"
+    assert _statuses(path) == ["done"]
+    assert _statuses(path) == ["skipped"]
+    moved = (10, 8, 20, 30)
+    _keep_stat(roi, lambda: make_roi(roi, moved))
+    [report] = run_pipeline(path)
+    assert report.status == "done" and report.pixels_selected == int(roi_mask((48, 64), moved).sum())
+    with rasterio.open(tmp_path / "scene.tif") as src, rasterio.open(output) as dst:
+        before, after = src.read(), dst.read()
+    outside = ~roi_mask(before.shape[1:], moved)
+    assert np.array_equal(before[:, outside], after[:, outside])
+    assert _statuses(path) == ["skipped"]
+
+
+def _class_raster(path: Path, value: int) -> None:
+    with rasterio.open(tmp_scene := path.with_name("scene.tif")) as src:
+        profile = {**src.profile, "count": 1, "dtype": "uint8", "nodata": None}
+        shape = src.shape
+    del tmp_scene
+    classes = np.zeros(shape, np.uint8)
+    classes[5:20, 5:30] = value
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(classes[None])
+
+
+@pytest.mark.parametrize("edited", ["class raster", "support vector", "shapefile .dbf"])
+def test_nested_mask_and_support_files_are_fingerprinted(tmp_path: Path, edited: str) -> None:
+    path = make_project(tmp_path)
+    _class_raster(tmp_path / "classes.tif", 1)
+    make_roi(tmp_path / "support.geojson", (0, 0, 50, 40))
+    gpd.read_file(tmp_path / "roi.geojson").to_file(tmp_path / "roi.shp")
+    mask = {
+        "grow": 1,
+        "mask": {"any": [{"not": {"raster": "classes.tif", "values": [1]}}, {"vector": "roi.shp"}]},
+    }
+    document = {
+        "input": "scene.tif",
+        "steps": [
+            {"kernel": {"name": "box", "size": 3}, "mask": mask, "support": {"vector": "support.geojson"}}
+        ],
+        "output": {"path": "out/{stem}.tif"},
+    }
+    path = write_yaml(tmp_path / "nested.yaml", document)
+    assert _statuses(path) == ["done"]
+    assert _statuses(path) == ["skipped"]
+    if edited == "class raster":
+        _keep_stat(tmp_path / "classes.tif", lambda: _class_raster(tmp_path / "classes.tif", 2))
+    elif edited == "support vector":
+        _keep_stat(
+            tmp_path / "support.geojson", lambda: make_roi(tmp_path / "support.geojson", (0, 0, 50, 41))
+        )
+    else:
+        dbf = tmp_path / "roi.dbf"
+        _keep_stat(dbf, lambda: dbf.write_bytes(dbf.read_bytes().replace(b"1", b"2")))
+    assert _statuses(path) == ["done"]
+    assert _statuses(path) == ["skipped"]
+
+
+def test_remote_mask_file_has_no_fingerprint(tmp_path: Path) -> None:
+    assert sources_digest(["https://example.com/roi.geojson"]) is None
+    assert sources_digest([tmp_path / "missing.geojson"]) is None
+    assert sources_digest([]) is not None
+
+
+def test_fingerprint_content_below_the_limit_stat_above(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "roi.geojson"
+    file.write_bytes(b"aaaa")
+    first = file_fingerprint(file)
+    _keep_stat(file, lambda: file.write_bytes(b"bbbb"))
+    assert first is not None and first.startswith("sha256:") and file_fingerprint(file) != first
+    monkeypatch.setattr(geomask.fingerprint, "HASH_LIMIT", 2)
+    stat = file.stat()
+    assert file_fingerprint(file) == f"stat:4:{stat.st_mtime_ns}"
+
+
+def test_sidecars_of_shapefiles_and_rasters(tmp_path: Path) -> None:
+    for name in ("a.shp", "a.DBF", "a.shx", "a.prj", "a.tif", "a.tif.aux.xml", "a.tfw", "ab.dbf", "a.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in sidecars(tmp_path / "a.shp")] == ["a.DBF", "a.prj", "a.shx", "a.tfw"]
+    assert [p.name for p in sidecars(tmp_path / "a.tif")] == [
+        "a.DBF",
+        "a.prj",
+        "a.shx",
+        "a.tfw",
+        "a.tif.aux.xml",
+    ]
+    before = sources_digest([tmp_path / "a.shp"])
+    (tmp_path / "a.cpg").write_bytes(b"UTF-8")
+    assert sources_digest([tmp_path / "a.shp"]) != before

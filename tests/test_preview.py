@@ -217,3 +217,36 @@ def test_decimated_size(tmp_path: Path) -> None:
     png = render_preview(pipeline, tmp_path / "small.png", size=20)
     # 64 x 48 pixels, decimated by ceil(64 / 20) = 4: panels of 16 x 12
     assert Image.open(png).size == (4 * 16 + 3 * GAP, HEADER + 12)
+
+
+@pytest.mark.parametrize(
+    ("target", "role"),
+    [
+        ("scene.tif", "an input scene"),
+        ("roi.geojson", "the vector file"),
+        ("pipeline.yaml", "the pipeline file"),
+        ("out/scene.denoised.tif", "an output of this run"),
+    ],
+)
+def test_preview_never_replaces_a_file_of_the_pipeline(tmp_path, target, role):
+    pipeline = make_project(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "scene.denoised.tif").write_bytes(b"output")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["preview", str(pipeline), "-o", str(tmp_path / target), "--overwrite"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and role in result.stderr, result.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_preview_replaces_its_own_png_and_needs_overwrite_for_another(tmp_path):
+    pipeline = make_project(tmp_path)
+    png = tmp_path / "ql.png"
+    for _ in range(2):  # its own quicklook is replaced
+        assert CliRunner().invoke(app, ["preview", str(pipeline), "-o", str(png)]).exit_code == 0
+    assert Image.open(png).info["Software"].startswith("geomask ")
+    Image.new("RGB", (4, 4)).save(png)
+    result = CliRunner().invoke(app, ["preview", str(pipeline), "-o", str(png)])
+    assert result.exit_code == 2 and "did not write" in result.stderr and "--overwrite" in result.stderr
+    assert Image.open(png).size == (4, 4)
+    assert CliRunner().invoke(app, ["preview", str(pipeline), "-o", str(png), "--overwrite"]).exit_code == 0
+    assert Image.open(png).size != (4, 4)

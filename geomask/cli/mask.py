@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
-from geomask.config import TEMPLATE_FIELDS, load_pipeline
+from geomask.config import load_pipeline
 from geomask.errors import ConfigError
+from geomask.guard import RunFiles, check_output, is_geomask_tiff, run_files
 from geomask.masks.write import write_mask
+from geomask.templates import check_template, expand_template
 
 __all__ = ["mask"]
 
@@ -38,7 +40,14 @@ def mask(
             show_default=False,
         ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing mask file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an existing file at the mask path (never an input, mask file, the pipeline or "
+            "one of its outputs).",
+        ),
+    ] = False,
     window_size: Annotated[
         int,
         typer.Option("--window-size", min=16, metavar="PIXELS", help="Side of the windows rendered at once."),
@@ -56,20 +65,34 @@ def mask(
     with handle_errors(debug):
         model = load_pipeline(pipeline)
         source = model.mask_source(step)
-        scenes = [scene for scene, _ in model.scenes()]
+        pairs = model.scenes()
         template = str(output)
-        if len(scenes) > 1 and not any("{" + f + "}" in template for f in TEMPLATE_FIELDS):
+        try:
+            used = check_template(template)
+        except ConfigError as e:
+            raise ConfigError(f"-o {output}: {e}") from e
+        if len(pairs) > 1 and not used:
             raise ConfigError(
-                f"-o {output}: the pipeline has {len(scenes)} scenes; use {{stem}}, {{name}} or {{parent}} "
+                f"-o {output}: the pipeline has {len(pairs)} scenes; use {{stem}}, {{name}} or {{parent}} "
                 "in the path so each gets its own mask"
             )
-        for scene in scenes:
+        files = run_files(model, pairs)  # the pipeline's inputs, mask files and outputs
+        masks = RunFiles()
+        targets = []
+        for scene, _ in pairs:
             try:
-                target = Path(template.format(stem=scene.stem, name=scene.name, parent=scene.parent.name))
-            except (KeyError, IndexError, ValueError) as e:
+                target = Path(expand_template(template, scene))
+            except ConfigError as e:
+                raise ConfigError(f"-o {output}: {e}") from e
+            check_output(target, files, flag="-o", overwrite=overwrite, ours=is_geomask_tiff)
+            other = masks.role(target)
+            if other is not None:
                 raise ConfigError(
-                    f"-o {output}: invalid template ({e}); use {{stem}}, {{name}} or {{parent}}"
-                ) from e
+                    f"-o {target}: is {other}; use {{stem}} or {{name}} so each scene gets its own"
+                )
+            masks.add(target, f"the mask of {scene} too")
+            targets.append((scene, target))
+        for scene, target in targets:
             selected = write_mask(
                 scene, source, target, nodata=model.nodata, window_size=window_size, overwrite=overwrite
             )

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
+from geomask.config import load_pipeline
+from geomask.guard import check_output, is_geomask_png, run_files
 
 __all__ = ["preview"]
 
@@ -18,6 +20,14 @@ def preview(
         Path,
         typer.Option("--output", "-o", metavar="QUICKLOOK.png", help="The PNG to write.", show_default=False),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an existing file at -o that geomask did not write (a geomask quicklook is "
+            "replaced without it; an input, mask file, the pipeline or its outputs never are).",
+        ),
+    ] = False,
     size: Annotated[
         int,
         typer.Option("--size", min=16, metavar="PIXELS", help="Longer side of each panel, at most."),
@@ -34,5 +44,9 @@ def preview(
     from geomask.preview import render_preview
 
     with handle_errors(debug):
-        path = render_preview(pipeline, output, size=size)
+        model = load_pipeline(pipeline)
+        check_output(
+            output, run_files(model, model.scenes()), flag="-o", overwrite=overwrite, ours=is_geomask_png
+        )
+        path = render_preview(model, output, size=size)
         typer.echo(f"wrote   {path}")

@@ -30,6 +30,7 @@ from geomask.config import Profile, load_pipeline, load_profile
 from geomask.config.models import parse_scheduler
 from geomask.engine import RunOptions, SceneReport, is_distributed
 from geomask.errors import OutputError
+from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
 from geomask.pipeline import run_pipeline
 
 __all__ = ["run"]
@@ -102,7 +103,8 @@ def run(
             "--report",
             metavar="REPORT.json",
             help="Write a JSON report: per scene the status, output path, windows computed and skipped, "
-            "pixels selected and changed, seconds and error.",
+            "pixels selected and changed, seconds and error. Never an input, mask, pipeline, profile or "
+            "output of the run; a file that is not a geomask report needs --overwrite.",
             show_default=False,
         ),
     ] = None,
@@ -125,6 +127,10 @@ def run(
             workers=workers,
         )
         scenes = model.scenes()
+        check_run_outputs(model, scenes, profile=profile)
+        if report is not None:
+            files = run_files(model, scenes, profile=profile)
+            check_output(report, files, flag="--report", overwrite=overwrite, ours=is_geomask_report)
         with contextlib.ExitStack() as stack:
             client = None
             if is_distributed(options.scheduler):

@@ -16,13 +16,13 @@ Relative paths inside a file resolve against the file's folder.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from geomask.config._report import problems_at, problems_from, show
+from geomask.config.files import Source, SourceFile, source_files
 from geomask.config.models import (
     MASK_FORMS,
     TEMPLATE_FIELDS,
@@ -50,6 +50,7 @@ from geomask.config.models import (
 )
 from geomask.config.yamlsafe import Key, Position, Problem, YamlError, key_text, load_yaml
 from geomask.errors import ConfigError
+from geomask.urls import is_url
 
 __all__ = [
     "MASK_FORMS",
@@ -64,6 +65,8 @@ __all__ = [
     "NotMask",
     "RasterMask",
     "ShrinkMask",
+    "Source",
+    "SourceFile",
     "Boundary",
     "Compress",
     "KernelConfig",
@@ -80,6 +83,7 @@ __all__ = [
     "load_pipeline",
     "load_profile",
     "pipeline_problems",
+    "source_files",
 ]
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -132,6 +136,8 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
 
     for i, pattern in enumerate(pipeline.input):
         key: Key = ("input", i) if ("input", i) in source.values else ("input",)
+        if is_url(pattern):  # a URL is checked when it is read
+            continue
         if glob.has_magic(pattern):
             if not glob.glob(pattern):
                 problems.append(
@@ -141,30 +147,18 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
                 )
         else:
             check(key, Path(pattern), "no such file:")
-    prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
-    for prefix, step in zip(prefixes, pipeline.step_configs(), strict=True):
-        for name in ("mask", "support"):
-            section = getattr(step, name)
-            for key, file, what in _mask_files(section, (*prefix, name)):
-                check(key, file, what)
+    for found in source_files(pipeline):
+        if not is_url(found.path):
+            check(found.key, Path(found.path), f"no such {found.what}:")
+    if not problems:  # every input exists: expand output.path for each (placeholders, collisions)
+        try:
+            pipeline.scenes()
+        except ConfigError as e:
+            message = str(e).removeprefix("output.path: ")
+            problems.append(
+                Problem(source.file, source.value_position(("output", "path")), "output.path", message)
+            )
     return problems
-
-
-def _mask_files(section: object, key: Key) -> Iterator[tuple[Key, Path, str]]:
-    """(key, path, what) of every vector and class-raster file a mask section names, nested ones too."""
-    if isinstance(section, VectorMask):
-        yield (*key, "vector"), section.vector, "no such vector file:"
-    elif isinstance(section, RasterMask):
-        yield (*key, "raster"), section.raster, "no such class raster:"
-    elif isinstance(section, (AnyMask, AllMask)):
-        items = section.any if isinstance(section, AnyMask) else section.all
-        form = "any" if isinstance(section, AnyMask) else "all"
-        for i, item in enumerate(items):
-            yield from _mask_files(item, (*key, form, i))
-    elif isinstance(section, NotMask):
-        yield from _mask_files(section.not_, (*key, "not"))
-    elif isinstance(section, (GrowMask, ShrinkMask)):
-        yield from _mask_files(section.mask, (*key, "mask"))
 
 
 def _load(model: type[_M], path: str | Path) -> _M:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args
@@ -45,10 +44,12 @@ from pydantic_core import PydanticCustomError
 
 from geomask import kernels
 from geomask.config._report import At, show
+from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
+from geomask.templates import TEMPLATE_FIELDS, check_template, expand_template
 from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length
-from geomask.urls import is_url, location, template_fields
+from geomask.urls import is_url, location
 
 if TYPE_CHECKING:
     from geomask.engine import GroupStep, RunOptions, Step
@@ -93,8 +94,6 @@ Compress = Literal[
 OverviewResampling = Literal[
     "auto", "nearest", "average", "mode", "bilinear", "cubic", "cubicspline", "lanczos", "rms", "gauss"
 ]
-TEMPLATE_FIELDS = ("stem", "name", "parent")
-"""Placeholders allowed in ``output.path``: the input's stem, file name and parent folder name."""
 
 # --- field types ---------------------------------------------------------------------------------
 
@@ -226,7 +225,9 @@ class VectorMask(_MaskBase):
     """Pixels covered by the features of a vector file (GeoPackage, GeoJSON, Shapefile ...)."""
 
     form: ClassVar[str] = "vector"
-    vector: FilePath = Field(description="the vector file, in any CRS (reprojected to the scene's)")
+    vector: Annotated[FilePath, Source("vector file")] = Field(
+        description="the vector file, in any CRS (reprojected to the scene's)"
+    )
     layer: Name | int | None = Field(
         None, description="layer name or index, needed when the file has several"
     )
@@ -310,7 +311,7 @@ class RasterMask(_MaskBase):
     """Pixels whose class in a class raster (a segmentation) is one of ``values`` or in ``range``."""
 
     form: ClassVar[str] = "raster"
-    raster: FilePath = Field(
+    raster: Annotated[FilePath, Source("class raster")] = Field(
         description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest neighbour)"
     )
     values: list[Finite] | None = Field(None, min_length=1, description="class values to select, e.g. [1, 3]")
@@ -931,12 +932,9 @@ class OutputConfig(_Strict):
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:
         try:
-            used = {f for _, f, _, _ in string.Formatter().parse(str(self.path)) if f is not None}
-        except ValueError as e:
-            raise At(("path",), f"invalid template {str(self.path)!r} ({e}): double braces {{{{ }}}} ") from e
-        unknown = sorted(used - set(TEMPLATE_FIELDS))
-        if unknown:
-            raise At(("path",), f"unknown placeholder {{{unknown[0]}}}: use {{stem}}, {{name}} or {{parent}}")
+            check_template(str(self.path))
+        except ConfigError as e:
+            raise At(("path",), str(e)) from e
         return self
 
 
@@ -1107,7 +1105,10 @@ class Pipeline(_Strict):
         seen: dict[Path, Path] = {}
         template = str(self.output.path)
         for scene in dict.fromkeys(inputs):
-            out = location(template.format(**template_fields(scene)))
+            try:
+                out = location(expand_template(template, scene))
+            except ConfigError as e:
+                raise ConfigError(f"output.path: {e}") from e
             if out in seen:
                 raise ConfigError(
                     f"output.path: {seen[out]} and {scene} would both be written to {out}: "

@@ -1,0 +1,237 @@
+"""Outputs never replace what is not theirs: inputs, mask files, the pipeline, other outputs.
+
+Every command that writes a file (``run`` outputs and ``--report``, ``mask -o``, ``preview -o``)
+checks its path first with :func:`check_output` against the files of the run (:func:`run_files`):
+its scenes, the files its masks read (and their sidecars), the pipeline and profile files and the
+outputs of the same run. Such a path is refused whatever ``--overwrite`` says. An existing file that
+geomask did not write needs ``--overwrite``; geomask recognises its own files by what it writes in
+them (``GEOMASK_*`` tags in a GeoTIFF, ``geomask_version`` in a JSON report, a ``Software: geomask``
+text chunk in a PNG).
+
+Paths are compared after resolving symlinks and ``..``, and existing files by device and inode too,
+so a symlink or a hard link to an input is recognised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from geomask.config import Pipeline, source_files
+from geomask.errors import ConfigError, OutputError, OutputExistsError
+from geomask.fingerprint import sidecars
+from geomask.urls import is_url
+
+__all__ = [
+    "PNG_SOFTWARE",
+    "RunFiles",
+    "check_output",
+    "check_run_outputs",
+    "is_geomask_png",
+    "is_geomask_report",
+    "is_geomask_tiff",
+    "run_files",
+]
+
+PNG_SOFTWARE = "geomask"
+"""Start of the ``Software`` text chunk of the PNGs geomask writes (``geomask 1.2.3``)."""
+
+_REPORT_LIMIT = 16 * 2**20
+"""A JSON file larger than this is not read to see whether it is a geomask report (it is not)."""
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+class RunFiles:
+    """The files a command must not replace, each with what it is (for the message).
+
+    Local paths are keyed by their real path (symlinks and ``..`` resolved) and, when they exist,
+    by (device, inode); URLs by their text.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[str, str] = {}
+        self._ids: dict[tuple[int, int], str] = {}
+
+    def add(self, path: str | os.PathLike[str], role: str) -> None:
+        """Protect ``path``; ``role`` says what it is, e.g. ``"an input scene of the pipeline"``."""
+        if is_url(path):
+            self._paths.setdefault(os.fspath(path), role)
+            return
+        self._paths.setdefault(_key(path), role)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return
+        self._ids.setdefault((stat.st_dev, stat.st_ino), role)
+
+    def role(self, path: str | os.PathLike[str]) -> str | None:
+        """What ``path`` is among the protected files, or None when it is none of them."""
+        if is_url(path):
+            return self._paths.get(os.fspath(path))
+        found = self._paths.get(_key(path))
+        if found is not None:
+            return found
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return self._ids.get((stat.st_dev, stat.st_ino))
+
+
+def run_files(
+    pipeline: Pipeline,
+    scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    *,
+    outputs: bool = True,
+    profile: str | os.PathLike[str] | None = None,
+) -> RunFiles:
+    """The files of a pipeline's run: scenes, mask files and sidecars, pipeline, profile, outputs.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The validated pipeline (its file, when loaded from one, is included).
+    scenes : iterable of (input, output)
+        :meth:`Pipeline.scenes`.
+    outputs : bool
+        Include the outputs (and their STAC items with ``output.stac``).
+    profile : path or None
+        The run profile file.
+    """
+    files = RunFiles()
+    pairs = list(scenes)
+    for scene, _ in pairs:
+        files.add(scene, "an input scene of the pipeline")
+        if not is_url(scene):
+            for sidecar in sidecars(scene):
+                files.add(sidecar, "a file of an input scene")
+    for found in source_files(pipeline):
+        files.add(found.path, f"the {found.what} of the pipeline")
+        if not is_url(found.path):
+            for sidecar in sidecars(found.path):
+                files.add(sidecar, f"a file of the {found.what} of the pipeline")
+    if pipeline.source is not None:
+        files.add(pipeline.source.file, "the pipeline file")
+    if profile is not None:
+        files.add(profile, "the run profile")
+    if outputs:
+        for _, output in pairs:
+            files.add(output, "an output of this run")
+            if pipeline.output.stac and not is_url(output):
+                files.add(f"{output}.json", "a STAC item of this run")
+    return files
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    protected: RunFiles,
+    *,
+    flag: str,
+    overwrite: bool,
+    ours: Callable[[Path], bool],
+) -> None:
+    """Refuse to write ``path`` when it is a protected file, or a file geomask did not write.
+
+    Parameters
+    ----------
+    path : path
+        Where the command would write.
+    protected : RunFiles
+        The files of the run (:func:`run_files`).
+    flag : str
+        How the user named the path, for the message (``--report``, ``-o``, ``output.path``).
+    overwrite : bool
+        Whether ``--overwrite`` was given: lets a file geomask did not write be replaced, never a
+        protected one.
+    ours : callable
+        Whether an existing file is one geomask wrote (:func:`is_geomask_tiff`, ...).
+
+    Raises
+    ------
+    ConfigError
+        ``path`` is an input, a mask file, the pipeline or profile, or another output of the run
+        (exit 2, whatever ``overwrite``).
+    OutputError
+        ``path`` is a directory.
+    OutputExistsError
+        A file geomask did not write is at ``path`` and ``overwrite`` is false (exit 2).
+    """
+    role = protected.role(path)
+    if role is not None:
+        raise ConfigError(
+            f"{flag} {os.fspath(path)}: is {role}, which geomask never replaces (not even with --overwrite); "
+            "choose another path"
+        )
+    if is_url(path):
+        return
+    file = Path(path)
+    if file.is_dir():
+        raise OutputError(f"{flag} {file}: is a directory; give a file name")
+    if (file.exists() or file.is_symlink()) and not overwrite and not ours(file):
+        raise OutputExistsError(
+            f"{flag} {file}: a file that geomask did not write is there; pass --overwrite to replace it, "
+            "or choose another path"
+        )
+
+
+def is_geomask_tiff(path: Path) -> bool:
+    """Whether ``path`` is a GeoTIFF geomask wrote (a run output or a mask: ``GEOMASK_*`` tags)."""
+    from geomask.io import read_tags
+
+    tags = read_tags(path)
+    return tags is not None and any(k.startswith("GEOMASK_") for k in tags)
+
+
+def is_geomask_report(path: Path) -> bool:
+    """Whether ``path`` is a JSON report geomask wrote (an object with ``geomask_version``)."""
+    try:
+        if path.stat().st_size > _REPORT_LIMIT:
+            return False
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "geomask_version" in document
+
+
+def is_geomask_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG geomask wrote (a ``Software`` text chunk starting ``geomask``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            software = image.info.get("Software") if image.format == "PNG" else None
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
+    return isinstance(software, str) and software.startswith(PNG_SOFTWARE)
+
+
+def check_run_outputs(
+    pipeline: Pipeline,
+    scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    *,
+    profile: str | os.PathLike[str] | None = None,
+) -> None:
+    """Refuse a run whose output would replace an input, a mask file, the pipeline or profile file,
+    or the output of another scene (after resolving symlinks), before any scene runs.
+
+    Raises
+    ------
+    ConfigError
+        Naming the output and what it is (exit 2, whatever ``--overwrite`` says).
+    """
+    pairs = list(scenes)
+    inputs = run_files(pipeline, pairs, outputs=False, profile=profile)
+    written = RunFiles()
+    for scene, output in pairs:
+        role = inputs.role(output) or written.role(output)
+        if role is not None:
+            raise ConfigError(
+                f"output.path: {os.fspath(output)} (for {os.fspath(scene)}) is {role}, which geomask never "
+                "replaces (not even with --overwrite); choose another output.path"
+            )
+        written.add(output, f"the output of {os.fspath(scene)} too")
