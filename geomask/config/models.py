@@ -613,7 +613,7 @@ class _KernelBase(_Strict):
             if isinstance(value, Length):
                 params[key] = value.value if value.unit == "px" else 1
         try:
-            kernels.get(self.tag, **params)
+            kernels.shape(self.tag, **params)  # checks every parameter without building the weights
         except KernelError as e:
             raise ValueError(str(e)) from e
         return self
