@@ -601,6 +601,14 @@ class _KernelBase(_Strict):
                     notes.append(note)
         return kernels.get(self.tag, **params), notes
 
+    def shape(self, grid: Grid | None = None) -> tuple[int, int]:
+        """The kernel's (rows, cols) on ``grid``, from its parameters alone (no weights are built)."""
+        params = self._params()
+        for key, value in params.items():
+            if isinstance(value, Length):
+                params[key] = resolve_length(self.tag, key, value, grid)[0]
+        return kernels.shape(self.tag, **params)
+
     def build(self, grid: Grid | None = None) -> kernels.Kernel:
         """The validated :class:`~geomask.kernels.Kernel`, lengths converted with ``grid``'s pixel size."""
         return self.resolve(grid)[0]
