@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ __all__ = [
     "Op",
     "check_dtype",
     "effective_nodata",
+    "nodata_problem",
     "changed_per_tile",
     "count_changed",
     "filter_indexed",
@@ -83,6 +85,28 @@ def effective_nodata(nodata: float | None, dtype: Any) -> float | None:
     if not value.is_integer() or not info.min <= value <= info.max:
         return None
     return value
+
+
+def nodata_problem(nodata: float, dtype: Any) -> str | None:
+    """Why a nodata value given by the user cannot occur in ``dtype``, naming its range; None if it can.
+
+    NaN is only a float's, a fraction never an integer's, and the value must lie in the dtype's range
+    (``0..255`` for uint8, ``±3.4028235e+38`` for float32): otherwise no pixel could equal it.
+    """
+    dt = np.dtype(dtype)
+    value = float(nodata)
+    if dt.kind == "f":
+        limit = float(np.finfo(dt).max)
+        if math.isfinite(value) and abs(value) > limit:
+            return f"nodata {value:g} is outside the {dt.name} range -{limit:g}..{limit:g}"
+        return None
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        if math.isnan(value):
+            return f"nodata NaN cannot occur in {dt.name} pixels (whole numbers {info.min}..{info.max})"
+        if not value.is_integer() or not info.min <= value <= info.max:
+            return f"nodata {value:g} is not a {dt.name} value (whole numbers {info.min}..{info.max})"
+    return None
 
 
 def valid_pixels(values: NDArray[Any], nodata: float | None) -> NDArray[np.bool_] | None:

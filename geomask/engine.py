@@ -60,6 +60,7 @@ from geomask.convolve import (
     effective_nodata,
     filter_indexed,
     interior,
+    nodata_problem,
     prepare_kernel,
     tap_index,
 )
@@ -349,6 +350,9 @@ def resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | Non
         value = float(nodata)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"nodata must be 'auto', 'none' or a number, got {nodata!r}") from e
+    problem = nodata_problem(value, scene.dtype)
+    if problem is not None:
+        raise ConfigError(f"{scene.path}: {problem}: give a value its pixels can hold, or nodata: none")
     return effective_nodata(value, scene.dtype)
 
 

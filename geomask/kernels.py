@@ -10,6 +10,11 @@ read beyond its edges) is ``(rows // 2, cols // 2)`` and is only computed by
 Weights are float64. Kernels that are the outer product of two 1-D vectors
 (``box``, ``gaussian``) carry those factors in :attr:`Kernel.separable`; the
 2-D :attr:`Kernel.weights` are then exactly ``np.outer(column, row)``.
+
+Sizes are bounded: no side may exceed :data:`MAX_SIDE` pixels, and
+:func:`shape` computes a registry kernel's size from its parameters alone
+(``2 * ceil(3 * sigma) + 1`` for a gaussian), so an oversized kernel is refused
+before any matrix is allocated.
 """
 
 from __future__ import annotations
@@ -27,15 +32,24 @@ from geomask.errors import KernelError
 
 __all__ = [
     "KERNELS",
+    "MAX_SIDE",
+    "MIN_SIGMA",
     "Kernel",
     "KernelKind",
     "KernelSpec",
     "from_matrix",
     "get",
     "names",
+    "shape",
 ]
 
 KernelKind = Literal["linear", "median", "minimum", "maximum"]
+
+MAX_SIDE = 2001
+"""Largest kernel side in pixels (radius 1000): 32 MB of weights, a 1000-pixel halo around every window."""
+
+MIN_SIGMA = 0.01
+"""Smallest gaussian sigma in pixels; below it every weight but the centre is exactly 0 (no change)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +88,7 @@ class Kernel:
                 f"kernel {self.name!r} is {rows}x{cols}: both side lengths must be odd "
                 "so the kernel has a centre pixel"
             )
+        _check_side(self.name, max(rows, cols), f"the matrix is {rows}x{cols}")
         if not np.all(np.isfinite(w)):
             raise KernelError(f"kernel {self.name!r} has NaN or infinite weights: use finite numbers")
         w = np.ascontiguousarray(w)
@@ -122,16 +137,42 @@ class Kernel:
 # --- parameter checks ---------------------------------------------------------------------------
 
 
-def _odd_size(name: str, value: Any, param: str = "size") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
+def _show(value: int | float) -> str:
+    """A number for a message: a huge integer as ``about 10^N``, never a thousand digits."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"{'-' if value < 0 else ''}about 10^{len(str(abs(value))) - 1}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _check_side(name: str, side: int | float, what: str, fix: str = "use a smaller kernel") -> None:
+    """Raise :class:`KernelError` when a kernel side of ``side`` pixels exceeds :data:`MAX_SIDE`."""
+    if side > MAX_SIDE:
+        raise KernelError(
+            f"kernel {name!r}: {what}, a side of {_show(side)} pixels, over the limit of {MAX_SIDE}: {fix}"
+        )
+
+
+def _whole(name: str, value: Any, param: str) -> int:
+    """``value`` as an int (a whole float is accepted); KernelError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
             raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
-    value = int(value)
+        if abs(value) > 4 * MAX_SIDE:  # not int(1e300): a 300-digit number helps nobody
+            raise KernelError(
+                f"kernel {name!r}: {param} must be a whole number of pixels from 0 to {MAX_SIDE}, "
+                f"got {float(value):g}"
+            )
+    return int(value)
+
+
+def _odd_size(name: str, value: Any, param: str = "size") -> int:
+    value = _whole(name, value, param)
+    _check_side(name, value, f"{param} {_show(value)}", f"give {param} <= {MAX_SIDE}")
     if value < 1 or value % 2 == 0:
         raise KernelError(
-            f"kernel {name!r}: {param} must be a positive odd number (3, 5, 7, ...), got {value}"
+            f"kernel {name!r}: {param} must be a positive odd number (3, 5, 7, ...), got {_show(value)}"
         )
     return value
 
@@ -139,22 +180,66 @@ def _odd_size(name: str, value: Any, param: str = "size") -> int:
 def _positive_number(name: str, value: Any, param: str) -> float:
     try:
         number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
     except (TypeError, ValueError) as e:
         raise KernelError(f"kernel {name!r}: {param} must be a number, got {value!r}") from e
     if not math.isfinite(number) or number <= 0:
-        raise KernelError(f"kernel {name!r}: {param} must be a finite number > 0, got {value!r}")
+        shown = _show(value) if isinstance(value, int) else repr(value)
+        raise KernelError(f"kernel {name!r}: {param} must be a finite number > 0, got {shown}")
     return number
 
 
 def _radius(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
-        raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise KernelError(f"kernel {name!r}: radius must be a whole number of pixels, got {value!r}")
-    value = int(value)
+    value = _whole(name, value, "radius")
     if value < 0:
-        raise KernelError(f"kernel {name!r}: radius must be >= 0, got {value}")
+        raise KernelError(f"kernel {name!r}: radius must be >= 0, got {_show(value)}")
+    _check_side(name, 2 * value + 1, f"radius {_show(value)}", f"give radius <= {MAX_SIDE // 2}")
     return value
+
+
+def _gaussian_params(sigma: Any, radius: Any) -> tuple[float, int]:
+    """Checked ``(sigma, radius)`` of a gaussian, the radius defaulting to ``ceil(3 * sigma)``."""
+    sigma = _positive_number("gaussian", sigma, "sigma")
+    if sigma < MIN_SIGMA:
+        raise KernelError(
+            f"kernel 'gaussian': sigma must be at least {MIN_SIGMA} pixels, got {sigma:g} (a smaller "
+            "sigma leaves every pixel unchanged: drop the step or use a larger sigma)"
+        )
+    if radius is not None:
+        return sigma, _radius("gaussian", radius)
+    reach = 3 * sigma  # may be inf (sigma > 6e307): math.ceil would raise OverflowError
+    _check_side(
+        "gaussian",
+        2 * math.ceil(reach) + 1 if reach < 1e15 else 2 * reach + 1,
+        f"sigma {sigma:g} gives a radius of ceil(3 * sigma)",
+        f"use sigma <= {(MAX_SIDE // 2) / 3:.6g} or give a smaller radius",
+    )
+    return sigma, math.ceil(3 * sigma)
+
+
+def shape(name: str, **params: Any) -> tuple[int, int]:
+    """The (rows, cols) of kernel ``name`` made with ``params``, checked without building its weights.
+
+    Checks everything :func:`get` checks, with the same messages, but allocates nothing for registry
+    kernels with a size parameter (``box``, ``gaussian``, ``disk`` and the rank filters); the 3x3 ones
+    and custom matrices (already in memory) are built.
+
+    Raises
+    ------
+    KernelError
+        An unknown name or parameter, an invalid value, or a side over :data:`MAX_SIDE`.
+    """
+    spec = _spec(name, params)
+    if spec is None or spec.name not in _SIZED:
+        return get(name, **params).shape
+    if spec.name == "gaussian":
+        side = 2 * _gaussian_params(params.get("sigma", 1.0), params.get("radius"))[1] + 1
+    elif spec.name == "disk":
+        side = 2 * _radius("disk", params.get("radius", 1)) + 1
+    else:
+        side = _odd_size(spec.name, params.get("size", 3))
+    return side, side
 
 
 # --- factories ----------------------------------------------------------------------------------
@@ -173,8 +258,7 @@ def _box(size: int = 3) -> Kernel:
 
 
 def _gaussian(sigma: float = 1.0, radius: int | None = None) -> Kernel:
-    sigma = _positive_number("gaussian", sigma, "sigma")
-    r = math.ceil(3 * sigma) if radius is None else _radius("gaussian", radius)
+    sigma, r = _gaussian_params(sigma, radius)
     # Same formula as scipy.ndimage's gaussian_filter1d, so the weights match it exactly.
     x = np.arange(-r, r + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma * sigma) * x**2)
@@ -192,10 +276,12 @@ def _disk(radius: int = 1) -> Kernel:
 def _sharpen(amount: float = 1.0) -> Kernel:
     try:
         a = float(amount)
+    except OverflowError:
+        a = math.inf
     except (TypeError, ValueError) as e:
         raise KernelError(f"kernel 'sharpen': amount must be a number, got {amount!r}") from e
-    if not math.isfinite(a):
-        raise KernelError(f"kernel 'sharpen': amount must be finite, got {amount!r}")
+    if not math.isfinite(a) or not math.isfinite(1.0 + 4.0 * a):
+        raise KernelError(f"kernel 'sharpen': amount must be a finite number below 1e307, got {a:g}")
     w = np.array([[0.0, -a, 0.0], [-a, 1.0 + 4.0 * a, -a], [0.0, -a, 0.0]])
     return Kernel("sharpen", w, "linear", {"amount": a})
 
@@ -300,18 +386,16 @@ def names() -> list[str]:
     return sorted(KERNELS)
 
 
-def get(name: str, **params: Any) -> Kernel:
-    """Make the kernel ``name`` with ``params``.
+_SIZED = ("box", "gaussian", "disk", "median", "minimum", "maximum")
 
-    ``get("custom", matrix=[[...]])`` (or ``get("matrix", matrix=...)``) builds a
-    kernel from a user matrix. Raises :class:`~geomask.errors.KernelError` for an
-    unknown name (with a did-you-mean), an unknown parameter or an invalid value.
-    """
+
+def _spec(name: str, params: dict[str, Any]) -> KernelSpec | None:
+    """The registry entry of ``name`` (None for a custom matrix), its parameter names checked."""
     if name in ("custom", "matrix"):
         unknown = set(params) - {"matrix"}
         if unknown or "matrix" not in params:
             raise KernelError("a custom kernel takes exactly one parameter, matrix: [[...], ...]")
-        return from_matrix(params["matrix"])
+        return None
     spec = KERNELS.get(name)
     if spec is None:
         close = difflib.get_close_matches(name, names(), n=1)
@@ -321,6 +405,20 @@ def get(name: str, **params: Any) -> Kernel:
     if unknown:
         allowed = ", ".join(spec.params) or "none"
         raise KernelError(f"kernel {name!r} has no parameter {unknown[0]!r} (parameters: {allowed})")
+    return spec
+
+
+def get(name: str, **params: Any) -> Kernel:
+    """Make the kernel ``name`` with ``params``.
+
+    ``get("custom", matrix=[[...]])`` (or ``get("matrix", matrix=...)``) builds a
+    kernel from a user matrix. Raises :class:`~geomask.errors.KernelError` for an
+    unknown name (with a did-you-mean), an unknown parameter or an invalid value,
+    including a size over :data:`MAX_SIDE` (checked before any weight is computed).
+    """
+    spec = _spec(name, params)
+    if spec is None:
+        return from_matrix(params["matrix"])
     return spec.factory(**params)
 
 

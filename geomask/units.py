@@ -169,6 +169,10 @@ def resolve_length(kernel: str, param: str, length: Length, grid: Grid | None) -
             raise KernelError(f"kernel {kernel!r}: {param} {e}") from e
         except GridError as e:
             raise GridError(f"kernel {kernel!r}: {param}: {e}") from e
+    if not (math.isfinite(px) and math.isfinite(py)):
+        raise KernelError(
+            f"kernel {kernel!r}: {param} {length} is more pixels than a float holds: use a smaller one"
+        )
     vx, vy = _round(px, rule), _round(py, rule)
     mean = ""
     if vx != vy:

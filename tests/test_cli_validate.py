@@ -133,3 +133,119 @@ def test_usage_error_exit_2() -> None:
     assert result.exit_code == 2
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+# ---------------------------------------------------------------- checks against the scenes' headers
+
+
+def _problems(path: Path) -> list[str]:
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    return [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
+
+
+def test_band_references_kernel_size_and_nodata_checked_against_the_scene(tmp_path: Path) -> None:
+    # The 64 x 48 two-band uint16 scene exists: what a run would refuse, validate says, each at its key.
+    make_project(tmp_path)
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        "input: scene.tif\nbands: [1, 7]\nnodata: 300\n"
+        "steps:\n"
+        "  - kernel: {name: gaussian, sigma: '3000 m'}\n"
+        "    mask: {all: [{expression: 'b7 > 1'},\n"
+        "                 {grow: 3, mask: {kmeans: {k: 2, select: [1], bands: [5]}}}]}\n"
+        "  - kernel: {name: median, size: 51}\n"
+        "output: {path: 'out/{stem}.tif'}\n",
+    )
+    lines = "\n".join(_problems(path))
+    assert "bands: band 7 is not in" in lines
+    assert "steps[0].mask.all[0].expression: band b7 is not in" in lines and "(2 bands: b1..b2)" in lines
+    assert "steps[0].mask.all[1].mask.kmeans.bands: band 5 is not in" in lines
+    assert "steps[0].kernel: the kernel is 601x601 but" in lines and "is only 48x64 pixels" in lines
+    assert "steps[1].kernel: the kernel is 51x51 but" in lines
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "message"),
+    [
+        ("uint8", "300", "nodata 300 is not a uint8 value (whole numbers 0..255)"),
+        ("uint16", "-1", "nodata -1 is not a uint16 value (whole numbers 0..65535)"),
+        ("int16", ".nan", "nodata NaN cannot occur in int16 pixels"),
+        ("float32", "1e40", "nodata 1e+40 is outside the float32 range -3.40282e+38..3.40282e+38"),
+    ],
+)
+def test_out_of_range_nodata_refused_by_validate_and_run(
+    tmp_path: Path, dtype: str, nodata: str, message: str
+) -> None:
+    import rasterio
+    from _fixtures_cli import make_scene
+
+    make_project(tmp_path)
+    make_scene(tmp_path / "scene.tif", dtype="uint8", nodata=None)
+    with rasterio.open(tmp_path / "scene.tif") as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(tmp_path / "scene.tif", "w", **{**profile, "dtype": dtype}) as dst:
+        dst.write(data.astype(dtype))
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        f"input: scene.tif\nnodata: {nodata}\nkernel: {{name: box}}\noutput: {{path: out/x.tif}}\n",
+    )
+    assert any(message in line for line in _problems(path))
+    result = runner.invoke(app, ["run", str(path), "-q"])
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "x.tif").exists()
+
+
+def test_two_inputs_one_output_is_a_validate_problem(tmp_path: Path) -> None:
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    make_scene(tmp_path / "b.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml", "input: [a.tif, b.tif]\nkernel: {name: box}\noutput: {path: out/x.tif}\n"
+    )
+    (problem,) = _problems(path)
+    assert problem.startswith("output.path: ") and "would both be written to" in problem
+
+
+def test_validate_allocates_a_few_mb_whatever_the_kernel(tmp_path: Path) -> None:
+    # A gaussian of sigma 333 (2001 x 2001 weights, 32 MB, 2.9 GB for sigma 3000 before) is checked from
+    # its parameters; the scene's header is read, not its pixels.
+    import tracemalloc
+
+    make_project(tmp_path)
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        "input: scene.tif\nkernel: {name: gaussian, sigma: 333}\noutput: {path: out/x.tif}\n",
+    )
+    runner.invoke(app, ["validate", str(path)])  # imports and caches out of the measure
+    tracemalloc.start()
+    try:
+        result = runner.invoke(app, ["validate", str(path)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "the kernel is 1999x1999" in result.stdout
+    assert peak < 4_000_000, f"{peak / 1e6:.1f} MB"
+
+
+def test_validate_reads_a_stream_once(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    make_project(tmp_path)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    text = (tmp_path / "pipeline.yaml").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = runner.invoke(app, ["validate", str(fifo)])
+    writer.join(5)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{fifo}: ok (1 step)\n"

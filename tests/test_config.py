@@ -17,7 +17,7 @@ from geomask.config import (
     load_profile,
     pipeline_problems,
 )
-from geomask.config.yamlsafe import MAX_ALIASES, MAX_DEPTH, loads_yaml
+from geomask.config.yamlsafe import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, loads_yaml
 from geomask.errors import ConfigError, InputError
 
 MINIMAL = """\
@@ -138,6 +138,58 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_pipeline(tmp_path / "bin.yaml")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_pipeline(write_yaml(tmp_path / "list.yaml", "- a\n- b\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("input: a.tif\nkernel: {name: box}\x00\n", "2:20", "a NUL byte"),
+        ("\x00", "1:1", "a NUL byte"),
+        ("input: a.tif\nkernel:\n  name: b\x01ox\n", "3:10", "the control character U+0001"),
+    ],
+)
+def test_nul_bytes_and_control_characters_are_one_problem(
+    tmp_path: Path, text: str, where: str, message: str
+) -> None:
+    # was "unexpected ReaderError ... (a bug)"
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text.encode())
+    with pytest.raises(YamlError) as info:
+        load_pipeline(path)
+    assert (
+        str(info.value.problems[0])
+        == f"{path}:{where}: {message}: a pipeline is text; remove it or save as UTF-8"
+    )
+
+
+def test_streams_are_read_with_the_file_size_limit(tmp_path: Path) -> None:
+    # /dev/zero never ends and reports size 0: read at most MAX_BYTES + 1 bytes, then refuse.
+    with pytest.raises(ConfigError, match=f"more than {MAX_BYTES} bytes is too large"):
+        load_pipeline("/dev/zero")
+    # a FIFO fed more than the limit by a writer that would go on forever
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as out:
+                while not stop.is_set():
+                    out.write(b"# comment\n" * 10_000)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match="too large"):
+            load_pipeline(fifo)
+    finally:
+        stop.set()
+        writer.join(5)
 
 
 # ---------------------------------------------------------------- the schema

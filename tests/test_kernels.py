@@ -8,6 +8,7 @@ means.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -306,6 +307,94 @@ def test_bad_radius_rejected(name, radius):
 @pytest.mark.parametrize("amount", [np.nan, np.inf, "much"])
 def test_bad_sharpen_amount_rejected(amount):
     _raises("amount", kernels.get, "sharpen", amount=amount)
+
+
+# --- sizes bounded, checked from the parameters -------------------------------------------------
+
+_EXTREMES = [
+    ("gaussian", {"sigma": 3000}, "sigma 3000 gives a radius of ceil(3 * sigma), a side of 18001 pixels"),
+    ("gaussian", {"sigma": 333.4}, "a side of 2003 pixels, over the limit of 2001"),
+    ("gaussian", {"sigma": 1e300}, "use sigma <= 333.333"),
+    ("gaussian", {"sigma": 1.7976931348623157e308}, "a side of inf pixels"),
+    ("gaussian", {"sigma": 10**400}, "finite number > 0, got about 10^400"),
+    ("gaussian", {"sigma": 1e-300}, "at least 0.01"),
+    ("gaussian", {"sigma": 5e-324}, "at least 0.01"),
+    ("gaussian", {"sigma": -np.inf}, "finite number > 0"),
+    ("gaussian", {"sigma": 1, "radius": 10**30}, "radius about 10^30"),
+    ("gaussian", {"sigma": 1, "radius": 1e300}, "from 0 to 2001, got 1e+300"),
+    ("gaussian", {"sigma": 1, "radius": 1001}, "give radius <= 1000"),
+    ("disk", {"radius": 2**63}, "give radius <= 1000"),
+    ("box", {"size": 10**30 + 1}, "size about 10^30"),
+    ("box", {"size": 2003}, "give size <= 2001"),
+    ("box", {"size": 1e300}, "from 0 to 2001"),
+    ("box", {"size": -(10**30)}, "got -about 10^30"),
+    ("median", {"size": 2**64 + 1}, "give size <= 2001"),
+    ("maximum", {"size": np.int64(2**62 + 1)}, "give size <= 2001"),
+    ("sharpen", {"amount": 1e308}, "finite number below 1e307"),
+    ("sharpen", {"amount": 10**400}, "finite number below 1e307"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "message"), _EXTREMES)
+def test_numeric_extremes_are_one_line_kernel_errors(name, params, message):
+    for check in (kernels.get, kernels.shape):
+        error = _raises(re.escape(message), check, name, **params)
+        assert "\n" not in str(error) and len(str(error)) < 250
+
+
+def test_oversized_kernels_are_refused_before_allocating():
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        for name, params, _ in _EXTREMES:
+            with pytest.raises(KernelError):
+                kernels.get(name, **params)
+        assert kernels.shape("gaussian", sigma=333.3) == (2001, 2001)
+        assert kernels.shape("box", size=2001) == (2001, 2001)
+        assert kernels.shape("disk", radius=1000) == (2001, 2001)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # shape() of a 2001x2001 kernel builds nothing (its weights are 32 MB)
+    assert time.perf_counter() - start < 1
+
+
+def test_the_largest_kernels_build():
+    assert kernels.get("gaussian", sigma=333.3).shape == (2001, 2001)
+    assert kernels.get("median", size=2001).halo == (1000, 1000)
+    _raises("the matrix is 1x2003", kernels.from_matrix, np.ones((1, 2003)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(kernels.names()),
+    value=st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(0, 60),
+        st.floats(0, 60),
+    ),
+    with_radius=st.booleans(),
+)
+def test_shape_agrees_with_get_and_nothing_else_escapes(name, value, with_radius):
+    # Fuzzed parameters: either both refuse with a KernelError (never another exception) or both
+    # give the same shape.
+    spec = kernels.KERNELS[name]
+    params = {}
+    if spec.params:
+        params[next(iter(spec.params))] = value
+        if with_radius and "radius" in spec.params and "radius" not in params:
+            params["radius"] = abs(int(value)) % 50 if isinstance(value, int) else 2
+    try:
+        expected = kernels.get(name, **params).shape
+    except KernelError:
+        with pytest.raises(KernelError):
+            kernels.shape(name, **params)
+    else:
+        assert kernels.shape(name, **params) == expected
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import EXIT_USAGE, DebugOption, handle_errors
-from geomask.config import YamlError, load_pipeline, load_profile, pipeline_problems
+from geomask.config import YamlError, file_problems, load_pipeline, load_profile
+from geomask.config.scenes import scene_problems
 
 __all__ = ["validate"]
 
@@ -30,22 +31,28 @@ def validate(
     ] = None,
     debug: DebugOption = False,
 ) -> None:
-    """Check pipeline files: schema, types, kernel parameters, and that inputs and mask files exist.
+    """Check pipeline files: schema, types, kernel parameters, that inputs and mask files exist, and
+    against each existing scene: band references, kernel size, nodata range, output collisions.
 
     Prints every problem as FILE:LINE:COL: key.path: message (with a did-you-mean for misspelled
     keys), or `FILE: ok` for a valid file. Exit code 0 when every file is valid, 2 otherwise.
-    Nothing is read beyond the YAML files and the existence of the files they name.
+    Nothing is read beyond the YAML files, the existence of the files they name and the scenes'
+    headers (no pixels).
     """
     with handle_errors(debug):
         failed = False
         for path in pipelines:
-            problems = pipeline_problems(path)
+            try:
+                model = load_pipeline(path)  # read once: the path may be a stream
+            except YamlError as e:
+                problems = list(e.problems)
+            else:
+                problems = file_problems(model) + scene_problems(model)
             for problem in problems:
                 typer.echo(str(problem))
             if problems:
                 failed = True
                 continue
-            model = load_pipeline(path)
             steps = len(model.step_configs())
             typer.echo(f"{path}: ok ({steps} step{'s' if steps > 1 else ''})")
         if profile is not None:

@@ -80,6 +80,7 @@ __all__ = [
     "StepConfig",
     "VectorMask",
     "YamlError",
+    "file_problems",
     "load_pipeline",
     "load_profile",
     "pipeline_problems",
@@ -125,9 +126,14 @@ def pipeline_problems(path: str | Path) -> list[Problem]:
         pipeline = load_pipeline(path)
     except YamlError as e:
         return list(e.problems)
+    return file_problems(pipeline)
+
+
+def file_problems(pipeline: Pipeline) -> list[Problem]:
+    """Inputs and mask files a loaded pipeline names that do not exist (see :func:`pipeline_problems`)."""
     source = pipeline.source
     if source is None:  # load_pipeline always records it
-        raise ConfigError(f"{path}: no source positions recorded")
+        raise ConfigError("no source positions recorded")
     problems: list[Problem] = []
 
     def check(key: Key, file: Path, what: str) -> None:

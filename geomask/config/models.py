@@ -602,6 +602,14 @@ class _KernelBase(_Strict):
                     notes.append(note)
         return kernels.get(self.tag, **params), notes
 
+    def shape(self, grid: Grid | None = None) -> tuple[int, int]:
+        """The kernel's (rows, cols) on ``grid``, from its parameters alone (no weights are built)."""
+        params = self._params()
+        for key, value in params.items():
+            if isinstance(value, Length):
+                params[key] = resolve_length(self.tag, key, value, grid)[0]
+        return kernels.shape(self.tag, **params)
+
     def build(self, grid: Grid | None = None) -> kernels.Kernel:
         """The validated :class:`~geomask.kernels.Kernel`, lengths converted with ``grid``'s pixel size."""
         return self.resolve(grid)[0]
@@ -614,7 +622,7 @@ class _KernelBase(_Strict):
             if isinstance(value, Length):
                 params[key] = value.value if value.unit == "px" else 1
         try:
-            kernels.get(self.tag, **params)
+            kernels.shape(self.tag, **params)  # checks every parameter without building the weights
         except KernelError as e:
             raise ValueError(str(e)) from e
         return self

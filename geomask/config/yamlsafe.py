@@ -325,7 +325,13 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, Sou
         size = p.stat().st_size
         if size > MAX_BYTES:
             raise ConfigError(f"{file}: {size} bytes is too large for a pipeline (limit {MAX_BYTES})")
-        text = p.read_text(encoding="utf-8")
+        # At most MAX_BYTES + 1 bytes, whatever stat said: a stream (/dev/stdin, a FIFO, /dev/zero)
+        # reports size 0 and may never end.
+        with p.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(f"{file}: more than {MAX_BYTES} bytes is too large for a pipeline")
+        text = raw.decode("utf-8")
     except FileNotFoundError as e:
         raise ConfigError(f"{file}: no such file: check the path") from e
     except IsADirectoryError as e:
@@ -337,10 +343,26 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, Sou
     return loads_yaml(text, file=file)
 
 
+def _check_characters(text: str, file: str) -> None:
+    """Raise :class:`YamlError` at the first character YAML does not allow (a NUL byte, a control code)."""
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if bad is None:
+        return
+    start = bad.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    code = ord(bad.group()[0])
+    what = "a NUL byte" if code == 0 else f"the control character U+{code:04X}"
+    raise YamlError(
+        [Problem(file, Position(line, column), "", f"{what}: a pipeline is text; remove it or save as UTF-8")]
+    )
+
+
 def loads_yaml(text: str, *, file: str = "<string>") -> tuple[Any, SourceMap]:
     """Like :func:`load_yaml`, for YAML already in memory."""
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise ConfigError(f"{file}: too large for a pipeline (limit {MAX_BYTES} bytes)")
+    _check_characters(text, file)
     loader = _Loader(text)
     try:
         _prescan(text, file)

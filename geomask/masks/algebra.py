@@ -2,14 +2,15 @@
 
 ``AnySource([a, b])`` selects pixels any of its sources selects, ``AllSource([a, b])`` those all select,
 ``NotSource(a)`` the others. ``GrowSource(a, n)`` and ``ShrinkSource(a, n)`` are a binary dilation and
-erosion of ``a`` by a disk of radius ``n`` pixels (every pixel at a Euclidean distance of at most ``n``).
+erosion of ``a`` by a disk of radius ``n`` pixels (every pixel at a Euclidean distance of at most ``n``),
+computed exactly from a Euclidean distance transform, so their cost does not grow with ``n`` per pixel.
 They nest freely.
 
 Halo
 ----
 Growing and shrinking look ``n`` pixels beyond the window: ``render(window)`` renders the inner mask over
 the window expanded by ``n`` on every side (cut to the grid), dilates or erodes that with
-``scipy.ndimage`` and returns the window's part. Every pixel's disk then lies inside the rendered block
+a distance transform and returns the window's part. Every pixel's disk then lies inside the rendered block
 or outside the grid, so the result is independent of the window (tile invariance). Outside the grid,
 ``grow`` sees unselected pixels and ``shrink`` selected ones, so ``shrink(m, n) == not grow(not m, n)``,
 a mask covering the whole scene stays whole, and shrinking erodes only from the mask's own edges, never
@@ -249,9 +250,10 @@ class BoundMorphology(BoundMask):
 
     Notes
     -----
-    Renders the inner mask over the window expanded by ``radius`` (cut to the grid): memory and time
-    grow with ``(h + 2r) * (w + 2r)``, and the dilation or erosion costs about ``(2r + 1)²`` operations
-    per pixel. Windows much larger than ``radius`` keep the overhead small.
+    Renders the inner mask over the window expanded by ``radius`` (cut to the grid) and computes the
+    dilation or erosion from a Euclidean distance transform of that block: memory (about 25 bytes per
+    pixel) and time grow with ``(h + 2r) * (w + 2r)``, whatever the radius, and never with ``r²`` per
+    pixel. Windows much larger than ``radius`` keep the overhead small.
     """
 
     def __init__(self, mask: BoundMask, shape: tuple[int, int], radius: int, operation: Operation) -> None:
@@ -276,12 +278,43 @@ class BoundMorphology(BoundMask):
         top, left = max(0, row0 - r), max(0, col0 - r)
         bottom, right = min(rows, row0 + height + r), min(cols, col0 + width + r)
         block = self.mask.render(Window(left, top, right - left, bottom - top))
-        from scipy import ndimage  # here, not at import: 0.1 s of every run's start-up otherwise
-
-        if self.operation == "grow":
-            result = ndimage.binary_dilation(block, structure=disk(r), border_value=0)
-        else:
-            result = ndimage.binary_erosion(block, structure=disk(r), border_value=1)
+        # shrink(m, r) == not grow(not m, r): outside the grid, grow sees unselected pixels, shrink selected
+        result = _near(block, r) if self.operation == "grow" else ~_near(~block, r)
         return np.ascontiguousarray(
             result[row0 - top : row0 - top + height, col0 - left : col0 - left + width]
         )
+
+
+def _near(block: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
+    """Pixels of ``block`` within ``radius`` pixels (Euclidean) of a selected pixel of ``block``.
+
+    The binary dilation of ``block`` by :func:`disk` with nothing selected beyond its edges, from the
+    Euclidean feature transform of the unselected pixels (the nearest selected pixel of each pixel): a
+    pixel is kept when the integer ``dy² + dx²`` to that pixel is at most ``radius²``, exactly the
+    disk's rule, with no floating-point distance involved.
+
+    Notes
+    -----
+    Memory is about 24 bytes per pixel of ``block`` (the feature transform and two int64 offsets) and
+    time is linear in its size whatever the radius, unlike a dilation by a structuring element (whose
+    per-border offset tables grow with the fourth power of the radius).
+    """
+    if radius == 0:
+        return block.copy()
+    if not block.any():
+        return np.zeros(block.shape, dtype=bool)
+    if block.all():
+        return np.ones(block.shape, dtype=bool)
+    from scipy import ndimage  # here, not at import: 0.1 s of every run's start-up otherwise
+
+    nearest = ndimage.distance_transform_edt(~block, return_distances=False, return_indices=True)
+    rows, cols = block.shape
+    dy = nearest[0].astype(np.int64)
+    dy -= np.arange(rows, dtype=np.int64)[:, None]
+    np.multiply(dy, dy, out=dy)
+    dx = nearest[1].astype(np.int64)
+    del nearest
+    dx -= np.arange(cols, dtype=np.int64)[None, :]
+    np.multiply(dx, dx, out=dx)
+    dy += dx
+    return dy <= radius * radius
