@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import rasterio._base
 
-__all__ = ["CopyFailed", "create_copy"]
+__all__ = ["CopyFailed", "create_copy", "quiet_libtiff_errors"]
 
 _GA_READONLY = 0
 _CPLE_USER_INTERRUPT = 9
@@ -58,6 +58,7 @@ def _load() -> ctypes.CDLL:
     lib = ctypes.CDLL(rasterio._base.__file__, use_errno=True)
     vp, cp = ctypes.c_void_p, ctypes.c_char_p
     signatures: dict[str, tuple[object, list[object]]] = {
+        "GDALAllRegister": (None, []),
         "GDALOpen": (vp, [cp, ctypes.c_int]),
         "GDALGetDriverByName": (vp, [cp]),
         "GDALCreateCopy": (vp, [vp, cp, vp, ctypes.c_int, ctypes.POINTER(cp), _PROGRESS, vp]),
@@ -69,6 +70,7 @@ def _load() -> ctypes.CDLL:
         "CPLErrorReset": (None, []),
         "CPLGetLastErrorNo": (ctypes.c_int, []),
         "CPLGetLastErrorMsg": (cp, []),
+        "TIFFSetErrorHandler": (vp, [vp]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -98,6 +100,7 @@ def _copy(
 ) -> None:
     """The copy itself, in the helper thread (GDAL's error state and handlers are per thread)."""
     lib = _gdal()
+    lib.GDALAllRegister()  # what rasterio does on its first open (a no-op once done)
 
     @_PROGRESS
     def progress(done: float, message: bytes | None, data: object) -> int:
@@ -206,3 +209,17 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     return str(value)
+
+
+def quiet_libtiff_errors() -> None:
+    """Stop libtiff printing write errors straight to stderr (``_tiffWriteProc: No space left ...``).
+
+    GDAL reads and writes TIFFs through its own I/O functions, which report a failed ``write`` or
+    ``seek`` with libtiff's process-wide error handler; that handler is libtiff's default, which
+    prints one line per failed strip or tile to file descriptor 2, past Python and past GDAL's
+    error handling. The failure itself still reaches GDAL (the write returns an error, reported
+    as a ``CPLError`` and by rasterio as an exception): only the duplicate lines go. For a command
+    line whose errors are one line each; a library caller keeps libtiff's default unless it calls
+    this.
+    """
+    _gdal().TIFFSetErrorHandler(None)

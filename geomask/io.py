@@ -358,14 +358,18 @@ def read_tags(path: str | os.PathLike[str]) -> dict[str, str] | None:
 
     Notes
     -----
-    Reads the header and one tile; never raises for a bad file.
+    Reads the header and one tile; never raises for a bad file. A COG whose tile offsets are all
+    still 0 (its writer was killed: GDAL fills them in last) counts as not reading.
     """
     try:
         with rasterio.open(os.fspath(path), sharing=False, driver=ALLOWED_DRIVERS[0]) as ds:
             tags = dict(ds.tags())
+            cog = ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() == "COG"
             h, w = min(ds.height, 64), min(ds.width, 64)
             ds.read(1, window=Window(ds.width - w, ds.height - h, w, h))
     except (RasterioError, OSError, ValueError):
+        return None
+    if cog and not tiffraw.has_written_tiles(path):
         return None
     return tags
 
@@ -511,6 +515,17 @@ class OutputFile:
             self.profile.pop("SPARSE_OK", None)
 
     def __enter__(self) -> OutputFile:
+        # The temporary file is created here first, so a folder that cannot take it (read-only,
+        # not writable, full) is reported from its errno, before GDAL's generic "cannot create".
+        try:
+            os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise self._failed("creating the temporary file", e, 0) from e
+            raise OutputError(
+                f"{self.final}: cannot write in {self.final.parent} ({e.strerror or e}); "
+                "choose a writable output folder"
+            ) from e
         try:
             self._ds = rasterio.open(self.tmp, "w", **self.profile)
         except (RasterioError, OSError) as e:
@@ -562,10 +577,18 @@ class OutputFile:
                 yield tr, tc
 
     def commit(self) -> None:
-        """Close, convert to COG if asked, check the file, and rename it to the final path."""
+        """Close, convert to COG if asked, check the file, and rename it to the final path.
+
+        geomask's tags (provenance: what marks a finished output) are the last thing written to
+        the temporary file, so a file left by a writer killed at any earlier point never carries
+        them: written with the last tiles when nothing follows; after the tile copy (reopened to
+        add them) when tiles are copied; by the COG conversion, whose partly written file has no
+        tile of its full-resolution image yet (see :func:`read_tags`), for a COG.
+        """
         assert self._ds is not None
+        tags_now = not self.cog and self._layout is None
         try:
-            if not self.cog:  # a COG gets them in its conversion: the intermediate never has them
+            if tags_now:
                 self._ds.update_tags(**self.tags)
             self._ds.close()
         except (RasterioError, OSError) as e:
@@ -573,6 +596,8 @@ class OutputFile:
         self._ds = None
         if self._layout is not None:
             self._copy_unwritten_tiles()
+            if not self.cog:
+                self._add_tags()
         ready = self.tmp
         if self.cog:
             ready = self._to_cog()
@@ -582,6 +607,14 @@ class OutputFile:
         except OSError as e:
             raise OutputError(f"{self.final}: cannot move the finished file into place ({e})") from e
         self._committed = True
+
+    def _add_tags(self) -> None:
+        """Write the tags into the finished temporary GeoTIFF (GDAL rewrites its directory)."""
+        try:
+            with rasterio.open(self.tmp, "r+", sharing=False) as ds:
+                ds.update_tags(**self.tags)
+        except (RasterioError, OSError) as e:
+            raise self._failed("writing the tags", e, _MIB) from e
 
     def _copy_unwritten_tiles(self) -> None:
         """Fill the tiles never written with the input's: compressed bytes copied, or re-encoded."""
@@ -689,15 +722,18 @@ class OutputFile:
 
     @staticmethod
     def _remove(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        # Best effort on the way out of an error: never replace that error with another one
+        # (a read-only folder answers EROFS even for a file that is not there).
+        with contextlib.suppress(OSError):
             path.unlink()
 
     @staticmethod
     def _remove_temporaries(path: Path) -> None:
         """Remove the temporary ``path`` and the files GDAL named after it (``path.ovr.tmp`` ...)."""
-        for candidate in [path, *path.parent.glob(glob.escape(path.name) + ".*")]:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                candidate.unlink()
+        with contextlib.suppress(OSError):
+            for candidate in [path, *path.parent.glob(glob.escape(path.name) + ".*")]:
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
 
 
 @contextlib.contextmanager
