@@ -17,6 +17,7 @@ import glob
 import os
 import re
 import shutil
+import stat
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from geomask import tiffraw
+from geomask import gdalcopy, tiffraw
 from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
@@ -44,6 +45,7 @@ __all__ = [
     "ALLOWED_DRIVERS",
     "OutputFile",
     "SceneInfo",
+    "check_regular_file",
     "gdal_env",
     "inspect_scene",
     "open_scene",
@@ -172,8 +174,8 @@ def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetRead
     geomask reads.
     """
     p = str(path)
-    if "://" not in p and not p.startswith("/vsi") and not os.path.exists(p):
-        raise InputError(f"{p}: no such file; check the input path (relative paths resolve from the YAML)")
+    if "://" not in p and not p.startswith("/vsi"):
+        check_regular_file(p)
     try:
         # rasterio takes one driver name; GDAL then opens nothing but that format.
         ds = rasterio.open(p, sharing=False, driver=ALLOWED_DRIVERS[0])
@@ -191,6 +193,49 @@ def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetRead
         yield ds
     finally:
         ds.close()
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a local input that is not a regular file, without opening it.
+
+    Parameters
+    ----------
+    path : path
+        A local path (symbolic links are followed).
+
+    Raises
+    ------
+    InputError
+        ``path`` does not exist, or is a FIFO, a device, a socket or a directory.
+
+    Notes
+    -----
+    Only ``stat`` is called: opening a FIFO blocks until another process writes to it (GDAL would
+    wait there, deaf to Ctrl-C), and a device such as ``/dev/zero`` never ends. A GeoTIFF is read
+    by position, which neither can serve.
+    """
+    p = os.fspath(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise InputError(
+            f"{p}: no such file; check the input path (relative paths resolve from the YAML)"
+        ) from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot be read ({e.strerror or e})") from e
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    raise InputError(f"{p}: is {kind}, not a regular file; give the path of a GeoTIFF file")
 
 
 def _gdal_message(e: BaseException) -> str:
@@ -313,14 +358,18 @@ def read_tags(path: str | os.PathLike[str]) -> dict[str, str] | None:
 
     Notes
     -----
-    Reads the header and one tile; never raises for a bad file.
+    Reads the header and one tile; never raises for a bad file. A COG whose tile offsets are all
+    still 0 (its writer was killed: GDAL fills them in last) counts as not reading.
     """
     try:
         with rasterio.open(os.fspath(path), sharing=False, driver=ALLOWED_DRIVERS[0]) as ds:
             tags = dict(ds.tags())
+            cog = ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() == "COG"
             h, w = min(ds.height, 64), min(ds.width, 64)
             ds.read(1, window=Window(ds.width - w, ds.height - h, w, h))
     except (RasterioError, OSError, ValueError):
+        return None
+    if cog and not tiffraw.has_written_tiles(path):
         return None
     return tags
 
@@ -349,7 +398,8 @@ def remove_stale_partials(final: Path) -> list[Path]:
     -------
     list of Path
         The files removed: ``NAME.geomask-PID-RANDOM.partial`` beside ``final`` whose PID is not a
-        running process.
+        running process, and the files GDAL named after them (``...partial.ovr.tmp``, the
+        overviews of a COG conversion; ``...partial.msk.ovr.tmp``; ``...partial.aux.xml``).
 
     Notes
     -----
@@ -359,9 +409,11 @@ def remove_stale_partials(final: Path) -> list[Path]:
     """
     if "://" in str(final):  # a URL: nothing local to clean
         return []
-    pattern = re.compile(re.escape(final.name) + r"\.geomask-(\d+)-[0-9a-f]+" + re.escape(PARTIAL_SUFFIX))
+    pattern = re.compile(
+        re.escape(final.name) + r"\.geomask-(\d+)-[0-9a-f]+" + re.escape(PARTIAL_SUFFIX) + r"(\..+)?"
+    )
     removed = []
-    for candidate in glob.glob(glob.escape(str(final)) + ".geomask-*" + PARTIAL_SUFFIX):
+    for candidate in glob.glob(glob.escape(str(final)) + ".geomask-*" + PARTIAL_SUFFIX + "*"):
         path = Path(candidate)
         match = pattern.fullmatch(path.name)
         if match is None or _pid_alive(int(match.group(1))):
@@ -463,6 +515,17 @@ class OutputFile:
             self.profile.pop("SPARSE_OK", None)
 
     def __enter__(self) -> OutputFile:
+        # The temporary file is created here first, so a folder that cannot take it (read-only,
+        # not writable, full) is reported from its errno, before GDAL's generic "cannot create".
+        try:
+            os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise self._failed("creating the temporary file", e, 0) from e
+            raise OutputError(
+                f"{self.final}: cannot write in {self.final.parent} ({e.strerror or e}); "
+                "choose a writable output folder"
+            ) from e
         try:
             self._ds = rasterio.open(self.tmp, "w", **self.profile)
         except (RasterioError, OSError) as e:
@@ -514,16 +577,27 @@ class OutputFile:
                 yield tr, tc
 
     def commit(self) -> None:
-        """Close, convert to COG if asked, check the file, and rename it to the final path."""
+        """Close, convert to COG if asked, check the file, and rename it to the final path.
+
+        geomask's tags (provenance: what marks a finished output) are the last thing written to
+        the temporary file, so a file left by a writer killed at any earlier point never carries
+        them: written with the last tiles when nothing follows; after the tile copy (reopened to
+        add them) when tiles are copied; by the COG conversion, whose partly written file has no
+        tile of its full-resolution image yet (see :func:`read_tags`), for a COG.
+        """
         assert self._ds is not None
+        tags_now = not self.cog and self._layout is None
         try:
-            self._ds.update_tags(**self.tags)
+            if tags_now:
+                self._ds.update_tags(**self.tags)
             self._ds.close()
         except (RasterioError, OSError) as e:
             raise self._failed("finishing the file", e, _MIB) from e
         self._ds = None
         if self._layout is not None:
             self._copy_unwritten_tiles()
+            if not self.cog:
+                self._add_tags()
         ready = self.tmp
         if self.cog:
             ready = self._to_cog()
@@ -533,6 +607,14 @@ class OutputFile:
         except OSError as e:
             raise OutputError(f"{self.final}: cannot move the finished file into place ({e})") from e
         self._committed = True
+
+    def _add_tags(self) -> None:
+        """Write the tags into the finished temporary GeoTIFF (GDAL rewrites its directory)."""
+        try:
+            with rasterio.open(self.tmp, "r+", sharing=False) as ds:
+                ds.update_tags(**self.tags)
+        except (RasterioError, OSError) as e:
+            raise self._failed("writing the tags", e, _MIB) from e
 
     def _copy_unwritten_tiles(self) -> None:
         """Fill the tiles never written with the input's: compressed bytes copied, or re-encoded."""
@@ -558,8 +640,14 @@ class OutputFile:
             raise self._failed("writing the unchanged tiles", e, _MIB) from e
 
     def _to_cog(self) -> Path:
+        """Convert the finished temporary GeoTIFF to a COG at a new temporary name, adding the tags.
+
+        Stoppable by Ctrl-C/SIGTERM (:func:`geomask.gdalcopy.create_copy`); whatever way it ends,
+        the intermediate file is removed, and on failure or interrupt the COG's temporary file and
+        GDAL's overview temporaries (``NAME...partial.ovr.tmp``) too.
+        """
         cog_tmp = partial_path(self.final)
-        options = {
+        options: dict[str, object] = {
             "compress": self.compress,
             "blocksize": int(self.profile["blockxsize"]),
             "overview_resampling": self.overview_resampling,
@@ -569,13 +657,17 @@ class OutputFile:
         options.update(extra)
         try:
             # GDAL's COG driver converts from the finished tiled GeoTIFF block by block;
-            # writing the COG driver window by window would buffer the whole raster.
-            rasterio.shutil.copy(self.tmp, cog_tmp, driver="COG", **options)
-        except (RasterioError, OSError) as e:
-            self._remove(cog_tmp)
-            raise self._failed("converting to COG", e, self.tmp.stat().st_size) from e
+            # writing the COG driver window by window would buffer the whole raster. The
+            # provenance tags go to the COG only: the intermediate never carries them.
+            gdalcopy.create_copy(self.tmp, cog_tmp, driver="COG", options=options, tags=self.tags)
+        except gdalcopy.CopyFailed as e:
+            self._remove_temporaries(cog_tmp)
+            raise self._failed("converting to COG", e, self.tmp.stat().st_size, no_space=e.no_space) from e
+        except BaseException:
+            self._remove_temporaries(cog_tmp)
+            raise
         finally:
-            self._remove(self.tmp)
+            self._remove_temporaries(self.tmp)
         self.tmp = cog_tmp
         return cog_tmp
 
@@ -605,18 +697,18 @@ class OutputFile:
                 self._ds.close()
             self._ds = None
         if not self._committed:
-            self._remove(self.tmp)
+            self._remove_temporaries(self.tmp)
 
-    def _failed(self, what: str, e: BaseException, needed: int) -> OutputError:
-        """The error for a failed write: says when the disk is full (ENOSPC, or less free space
-        than the ``needed`` bytes being written), where GDAL only reports a failed write."""
+    def _failed(self, what: str, e: BaseException, needed: int, *, no_space: bool = False) -> OutputError:
+        """The error for a failed write: says when the disk is full (``no_space``, an ENOSPC in the
+        chain of ``e``, or less free space than the ``needed`` bytes being written), where GDAL only
+        reports a failed write."""
         folder = self.final.parent
         try:
             free = shutil.disk_usage(folder).free
         except OSError:
             free = None
         cause: BaseException | None = e
-        no_space = False
         while cause is not None and not no_space:
             no_space = isinstance(cause, OSError) and cause.errno == errno.ENOSPC
             cause = cause.__cause__ or cause.__context__
@@ -630,8 +722,18 @@ class OutputFile:
 
     @staticmethod
     def _remove(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        # Best effort on the way out of an error: never replace that error with another one
+        # (a read-only folder answers EROFS even for a file that is not there).
+        with contextlib.suppress(OSError):
             path.unlink()
+
+    @staticmethod
+    def _remove_temporaries(path: Path) -> None:
+        """Remove the temporary ``path`` and the files GDAL named after it (``path.ovr.tmp`` ...)."""
+        with contextlib.suppress(OSError):
+            for candidate in [path, *path.parent.glob(glob.escape(path.name) + ".*")]:
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
 
 
 @contextlib.contextmanager

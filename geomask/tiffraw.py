@@ -26,7 +26,7 @@ from typing import Any
 
 from geomask.errors import GeomaskError
 
-__all__ = ["Layout", "LayoutMismatch", "copy_tiles", "layout_of", "profile_matches"]
+__all__ = ["Layout", "LayoutMismatch", "copy_tiles", "has_written_tiles", "layout_of", "profile_matches"]
 
 #: GDAL's COMPRESS names of the lossless codecs whose tiles are self-contained, as TIFF codes.
 LOSSLESS = {"none": 1, "lzw": 5, "deflate": 8, "packbits": 32773, "lzma": 34925, "zstd": 50000}
@@ -133,6 +133,26 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
             return _layout(tif)
     except (OSError, ValueError, KeyError, IndexError, tifffile.TiffFileError):
         return None
+
+
+def has_written_tiles(path: str | os.PathLike[str]) -> bool:
+    """Whether the full-resolution image of a local TIFF has at least one tile or strip written,
+    and every written one lies inside the file.
+
+    GDAL's COG driver writes a COG's directories first with every tile offset 0 and fills them
+    in only when the last tile is written, so a COG whose writer was killed has none: it opens,
+    and reads as nodata everywhere. False also when tifffile cannot parse the file.
+    """
+    import tifffile
+
+    try:
+        size = os.path.getsize(path)
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            page = tif.pages.first
+            spans = [(o, c) for o, c in zip(page.dataoffsets, page.databytecounts, strict=True) if o or c]
+    except (OSError, ValueError, KeyError, IndexError, tifffile.TiffFileError):
+        return False
+    return bool(spans) and all(o > 0 and o + c <= size for o, c in spans)
 
 
 def _layout(tif: Any) -> Layout | None:

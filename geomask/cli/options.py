@@ -23,6 +23,7 @@ import typer
 from rasterio.errors import NotGeoreferencedWarning
 
 from geomask.errors import GeomaskError, RunInterrupted
+from geomask.gdalcopy import quiet_libtiff_errors
 from geomask.warnings import GeomaskWarning
 
 __all__ = [
@@ -136,6 +137,7 @@ def handle_errors(debug: bool) -> Iterator[None]:
     debug : bool
         Print the traceback of an error too.
     """
+    quiet_libtiff_errors()  # a full disk: the one line below, not one more per strip
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GeomaskWarning)

@@ -20,7 +20,7 @@ from rasterio.enums import ColorInterp
 
 from geomask.convolve import effective_nodata
 from geomask.errors import OutputError, OutputExistsError
-from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene
+from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, remove_stale_partials
 from geomask.masks.base import MaskContext, MaskSource
 from geomask.windows import plan_windows
 
@@ -95,6 +95,7 @@ def write_mask(
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{final.parent}: cannot create the folder ({e.strerror})") from e
+    remove_stale_partials(final)  # what a killed earlier `geomask mask` left beside it
     value = info.nodata if nodata == "auto" else nodata
     bound = source.bind(MaskContext(info.grid, info.path, effective_nodata(value, info.dtype)))
     layout = dataclasses.replace(
