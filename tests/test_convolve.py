@@ -36,7 +36,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from geomask import _kernels_nb, kernels
+from geomask import kernels
+from geomask._nb import rows as nb_rows
 from geomask.convolve import masked_convolve
 from geomask.errors import ConfigError, GeomaskError, InputError, KernelError
 from geomask.kernels import Kernel
@@ -709,7 +710,7 @@ def _segments_by_the_rule(row: np.ndarray) -> list[tuple[int, int, int]]:
     held = [k for k, word in enumerate(words.reshape(-1, 8)) if word.any()]
     runs: list[list[int]] = []
     for k in held:
-        if runs and k - runs[-1][-1] - 1 < _kernels_nb._GAP:
+        if runs and k - runs[-1][-1] - 1 < nb_rows._GAP:
             runs[-1].append(k)
         else:
             runs.append([k])
@@ -733,14 +734,14 @@ def test_row_segments_follow_their_rule(width):
         nz = np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8)
         segs = np.empty((width // 8 + 1, 3), dtype=np.int64)
         for i in range(rows.shape[0]):
-            g = _kernels_nb._row_segments(tw, i, 0, width, segs, nz)
+            g = nb_rows._row_segments(tw, i, 0, width, segs, nz)
             got = [tuple(int(v) for v in segs[k]) for k in range(g)]
             assert got == _segments_by_the_rule(rows[i]), (density, i)
 
 
 def test_compiled_kernels_free_what_they_allocate():
     # The kernels use their arguments and scratch arrays through views that own no reference
-    # (_kernels_nb._unowned): numba's allocation counters must still balance, call after call.
+    # (geomask._nb.refs._unowned): numba's allocation counters must still balance, call after call.
     from numba.core.runtime import _nrt_python, rtsys
 
     was_on = _nrt_python.memsys_stats_enabled()
