@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1257,3 +1258,23 @@ def test_seed_c_ndimage_convolve(args):
     else:
         # Separable kernels run as two 1-D passes, which round differently from one 2-D sum.
         np.testing.assert_allclose(got, expected, **_tolerance(image, kernel))
+
+
+def test_kernel_cache_is_stamped_by_every_module_of_the_package(tmp_path):
+    # numba's cache=True checks only the cached function's own file: after an edit of rows.py alone,
+    # linear2d.py's cached kernel (which has the old row machinery compiled in) would be loaded.
+    # The kernels' cache stamp covers every module of geomask._nb instead.
+    import shutil
+
+    from geomask._nb import jit
+    from geomask._nb.linear2d import linear2d
+    from geomask._nb.separable import separable
+
+    for kernel in (linear2d, separable):
+        assert kernel._cache._impl.locator.get_source_stamp() == jit.package_stamp()
+    copy = tmp_path / "_nb"
+    shutil.copytree(Path(jit.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert jit.folder_stamp(str(copy)) == jit.package_stamp()
+    with open(copy / "rows.py", "a") as f:
+        f.write("# edited\n")
+    assert jit.folder_stamp(str(copy)) != jit.package_stamp()

@@ -24,15 +24,20 @@ JIT = {"cache": True, "nogil": True, "boundscheck": False}
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@functools.cache
-def package_stamp() -> str:
-    """SHA-256 over the names and bytes of this package's modules (sorted by name)."""
+def folder_stamp(folder: str) -> str:
+    """SHA-256 over the names and bytes of the modules (``*.py``) in ``folder``, sorted by name."""
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(_HERE)):
+    for name in sorted(os.listdir(folder)):
         if name.endswith(".py"):
-            with open(os.path.join(_HERE, name), "rb") as f:
+            with open(os.path.join(folder, name), "rb") as f:
                 digest.update(name.encode() + b"\0" + f.read() + b"\0")
     return digest.hexdigest()
+
+
+@functools.cache
+def package_stamp() -> str:
+    """:func:`folder_stamp` of this package, read once per process."""
+    return folder_stamp(_HERE)
 
 
 def _whole_package(base: type) -> type:
