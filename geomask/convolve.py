@@ -1,6 +1,6 @@
 """Masked convolution: a kernel applied only inside a mask, the rest left bit for bit.
 
-Pure numpy (and the compiled loops of :mod:`geomask._kernels_nb`); no I/O.
+Pure numpy (and the compiled loops of :mod:`geomask._nb`); no I/O.
 :func:`filter_indexed` is the one primitive: it filters a block read with its halo,
 through index maps that fold in the boundary mode. :func:`masked_convolve` (whole arrays in memory) and the
 windowed engine both call it, which is why they agree byte for byte.
@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from geomask import _kernels_nb as nb
+from geomask import _nb as nb
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.kernels import Kernel, as_kernel
 from geomask.windows import check_mode, source_index
@@ -288,7 +288,8 @@ def filter_indexed(
     readers = _last_readers(prow) if in_place else None
     is_int = dtype.kind in "iu"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
-    common = (cval, nd, has_nd, sup, has_sup)
+    valid = (cval, nd, has_nd, sup, has_sup)  # the kernels' argument groups (_nb.refs._borrowed)
+    cast = (is_int, lo, hi)
     if kernel.kind == "linear" and normalize and kernel.weight_sum <= 0:
         cval_valid = not (np.isnan(cval) or (has_nd and cval == nd))
         if any(nb.any_invalid(values, b, prow, pcol, nd, has_nd, has_sup, cval_valid) for b in range(bands)):
@@ -311,19 +312,16 @@ def filter_indexed(
             ring = (True, _part_readers(readers, prow, ry, r0, r1), *_free_slots(o.shape[1], w))
         else:
             o, ring = out[b : b + 1, r0:r1], _NO_RING
-        bt = o.view(udt)
+        block = (src, pr, pcol, tg, t8, o, o.view(udt), c0, ring)
         if kernel.kind != "linear":
-            kind = _RANK[kernel.kind]
-            changed = nb.rank(
-                src, pr, pcol, footprint, tg, t8, o, bt, kind, *common, is_int, lo, hi, c0, ring
-            )
+            changed = nb.rank(block, valid, cast, footprint, _RANK[kernel.kind])
         else:
             nrow = np.empty(w, dtype=dtype)  # scratch row for the straight stores
-            tail = (*common, normalize, is_int, lo, hi, c0, nrow, nrow.view(udt), ring)
+            tail = (normalize, nrow, nrow.view(udt))
             if kernel.separable is not None:
-                changed = nb.separable(src, pr, pcol, pline, column, row, tg, t8, o, bt, *tail)
+                changed = nb.separable(block, valid, cast, column, row, pline, *tail)
             else:
-                changed = nb.linear2d(src, pr, pcol, pline, weights, tg, t8, o, bt, *tail)
+                changed = nb.linear2d(block, valid, cast, weights, pline, *tail)
         if out is None:
             held.append((ring, src, pr, ry, c0, o, -1))
         return int(changed)
@@ -433,7 +431,7 @@ def _part_readers(
 
 def _free_slots(n: int, w: int) -> tuple[NDArray[np.int64], ...]:
     """(held, nseg, whole, segs, count) of a ring of ``n`` free slots for rows of ``w`` pixels
-    (``_kernels_nb._ring_flush``)."""
+    (``_nb.ring._ring_flush``)."""
     return (
         np.full(n, -1, dtype=np.int64),
         np.zeros(n, dtype=np.int64),

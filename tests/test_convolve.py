@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from geomask import _kernels_nb, kernels
+from geomask import kernels
+from geomask._nb import rows as nb_rows
 from geomask.convolve import masked_convolve
 from geomask.errors import ConfigError, GeomaskError, InputError, KernelError
 from geomask.kernels import Kernel
@@ -709,7 +711,7 @@ def _segments_by_the_rule(row: np.ndarray) -> list[tuple[int, int, int]]:
     held = [k for k, word in enumerate(words.reshape(-1, 8)) if word.any()]
     runs: list[list[int]] = []
     for k in held:
-        if runs and k - runs[-1][-1] - 1 < _kernels_nb._GAP:
+        if runs and k - runs[-1][-1] - 1 < nb_rows._GAP:
             runs[-1].append(k)
         else:
             runs.append([k])
@@ -733,14 +735,14 @@ def test_row_segments_follow_their_rule(width):
         nz = np.zeros(-(-tw.shape[1] // 8) * 8, dtype=np.uint8)
         segs = np.empty((width // 8 + 1, 3), dtype=np.int64)
         for i in range(rows.shape[0]):
-            g = _kernels_nb._row_segments(tw, i, 0, width, segs, nz)
+            g = nb_rows._row_segments(tw, i, 0, width, segs, nz)
             got = [tuple(int(v) for v in segs[k]) for k in range(g)]
             assert got == _segments_by_the_rule(rows[i]), (density, i)
 
 
 def test_compiled_kernels_free_what_they_allocate():
     # The kernels use their arguments and scratch arrays through views that own no reference
-    # (_kernels_nb._unowned): numba's allocation counters must still balance, call after call.
+    # (geomask._nb.refs._unowned): numba's allocation counters must still balance, call after call.
     from numba.core.runtime import _nrt_python, rtsys
 
     was_on = _nrt_python.memsys_stats_enabled()
@@ -1256,3 +1258,23 @@ def test_seed_c_ndimage_convolve(args):
     else:
         # Separable kernels run as two 1-D passes, which round differently from one 2-D sum.
         np.testing.assert_allclose(got, expected, **_tolerance(image, kernel))
+
+
+def test_kernel_cache_is_stamped_by_every_module_of_the_package(tmp_path):
+    # numba's cache=True checks only the cached function's own file: after an edit of rows.py alone,
+    # linear2d.py's cached kernel (which has the old row machinery compiled in) would be loaded.
+    # The kernels' cache stamp covers every module of geomask._nb instead.
+    import shutil
+
+    from geomask._nb import jit
+    from geomask._nb.linear2d import linear2d
+    from geomask._nb.separable import separable
+
+    for kernel in (linear2d, separable):
+        assert kernel._cache._impl.locator.get_source_stamp() == jit.package_stamp()
+    copy = tmp_path / "_nb"
+    shutil.copytree(Path(jit.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert jit.folder_stamp(str(copy)) == jit.package_stamp()
+    with open(copy / "rows.py", "a") as f:
+        f.write("# edited\n")
+    assert jit.folder_stamp(str(copy)) != jit.package_stamp()
