@@ -54,6 +54,7 @@ from rasterio.windows import Window
 from geomask.errors import GridError, MaskError
 from geomask.grid import Grid
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.masks.reproject import crs_name, place_in_turns, reproject_parts
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 if TYPE_CHECKING:
@@ -332,11 +333,10 @@ def bind_geometries(
     """
     grid = context.grid
     require_north_up(grid, what)
-    geoms = _to_grid_crs(geoms, crs, grid, what)
+    count = len(geoms)
+    parts = _to_grid_crs(geoms, crs, grid, what)
     if buffer is not None:
-        geoms = shapely.buffer(geoms, buffer)
-
-    parts = _explode(geoms)
+        parts = _explode(shapely.buffer(parts, buffer))
     pixel_parts = _to_pixels(parts, grid.transform)
     # Reprojection outside a CRS's domain yields infinite coordinates: such parts cannot be burned.
     finite = np.isfinite(shapely.bounds(pixel_parts)).all(axis=1)
@@ -358,26 +358,28 @@ def bind_geometries(
         grid.shape,
         all_touched=all_touched,
         label=label,
-        feature_count=len(geoms) if feature_count is None else feature_count,
+        feature_count=count if feature_count is None else feature_count,
     )
 
 
 def _to_grid_crs(geoms: NDArray[np.object_], crs: CRS | None, grid: Grid, what: str) -> NDArray[np.object_]:
-    """Geometries moved from ``crs`` to the grid's CRS."""
+    """Single-part geometries moved from ``crs`` to the grid's CRS (see :mod:`geomask.masks.reproject`:
+    continuous across the antimeridian, placed at every 360-degree turn a geographic grid covers, clipped
+    to where the transformation is defined)."""
     if crs is None:
         if grid.crs is not None:
             raise MaskError(f"{what} has no CRS; add crs: EPSG:XXXX (the CRS its coordinates are in)")
         # Neither side is georeferenced: the coordinates are taken as the grid's own x/y.
-        return geoms
+        return _explode(geoms)
     if grid.crs is None:
         raise MaskError(
-            f"the scene has no CRS, so {what} ({crs.to_string()}) cannot be placed on it; georeference the "
+            f"the scene has no CRS, so {what} ({crs_name(crs)}) cannot be placed on it; georeference the "
             f"scene or use coordinates without a CRS"
         )
     target = CRS.from_user_input(grid.crs)
     if crs.equals(target):
-        return geoms
-    return _geopandas().GeoSeries(geoms, crs=crs).to_crs(target).to_numpy()
+        return place_in_turns(_explode(geoms), target, grid.bounds)
+    return reproject_parts(geoms, crs, target, grid.bounds, what)
 
 
 class BoundVectorMask(BoundMask):
