@@ -211,9 +211,10 @@ def key_text(key: Key) -> str:
 class _Builder:
     """Turns a composed node tree into plain data, checking limits and recording positions."""
 
-    def __init__(self, file: str, loader: _Loader) -> None:
+    def __init__(self, file: str, loader: _Loader, aliases: int = 0) -> None:
         self.file = file
         self.loader = loader
+        self.aliases = aliases
         self.source = SourceMap(file)
         self.problems: list[Problem] = []
         self.nodes = 0
@@ -224,7 +225,9 @@ class _Builder:
     def build(self, node: Node, key: Key, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _Abort(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+            if self.aliases:
+                raise _Abort(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+            raise _Abort(node, f"more than {MAX_NODES} values: too large for a pipeline, split it")
         if depth > MAX_DEPTH:
             raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.source.values.setdefault(key, _pos(node.start_mark))
@@ -278,8 +281,9 @@ class _Abort(Exception):
         self.message = message
 
 
-def _prescan(text: str, file: str) -> None:
-    """Check depth and alias counts on the event stream, before anything is composed."""
+def _prescan(text: str, file: str) -> int:
+    """Check depth and alias counts on the event stream, before anything is composed; return the
+    number of alias uses."""
     depth = 0
     aliases = 0
     for event in yaml.parse(text, Loader=_Loader):
@@ -297,6 +301,7 @@ def _prescan(text: str, file: str) -> None:
                     f"more than {MAX_ALIASES} aliases (*name): write the values out",
                     _pos(event.start_mark),
                 )
+    return aliases
 
 
 def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, SourceMap]:
@@ -343,11 +348,11 @@ def loads_yaml(text: str, *, file: str = "<string>") -> tuple[Any, SourceMap]:
         raise ConfigError(f"{file}: too large for a pipeline (limit {MAX_BYTES} bytes)")
     loader = _Loader(text)
     try:
-        _prescan(text, file)
+        aliases = _prescan(text, file)
         node = loader.get_single_node()
         if node is None:
             raise YamlError([Problem(file, Position(1, 1), "", "the file is empty: see `geomask schema`")])
-        builder = _Builder(file, loader)
+        builder = _Builder(file, loader, aliases)
         data = builder.build(node, (), 0)
     except _Abort as e:
         raise YamlError([Problem(file, e.position, "", e.message)]) from None

@@ -34,36 +34,15 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from geomask.messages import crs_name
 from geomask.warnings import OutsideProjectionWarning
 
-__all__ = ["VALID_AREA_SAMPLES", "crs_name", "place_in_turns", "reproject_parts"]
+__all__ = ["VALID_AREA_SAMPLES", "place_in_turns", "reproject_parts"]
 
 VALID_AREA_SAMPLES = 256
 """Cells per side of the grid on which the valid area of a transformation is sampled around a part."""
 
 _POLYGON, _LINES = 3, (1, 2)  # shapely type ids: Polygon; LineString and LinearRing
-
-
-def crs_name(crs: object) -> str:
-    """A short name for a CRS in messages: ``EPSG:32618`` when it has an authority code, else its name.
-
-    Accepts a pyproj or rasterio CRS or anything ``pyproj.CRS.from_user_input`` takes; never returns
-    WKT (a PROJ string is returned as written when that is all there is, cut to 80 characters).
-    """
-    try:
-        parsed = CRS.from_user_input(crs)
-    except Exception:  # a name for a message must never fail
-        text = str(crs)
-        return text if len(text) <= 80 else text[:77] + "..."
-    authority = parsed.to_authority(min_confidence=90)
-    if authority is not None:
-        return f"{authority[0]}:{authority[1]}"
-    if parsed.name and parsed.name.lower() != "unknown" and not parsed.name.lower().startswith("unknown"):
-        return parsed.name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "you will likely lose important projection information"
-        text = parsed.to_proj4() or parsed.name or "unnamed CRS"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def reproject_parts(
