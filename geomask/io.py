@@ -37,6 +37,7 @@ from geomask import tiffraw
 from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
+from geomask.messages import name_too_long
 from geomask.warnings import GeomaskWarning
 from geomask.windows import contiguous_runs, covers_whole_tiles
 
@@ -173,6 +174,9 @@ def open_scene(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetRead
     """
     p = str(path)
     if "://" not in p and not p.startswith("/vsi") and not os.path.exists(p):
+        too_long = name_too_long(p)
+        if too_long is not None:
+            raise InputError(f"{p}: {too_long}; shorten the input path")
         raise InputError(f"{p}: no such file; check the input path (relative paths resolve from the YAML)")
     try:
         # rasterio takes one driver name; GDAL then opens nothing but that format.

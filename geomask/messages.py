@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
-__all__ = ["crs_name", "did_you_mean", "plain"]
+__all__ = ["crs_name", "did_you_mean", "name_too_long", "plain"]
 
 
 def crs_name(crs: object) -> str:
@@ -84,3 +85,27 @@ def did_you_mean(typed: object, choices: Iterable[str], cutoff: float = 0.6) -> 
             return f" Did you mean '{fixed}' ({how})?"
     close = difflib.get_close_matches(typed, options, n=1, cutoff=cutoff)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def name_too_long(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is too long for the file system, or None: ``"file name too long: a name of 300
+    bytes, the limit is 255"`` (one component over NAME_MAX) or the whole path over PATH_MAX.
+
+    The OS says ENAMETOOLONG for such paths, which ``os.path.exists`` turns into "missing"; callers
+    say this instead of "no such file".
+    """
+    text = os.fsencode(path)
+    folder = os.path.dirname(os.path.abspath(text)) or b"/"
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        name_max = os.pathconf(folder or b"/", "PC_NAME_MAX")
+        path_max = os.pathconf(folder or b"/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    longest = max((len(part) for part in text.split(b"/")), default=0)
+    if longest > name_max:
+        return f"file name too long: a name of {longest} bytes, the limit is {name_max}"
+    if len(os.path.abspath(text)) >= path_max:
+        return f"file name too long: a path of {len(os.path.abspath(text))} bytes, the limit is {path_max}"
+    return None

@@ -326,6 +326,27 @@ CASES = [
     Case("band-twice", lambda f: _project(f, bands=[1, 1]), 2, "bands", "twice"),
     # vectors
     Case(
+        "input-name-too-long",
+        lambda f: _project(f, input="a" * 300 + ".tif"),
+        2,
+        "file name too long: a name of 304 bytes, the limit is 255",
+        "shorten the input path",
+    ),
+    Case(
+        "output-name-too-long",
+        lambda f: _project(f, output={"path": "out/" + "a" * 300 + ".tif"}),
+        2,
+        "file name too long",
+        "choose a shorter output path",
+    ),
+    Case(
+        "vector-name-too-long",
+        lambda f: _project(f, mask={"vector": "a" * 300 + ".gpkg"}),
+        2,
+        "file name too long: a name of 305 bytes",
+        "shorten the mask's vector: path",
+    ),
+    Case(
         "vector-missing",
         lambda f: _project(f, mask={"vector": "nope.geojson"}),
         2,

@@ -106,6 +106,23 @@ def test_yaml_too_many_plain_values_is_not_called_an_alias_bomb() -> None:
     assert "alias" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "output",
+    ["{path: out/{stem}.tif}", "{path: out/{stem}_x.tif, compress: lzw}", "{path: {stem}}"],
+)
+def test_unquoted_placeholder_in_a_flow_mapping_gets_a_quote_hint(tmp_path: Path, output: str) -> None:
+    problems = _problems(tmp_path, f"input: scene.tif\nkernel: {{name: box}}\noutput: {output}\n")
+    assert len(problems) == 1
+    assert "{stem}" in problems[0] and 'quote the value, e.g. "out/{stem}.tif"' in problems[0], problems
+
+
+def test_pipeline_path_too_long_is_said_as_such(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"file name too long: a name of 305 bytes, the limit is 255; shorten it"
+    ):
+        load_pipeline(tmp_path / ("p" * 300 + ".yaml"))
+
+
 def test_yaml_refuses_many_aliases() -> None:
     text = "a: &a 1\nb: [" + ", ".join(["*a"] * (MAX_ALIASES + 1)) + "]\n"
     with pytest.raises(YamlError, match="aliases"):

@@ -19,7 +19,7 @@ from rasterio.features import rasterize
 
 from geomask.grid import Grid
 from geomask.masks import BboxSource, MaskContext, VectorSource
-from geomask.masks.reproject import crs_name
+from geomask.messages import crs_name
 from geomask.warnings import NoOverlapWarning, OutsideProjectionWarning
 
 WGS84 = CRS.from_epsg(4326)

@@ -485,10 +485,23 @@ def test_missing_crs(tmp_path: Path) -> None:
 
 
 def test_bad_or_conflicting_crs(vectors: dict[str, Path]) -> None:
-    with pytest.raises(MaskError, match=r"'EPSG:nope'.*fields\.gpkg"):
+    with pytest.raises(MaskError, match=r"crs: EPSG:nope given for vector file .*fields\.gpkg"):
         _bind(VectorSource(vectors["gpkg"], crs="EPSG:nope"))
     with pytest.raises(MaskError, match=r"fields\.gpkg declares CRS EPSG:32618.*EPSG:4326"):
         _bind(VectorSource(vectors["gpkg"], crs="EPSG:4326"))
+
+
+def test_a_crs_given_as_wkt_is_named_by_its_code_in_messages(vectors: dict[str, Path]) -> None:
+    with pytest.raises(MaskError) as caught:
+        _bind(VectorSource(vectors["gpkg"], crs=WGS84.to_wkt()))
+    message = str(caught.value)
+    assert "declares CRS EPSG:32618, which differs from crs: EPSG:4326;" in message
+    assert "GEOGCS" not in message and "DATUM" not in message and len(message) < 300
+
+
+def test_a_vector_path_too_long_for_the_file_system_is_said_as_such(tmp_path: Path) -> None:
+    with pytest.raises(MaskError, match=r"file name too long: a name of 305 bytes, the limit is 255"):
+        _bind(VectorSource(tmp_path / ("a" * 300 + ".gpkg")))
 
 
 def test_multi_layer_file_needs_a_layer(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from geomask import kernels
 from geomask.config.yamlsafe import Key, Problem, SourceMap, key_text
 from geomask.messages import did_you_mean
 
-__all__ = ["At", "problems_at", "problems_from", "show"]
+__all__ = ["At", "placeholder_hint", "problems_at", "problems_from", "show"]
 
 
 def show(value: Any) -> str:
@@ -33,6 +33,14 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
+
+
+def placeholder_hint(value: Any) -> str:
+    """A hint for ``{stem}`` written unquoted as a whole value, which YAML reads as ``{stem: null}``."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value.values())) is None:
+        name = next(iter(value))
+        return f' (YAML read {{{name}}} as a mapping: quote the value, e.g. "out/{{{name}}}.tif")'
+    return ""
 
 
 class At(ValueError):
@@ -111,7 +119,7 @@ def _message(err: Any, key: Key, model: type[BaseModel]) -> str:
         return f"expected one of {', '.join(allowed)}, got {show(value)}.{hint}"
     if kind == "string_type":
         hint = " (YAML reads unquoted true/false as booleans: quote it)" if isinstance(value, bool) else ""
-        return f"expected text, got {show(value)}{hint}"
+        return f"expected text, got {show(value)}{hint or placeholder_hint(value)}"
     if kind == "bool_type":
         return f"expected true or false, got {show(value)}"
     if kind in ("int_type", "int_from_float", "int_parsing"):

@@ -43,7 +43,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from geomask import kernels
-from geomask.config._report import At, show
+from geomask.config._report import At, placeholder_hint, show
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.messages import did_you_mean
@@ -119,7 +119,11 @@ def _path(value: Any, info: ValidationInfo) -> Path:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise PydanticCustomError("path_type", "expected a file path, got {got}", {"got": show(value)})
+        raise PydanticCustomError(
+            "path_type",
+            "expected a file path, got {got}{hint}",
+            {"got": show(value), "hint": placeholder_hint(value)},
+        )
     return location(_resolve(value, info))  # type: ignore[return-value]  # a URL stays text
 
 

@@ -25,6 +25,7 @@ guessing.
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from geomask.errors import ConfigError
+from geomask.messages import name_too_long
 
 __all__ = [
     "MAX_ALIASES",
@@ -304,6 +306,28 @@ def _prescan(text: str, file: str) -> int:
     return aliases
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def _placeholder_hint(text: str, mark: Any) -> str:
+    """A hint when a syntax error sits on a line with an unquoted ``{stem}``-style placeholder.
+
+    In a flow mapping (``output: {path: out/{stem}.tif}``) YAML reads ``{`` as the start of another
+    mapping; the value must be quoted.
+    """
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    found = _PLACEHOLDER.search(line)
+    if found is None:
+        return ""
+    return (
+        f" (YAML reads the {{ of {found.group(0)} as the start of a mapping: quote the value, e.g. "
+        f'"out/{found.group(0)}.tif")'
+    )
+
+
 def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, SourceMap]:
     """Read one YAML document from ``path`` with the guards described in the module docstring.
 
@@ -338,6 +362,8 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, Sou
     except UnicodeDecodeError as e:
         raise ConfigError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise ConfigError(f"{file}: {name_too_long(path) or 'file name too long'}; shorten it") from e
         raise ConfigError(f"{file}: cannot read ({e.strerror or e})") from e
     return loads_yaml(text, file=file)
 
@@ -359,7 +385,7 @@ def loads_yaml(text: str, *, file: str = "<string>") -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = _pos(mark) if mark is not None else None
-        what = " ".join(x for x in (e.context, e.problem) if x)
+        what = " ".join(x for x in (e.context, e.problem) if x) + _placeholder_hint(text, mark)
         raise YamlError([Problem(file, where, "", f"YAML syntax error: {what}")]) from e
     except yaml.YAMLError as e:
         raise YamlError([Problem(file, None, "", f"YAML error: {e}")]) from e

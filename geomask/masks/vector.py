@@ -36,6 +36,7 @@ for any other geometry the result equals it pixel for pixel.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ from geomask.grid import Grid
 from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.reproject import place_in_turns, reproject_parts
-from geomask.messages import crs_name
+from geomask.messages import crs_name, name_too_long
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 if TYPE_CHECKING:
@@ -178,7 +179,10 @@ class VectorSource(MaskSource):
 
     def _read(self, path: str) -> gpd.GeoDataFrame:
         """The features of the chosen layer, filtered by ``where``; errors as MaskError."""
-        if "://" not in path and not path.startswith("/vsi") and not Path(path).exists():
+        if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+            too_long = name_too_long(path)
+            if too_long is not None:
+                raise MaskError(f"vector file {path}: {too_long}; shorten the mask's vector: path")
             raise MaskError(
                 f"vector file not found: {path}; check the mask's vector: path (relative paths resolve "
                 "from the YAML file's folder)"
