@@ -397,7 +397,7 @@ CASES = [
         "vector-crs-invalid",
         lambda f: _project(f, mask={"vector": "roi.geojson", "crs": "EPSG:999999"}),
         2,
-        "crs: 'EPSG:999999' given for vector file",
+        "crs: EPSG:999999 given for vector file",
         "not a valid CRS",
     ),
     # kernels

@@ -467,7 +467,8 @@ def test_runaway_where_is_stopped_at_its_time_limit(vectors: dict[str, Path]) ->
     with pytest.raises(MaskError, match=r"did not finish within 0\.5 s and was stopped"):
         _bind(VectorSource(vectors["gpkg"], where=RUNAWAY, where_time_limit=0.5))
     assert time.monotonic() - start < 3.0
-    assert not psutil.Process().children()  # the child reading the file is gone
+    # the child reading the file is gone (multiprocessing's resource tracker may stay: it is shared)
+    assert not [p for p in psutil.Process().children() if "resource_tracker" not in " ".join(p.cmdline())]
 
 
 def test_where_read_in_a_child_gives_the_same_features(vectors: dict[str, Path]) -> None:
@@ -510,7 +511,7 @@ def test_multi_layer_file_needs_a_layer(tmp_path: Path) -> None:
         gpd.GeoDataFrame({"id": [1]}, geometry=[shapely.box(0, 0, 1, 1)], crs=UTM).to_file(
             path, layer=name, engine="pyogrio"
         )
-    with pytest.raises(MaskError, match=r"two\.gpkg has 2 layers \('fields', 'roads'\)"):
+    with pytest.raises(MaskError, match=r"two\.gpkg has 2 layers \(fields, roads\)"):
         _bind(VectorSource(path))
     with pytest.raises(MaskError, match=r"two\.gpkg has no layer lakes; its layers are fields, roads"):
         _bind(VectorSource(path, layer="lakes"))

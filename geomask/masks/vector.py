@@ -303,9 +303,9 @@ def _attribute_equals(frame: gpd.GeoDataFrame, path: str, attribute: str, text: 
     as_text = [_as_text(value) for value in frame[attribute]]
     chosen = frame[np.array([value == text for value in as_text], dtype=bool)]
     if len(chosen) == 0:
-        present = ", ".join(sorted({v for v in as_text if v})[:10])
+        present = ", ".join(f"'{v}'" for v in sorted({v for v in as_text if v})[:10])
         raise MaskError(
-            f"no feature of vector file {path} has {attribute} = {text}; its values include {present}"
+            f"no feature of vector file {path} has {attribute} = '{text}'; its values include {present}"
         )
     return chosen
 
