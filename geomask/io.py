@@ -38,6 +38,7 @@ from geomask import gdalcopy, tiffraw
 from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, OutputError, RunError
 from geomask.grid import Grid
+from geomask.messages import name_too_long
 from geomask.warnings import GeomaskWarning
 from geomask.windows import contiguous_runs, covers_whole_tiles
 
@@ -231,6 +232,9 @@ def check_regular_file(path: str | os.PathLike[str]) -> None:
             f"{p}: no such file; check the input path (relative paths resolve from the YAML)"
         ) from None
     except OSError as e:
+        too_long = name_too_long(p)
+        if too_long is not None:
+            raise InputError(f"{p}: {too_long}; shorten the input path") from e
         raise InputError(f"{p}: cannot be read ({e.strerror or e})") from e
     if stat.S_ISREG(mode):
         return

@@ -19,7 +19,6 @@ before any matrix is allocated.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from geomask.errors import KernelError
+from geomask.messages import did_you_mean
 
 __all__ = [
     "KERNELS",
@@ -398,9 +398,8 @@ def _spec(name: str, params: dict[str, Any]) -> KernelSpec | None:
         return None
     spec = KERNELS.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, names(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KernelError(f"unknown kernel {name!r}.{hint} Known kernels: {', '.join(names())}, custom")
+        hint = did_you_mean(name, names(), cutoff=0.6)
+        raise KernelError(f"unknown kernel '{name}'.{hint} Known kernels: {', '.join(names())}, custom")
     unknown = sorted(set(params) - set(spec.params))
     if unknown:
         allowed = ", ".join(spec.params) or "none"

@@ -24,13 +24,15 @@ virtual paths (``/vsis3/...``), no lock is taken.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from geomask.errors import OutputError, OutputLockedError
+from geomask.errors import ConfigError, OutputError, OutputLockedError
+from geomask.messages import name_too_long
 
 try:
     import fcntl
@@ -102,6 +104,12 @@ def output_lock(output: Path) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
+            too_long = name_too_long(path) if e.errno == errno.ENAMETOOLONG else None
+            if too_long is not None:
+                raise ConfigError(
+                    f"{output}: {too_long} (with the {LOCK_SUFFIX} suffix of its lock file); "
+                    "choose a shorter output path"
+                ) from e
             raise OutputError(
                 f"{output}: cannot create the lock file {path.name} ({e.strerror or e}); "
                 "the output folder must be writable"

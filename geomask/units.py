@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from geomask.errors import GridError, KernelError
+from geomask.messages import crs_name
 
 if TYPE_CHECKING:
     from geomask.grid import Grid
@@ -99,13 +100,13 @@ def _pixels(length: Length, grid: Grid) -> tuple[float, float]:
     if length.unit == "deg":
         if not crs.is_geographic:
             raise KernelError(
-                f"{length} is in degrees but the scene's CRS ({crs.to_string()}) is projected: "
+                f"{length} is in degrees but the scene's CRS ({crs_name(crs)}) is projected: "
                 "give it in m or km (or pixels)"
             )
         return (length.value / res_x, length.value / res_y)
     if crs.is_geographic:
         raise KernelError(
-            f"{length} is in metres but the scene's CRS ({crs.to_string()}) is geographic (degrees): "
+            f"{length} is in metres but the scene's CRS ({crs_name(crs)}) is geographic (degrees): "
             "give it in deg, e.g. '0.001 deg' (about 110 m of latitude), or in pixels"
         )
     from rasterio.errors import CRSError  # here, so validating a pipeline does not load rasterio
@@ -114,7 +115,7 @@ def _pixels(length: Length, grid: Grid) -> tuple[float, float]:
         _, unit_metres = crs.linear_units_factor
     except CRSError as e:
         raise KernelError(
-            f"the scene's CRS ({crs.to_string()}) has no linear unit, so {length} cannot be converted: "
+            f"the scene's CRS ({crs_name(crs)}) has no linear unit, so {length} cannot be converted: "
             "give it in pixels"
         ) from e
     metres = length.value * _METRES[length.unit]

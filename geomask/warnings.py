@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GeomaskWarning", "NoOverlapWarning", "RepairedGeometryWarning"]
+__all__ = ["GeomaskWarning", "NoOverlapWarning", "OutsideProjectionWarning", "RepairedGeometryWarning"]
 
 
 class GeomaskWarning(UserWarning):
@@ -15,3 +15,7 @@ class NoOverlapWarning(GeomaskWarning):
 
 class RepairedGeometryWarning(GeomaskWarning):
     """Invalid geometries were repaired with ``shapely.make_valid``."""
+
+
+class OutsideProjectionWarning(GeomaskWarning):
+    """Geometries reach beyond the area where a CRS transformation is defined: clipped or dropped."""

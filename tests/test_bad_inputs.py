@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -228,6 +230,20 @@ def _vector_bad_where(folder: Path) -> list[str]:
     return _project(folder, mask={"vector": "roi.geojson", "where": "landcover = 'forest'"})
 
 
+RUNAWAY_WHERE = (
+    "id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x < 0)"
+)
+
+
+def _vector_runaway_where(folder: Path, time_limit: float = 1.0) -> list[str]:
+    """A GeoPackage ROI filtered by a recursive SQLite query that never ends."""
+    args = _project(
+        folder, mask={"vector": "roi.gpkg", "where": RUNAWAY_WHERE, "where_time_limit": time_limit}
+    )
+    gpd.read_file(folder / "roi.geojson").to_file(folder / "roi.gpkg", driver="GPKG")
+    return args
+
+
 def _vector_not_vector(folder: Path) -> list[str]:
     make_scene(folder / "raster.gpkg.tif")
     (folder / "zones.gpkg").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
@@ -310,6 +326,27 @@ CASES = [
     Case("band-twice", lambda f: _project(f, bands=[1, 1]), 2, "bands", "twice"),
     # vectors
     Case(
+        "input-name-too-long",
+        lambda f: _project(f, input="a" * 300 + ".tif"),
+        2,
+        "file name too long: a name of 304 bytes, the limit is 255",
+        "shorten the input path",
+    ),
+    Case(
+        "output-name-too-long",
+        lambda f: _project(f, output={"path": "out/" + "a" * 300 + ".tif"}),
+        2,
+        "file name too long",
+        "choose a shorter output path",
+    ),
+    Case(
+        "vector-name-too-long",
+        lambda f: _project(f, mask={"vector": "a" * 300 + ".gpkg"}),
+        2,
+        "file name too long: a name of 305 bytes",
+        "shorten the mask's vector: path",
+    ),
+    Case(
         "vector-missing",
         lambda f: _project(f, mask={"vector": "nope.geojson"}),
         2,
@@ -333,27 +370,34 @@ CASES = [
         _vector_multilayer,
         2,
         "zones.gpkg",
-        "has 2 layers ('fields', 'forests'); choose one with layer:",
+        "has 2 layers (fields, forests); choose one with layer:",
     ),
     Case(
         "vector-unknown-layer",
         _vector_unknown_layer,
         2,
-        "no layer 'lakes'",
-        "its layers are 'fields', 'forests'",
+        "no layer lakes",
+        "its layers are fields, forests",
     ),
     Case(
         "vector-where-unknown-field",
         _vector_bad_where,
         2,
-        "roi.geojson",
-        "check where: \"landcover = 'forest'\"",
+        "where: landcover = 'forest' is not a valid filter for layer roi of vector file",
+        "its fields are id",
+    ),
+    Case(
+        "vector-where-runaway",
+        _vector_runaway_where,
+        2,
+        "roi.gpkg with where: id IN (WITH RECURSIVE",
+        "did not finish within 1 s and was stopped",
     ),
     Case(
         "vector-crs-invalid",
         lambda f: _project(f, mask={"vector": "roi.geojson", "crs": "EPSG:999999"}),
         2,
-        "crs: 'EPSG:999999' given for vector file",
+        "crs: EPSG:999999 given for vector file",
         "not a valid CRS",
     ),
     # kernels
@@ -664,6 +708,38 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert code == case.code
         assert "Traceback (most recent call last)" in err
         assert err.splitlines()[-1].startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_signal_during_a_runaway_where_stops_within_two_seconds(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    import psutil
+
+    args = _vector_runaway_where(tmp_path, time_limit=600)
+    proc = subprocess.Popen(
+        [*CLI, "run", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the where: runs in a child: wait until it does
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert took < 2.0
+    assert err.count("\n") == 1 and err.startswith("error: interrupted by"), err
+    assert _leftovers(tmp_path) == []
 
 
 # --- the good side of the same rules -------------------------------------------------------------

@@ -17,8 +17,9 @@ from geomask.config import (
     load_profile,
     pipeline_problems,
 )
-from geomask.config.yamlsafe import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, loads_yaml
+from geomask.config.yamlsafe import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_NODES, loads_yaml
 from geomask.errors import ConfigError, InputError
+from geomask.messages import did_you_mean
 
 MINIMAL = """\
 input: scene.tif
@@ -96,6 +97,30 @@ def test_yaml_refuses_alias_bomb() -> None:
         lines.append(f"{cur}: &{cur} [{', '.join([f'*{prev}'] * 9)}]")
     with pytest.raises(YamlError, match="alias"):
         loads_yaml("\n".join(lines) + "\n")
+
+
+def test_yaml_too_many_plain_values_is_not_called_an_alias_bomb() -> None:
+    text = "a: [" + ",".join(["0"] * (MAX_NODES + 10)) + "]\n"  # under MAX_BYTES, no alias at all
+    with pytest.raises(YamlError, match=f"more than {MAX_NODES} values: too large for a pipeline") as caught:
+        loads_yaml(text)
+    assert "alias" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["{path: out/{stem}.tif}", "{path: out/{stem}_x.tif, compress: lzw}", "{path: {stem}}"],
+)
+def test_unquoted_placeholder_in_a_flow_mapping_gets_a_quote_hint(tmp_path: Path, output: str) -> None:
+    problems = _problems(tmp_path, f"input: scene.tif\nkernel: {{name: box}}\noutput: {output}\n")
+    assert len(problems) == 1
+    assert "{stem}" in problems[0] and 'quote the value, e.g. "out/{stem}.tif"' in problems[0], problems
+
+
+def test_pipeline_path_too_long_is_said_as_such(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"file name too long: a name of 305 bytes, the limit is 255; shorten it"
+    ):
+        load_pipeline(tmp_path / ("p" * 300 + ".yaml"))
 
 
 def test_yaml_refuses_many_aliases() -> None:
@@ -226,6 +251,36 @@ def test_unknown_key_did_you_mean(tmp_path: Path) -> None:
 def test_unknown_key_without_close_match_lists_allowed(tmp_path: Path) -> None:
     problems = _problems(tmp_path, MINIMAL + "zzzzzz: 1\n")
     assert any("unknown key 'zzzzzz'. Allowed here: bands, boundary, cval" in p for p in problems)
+
+
+def test_no_internal_names_and_no_suggestion_of_what_was_typed(tmp_path: Path) -> None:
+    mask = "mask: {bbox: [0, 0, 1, 1], not: {bbox: [0, 0, 1, 1]}}\n"
+    problems = _problems(tmp_path, MINIMAL + mask)
+    assert len(problems) == 1
+    assert "mask.not: key 'not' cannot stand beside the other keys here" in problems[0]
+    assert "not_" not in problems[0] and "Did you mean" not in problems[0]
+    problems = _problems(tmp_path, MINIMAL + "mask: {bbox: [0, 0, 1, 1], nott: {bbox: [0, 0, 1, 1]}}\n")
+    assert "unknown key 'nott'. Did you mean 'not'?" in problems[0] and "not_" not in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("typed", "choices", "hint"),
+    [
+        ("gaussian", ["gaussian", "box"], ""),
+        ("gaussian ", ["gaussian", "box"], " Did you mean 'gaussian' (without the spaces)?"),
+        ("Gaussian", ["gaussian", "box"], " Did you mean 'gaussian' (in lower case)?"),
+        ("gausian", ["gaussian", "box"], " Did you mean 'gaussian'?"),
+        ("zzz", ["gaussian", "box"], ""),
+    ],
+)
+def test_did_you_mean_never_suggests_what_was_typed(typed: str, choices: list[str], hint: str) -> None:
+    assert did_you_mean(typed, choices) == hint
+
+
+def test_unknown_kernel_name_typed_with_spaces(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, MINIMAL.replace("gaussian", "'gaussian '"))
+    assert len(problems) == 1
+    assert "Did you mean 'gaussian' (without the spaces)?" in problems[0], problems
 
 
 def test_unknown_kernel_parameter(tmp_path: Path) -> None:

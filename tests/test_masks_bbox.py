@@ -181,7 +181,7 @@ def test_bad_bounds_are_config_errors(bounds: object, match: str) -> None:
 
 
 def test_bad_crs_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"'EPSG:nope'.*not a valid CRS"):
+    with pytest.raises(ConfigError, match=r"crs: EPSG:nope given for bbox \[0, 0, 1, 1\] is not a valid CRS"):
         BboxSource((0, 0, 1, 1), crs="EPSG:nope")
 
 

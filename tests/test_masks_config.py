@@ -259,12 +259,12 @@ def test_more_form_problems(tmp_path: Path) -> None:
     base = "input: a.tif\nkernel: {name: box}\noutput: {path: o.tif}\n"
     cases = {
         "mask: {bbox: [0, 0, 1]}\n": "mask.bbox: list should have at least 4 items after validation",
-        "mask: {bbox: [0, 0, 1, 1], crs: EPSG:99999}\n": "mask.crs: crs: 'EPSG:99999' given for bbox",
+        "mask: {bbox: [0, 0, 1, 1], crs: EPSG:99999}\n": "mask.crs: crs: EPSG:99999 given for bbox",
         "mask: {raster: c.tif, range: [3, 1]}\n": "mask.range: range [3.0, 1.0] needs lo <= hi",
         "mask: {kmeans: {k: 3}}\n": "mask.kmeans.select: missing required key 'select'",
         "mask: {grow: 2}\n": "mask.mask: missing required key 'mask'",
         "mask: {expression: 'b1 + 1'}\n": "gives numbers, not a condition",
-        "mask: {vector: v.gpkg, bbox: [0, 0, 1, 1]}\n": "mask.bbox: unknown key 'bbox'.",
+        "mask: {vector: v.gpkg, bbox: [0, 0, 1, 1]}\n": "mask.bbox: key 'bbox' cannot stand beside",
         "mask: {}\n": "mask: a mask needs one of the keys vector, bbox, raster, expression, kmeans, any, "
         "all, not, grow, shrink; got an empty mapping",
         "mask: {wher: x}\n": "mask.wher: a mask needs one of the keys vector",

@@ -284,7 +284,7 @@ def test_unknown_class_value_is_an_input_error(folder: Path, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "no feature of vector file" in result.stderr and "'forest'" in result.stderr
     assert not (tmp_path / "o.tif").exists()
-    with pytest.raises(MaskError, match="has no attribute 'cover'; its attributes are id, landcover"):
+    with pytest.raises(MaskError, match="has no attribute cover; its attributes are id, landcover"):
         VectorSource(folder / "fields.gpkg", attribute_equals=("cover", "x")).bind(
             MaskContext(_scene(folder)[1])
         )

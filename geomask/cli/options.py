@@ -9,6 +9,8 @@ a bug, printed as one line and exit 1. ``--debug`` adds the traceback. Warnings 
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sys
 import threading
@@ -24,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geomask.errors import GeomaskError, RunInterrupted
 from geomask.gdalcopy import quiet_libtiff_errors
+from geomask.messages import name_too_long
 from geomask.warnings import GeomaskWarning
 
 __all__ = [
@@ -157,6 +160,19 @@ def handle_errors(debug: bool) -> Iterator[None]:
         except KeyboardInterrupt:
             echo_error("interrupted")
             raise typer.Exit(130) from None
+        except OSError as e:
+            if debug:
+                traceback.print_exc()
+            if e.errno != errno.ENAMETOOLONG:
+                echo_error(
+                    f"unexpected {type(e).__name__}: {e} (a bug: rerun with --debug and report the traceback)"
+                )
+                raise typer.Exit(EXIT_FAILED) from None
+            # A path the OS refuses as too long, wherever it was opened: a usage error, said as such.
+            name = os.fsdecode(e.filename) if e.filename is not None else "a path"
+            detail = (name_too_long(e.filename) if e.filename is not None else None) or "file name too long"
+            echo_error(f"{name}: {detail}; shorten it")
+            raise typer.Exit(2) from None
         except Exception as e:
             if debug:
                 traceback.print_exc()

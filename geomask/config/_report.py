@@ -8,7 +8,6 @@ and choices.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 from collections.abc import Sequence
@@ -18,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from geomask import kernels
 from geomask.config.yamlsafe import Key, Problem, SourceMap, key_text
+from geomask.messages import did_you_mean
 
-__all__ = ["At", "problems_at", "problems_from", "show"]
+__all__ = ["At", "placeholder_hint", "problems_at", "problems_from", "show"]
 
 
 def show(value: Any) -> str:
@@ -33,6 +33,14 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
+
+
+def placeholder_hint(value: Any) -> str:
+    """A hint for ``{stem}`` written unquoted as a whole value, which YAML reads as ``{stem: null}``."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value.values())) is None:
+        name = next(iter(value))
+        return f' (YAML read {{{name}}} as a mapping: quote the value, e.g. "out/{{{name}}}.tif")'
+    return ""
 
 
 class At(ValueError):
@@ -87,29 +95,31 @@ def _message(err: Any, key: Key, model: type[BaseModel]) -> str:
     name = key[-1] if key else ""
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, key[:-1])
-        close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else f" Allowed here: {', '.join(allowed)}."
-        return f"unknown key {name!r}.{hint}"
+        if str(name) in allowed:  # valid in another form of this section, not beside these keys
+            return (
+                f"key '{name}' cannot stand beside the other keys here: it belongs to another form of "
+                "this section (one form per mapping; combine masks with all: or any:)"
+            )
+        hint = did_you_mean(str(name), allowed) or f" Allowed here: {', '.join(allowed)}."
+        return f"unknown key '{name}'.{hint}"
     if kind == "missing":
-        return f"missing required key {name!r}"
+        return f"missing required key '{name}'"
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag"))
         known = [t.strip("'") for t in re.findall(r"'[^']*'", str(ctx.get("expected_tags")))]
-        close = difflib.get_close_matches(tag, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"unknown kernel {tag!r}.{hint} Known kernels: {', '.join(kernels.names())}"
+        hint = did_you_mean(tag, known, cutoff=0.6)
+        return f"unknown kernel '{tag}'.{hint} Known kernels: {', '.join(kernels.names())}"
     if kind == "union_tag_not_found":
         return "give a kernel as {name: NAME, <parameters>} or {matrix: [[...], ...]}: see `geomask kernels`"
     if kind == "literal_error":
         allowed = [t.strip("'") for t in re.findall(r"'[^']*'", str(ctx.get("expected")))]
-        close = difflib.get_close_matches(str(value), allowed, n=1) if isinstance(value, str) else []
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(value, allowed)
         return f"expected one of {', '.join(allowed)}, got {show(value)}.{hint}"
     if kind == "string_type":
         hint = " (YAML reads unquoted true/false as booleans: quote it)" if isinstance(value, bool) else ""
-        return f"expected text, got {show(value)}{hint}"
+        return f"expected text, got {show(value)}{hint or placeholder_hint(value)}"
     if kind == "bool_type":
         return f"expected true or false, got {show(value)}"
     if kind in ("int_type", "int_from_float", "int_parsing"):
@@ -150,14 +160,16 @@ def _allowed_keys(model: type[BaseModel], key: Key) -> list[str]:
             for t in _flatten(candidate):
                 if isinstance(part, int) and get_origin(t) is list:
                     nxt.extend(get_args(t)[:1])
-                elif isinstance(t, type) and issubclass(t, BaseModel) and part in t.model_fields:
-                    nxt.append(t.model_fields[part].annotation)
+                elif isinstance(t, type) and issubclass(t, BaseModel):
+                    fields = {f.alias or n: f for n, f in t.model_fields.items()}  # YAML names
+                    if part in fields:
+                        nxt.append(fields[part].annotation)
         candidates = nxt
     keys: set[str] = set()
     for candidate in candidates:
         for t in _flatten(candidate):
             if isinstance(t, type) and issubclass(t, BaseModel):
-                keys.update(t.model_fields)
+                keys.update(f.alias or n for n, f in t.model_fields.items())  # as written in YAML
     return sorted(keys)
 
 

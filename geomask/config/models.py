@@ -13,7 +13,6 @@ rasterio, dask or numba.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import inspect
@@ -43,10 +42,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from geomask import kernels
-from geomask.config._report import At, show
+from geomask.config._report import At, placeholder_hint, show
 from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import ConfigError, InputError, KernelError
+from geomask.messages import did_you_mean
 from geomask.templates import TEMPLATE_FIELDS, check_template, expand_template
 from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length
 from geomask.urls import is_url, location
@@ -118,7 +118,11 @@ def _path(value: Any, info: ValidationInfo) -> Path:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise PydanticCustomError("path_type", "expected a file path, got {got}", {"got": show(value)})
+        raise PydanticCustomError(
+            "path_type",
+            "expected a file path, got {got}{hint}",
+            {"got": show(value), "hint": placeholder_hint(value)},
+        )
     return location(_resolve(value, info))  # type: ignore[return-value]  # a URL stays text
 
 
@@ -236,6 +240,13 @@ class VectorMask(_MaskBase):
         description="false: pixels whose centre is inside a polygon; true: every pixel a polygon touches",
     )
     where: Name | None = Field(None, description="OGR SQL attribute filter, e.g. \"landcover = 'forest'\"")
+    where_time_limit: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="seconds the read with where: may take before it is stopped (a runaway SQL query)",
+    )
     buffer: float | None = Field(
         None,
         allow_inf_nan=False,
@@ -260,6 +271,7 @@ class VectorMask(_MaskBase):
             crs=self.crs,
             require_overlap=self.require_overlap,
             attribute_equals=attribute_equals,
+            where_time_limit=self.where_time_limit,
         )
 
 
@@ -518,9 +530,9 @@ def _mask_tag(value: Any) -> str | None:
 def _unknown_form(value: Any) -> Any:
     keys = [str(k) for k in value] if isinstance(value, dict) else []
     for key in keys:
-        close = difflib.get_close_matches(key, MASK_FORMS, n=1, cutoff=0.6)
-        if close:
-            raise At((key,), f"unknown mask form {key!r}. Did you mean {close[0]!r}?")
+        hint = did_you_mean(key, MASK_FORMS)
+        if hint:
+            raise At((key,), f"unknown mask form '{key}'.{hint}")
     raise At(
         (keys[0],) if keys else (),
         f"a mask needs one of the keys {', '.join(MASK_FORMS)}; got {', '.join(keys) or 'an empty mapping'}",
@@ -1147,12 +1159,14 @@ def parse_scheduler(value: Any) -> str:
     """
     if isinstance(value, str) and (value in get_args(LocalScheduler) or re.fullmatch(_ADDRESS, value)):
         return value
-    close = difflib.get_close_matches(value, get_args(LocalScheduler), n=1) if isinstance(value, str) else []
     raise PydanticCustomError(
         "option_scheduler",
         "expected threads, processes, synchronous or a scheduler address: local-cluster (started for the "
         "run) or tcp://HOST:PORT, got {got}{hint}",
-        {"got": show(value), "hint": f". Did you mean {close[0]!r}?" if close else ""},
+        {
+            "got": show(value),
+            "hint": "." + hint if (hint := did_you_mean(value, get_args(LocalScheduler))) else "",
+        },
     )
 
 

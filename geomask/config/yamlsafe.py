@@ -25,6 +25,7 @@ guessing.
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from geomask.errors import ConfigError
+from geomask.messages import name_too_long
 
 __all__ = [
     "MAX_ALIASES",
@@ -211,9 +213,10 @@ def key_text(key: Key) -> str:
 class _Builder:
     """Turns a composed node tree into plain data, checking limits and recording positions."""
 
-    def __init__(self, file: str, loader: _Loader) -> None:
+    def __init__(self, file: str, loader: _Loader, aliases: int = 0) -> None:
         self.file = file
         self.loader = loader
+        self.aliases = aliases
         self.source = SourceMap(file)
         self.problems: list[Problem] = []
         self.nodes = 0
@@ -224,7 +227,9 @@ class _Builder:
     def build(self, node: Node, key: Key, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _Abort(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+            if self.aliases:
+                raise _Abort(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+            raise _Abort(node, f"more than {MAX_NODES} values: too large for a pipeline, split it")
         if depth > MAX_DEPTH:
             raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.source.values.setdefault(key, _pos(node.start_mark))
@@ -278,8 +283,9 @@ class _Abort(Exception):
         self.message = message
 
 
-def _prescan(text: str, file: str) -> None:
-    """Check depth and alias counts on the event stream, before anything is composed."""
+def _prescan(text: str, file: str) -> int:
+    """Check depth and alias counts on the event stream, before anything is composed; return the
+    number of alias uses."""
     depth = 0
     aliases = 0
     for event in yaml.parse(text, Loader=_Loader):
@@ -297,6 +303,29 @@ def _prescan(text: str, file: str) -> None:
                     f"more than {MAX_ALIASES} aliases (*name): write the values out",
                     _pos(event.start_mark),
                 )
+    return aliases
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def _placeholder_hint(text: str, mark: Any) -> str:
+    """A hint when a syntax error sits on a line with an unquoted ``{stem}``-style placeholder.
+
+    In a flow mapping (``output: {path: out/{stem}.tif}``) YAML reads ``{`` as the start of another
+    mapping; the value must be quoted.
+    """
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    found = _PLACEHOLDER.search(line)
+    if found is None:
+        return ""
+    return (
+        f" (YAML reads the {{ of {found.group(0)} as the start of a mapping: quote the value, e.g. "
+        f'"out/{found.group(0)}.tif")'
+    )
 
 
 def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, SourceMap]:
@@ -339,6 +368,8 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> tuple[Any, Sou
     except UnicodeDecodeError as e:
         raise ConfigError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise ConfigError(f"{file}: {name_too_long(path) or 'file name too long'}; shorten it") from e
         raise ConfigError(f"{file}: cannot read ({e.strerror or e})") from e
     return loads_yaml(text, file=file)
 
@@ -365,18 +396,18 @@ def loads_yaml(text: str, *, file: str = "<string>") -> tuple[Any, SourceMap]:
     _check_characters(text, file)
     loader = _Loader(text)
     try:
-        _prescan(text, file)
+        aliases = _prescan(text, file)
         node = loader.get_single_node()
         if node is None:
             raise YamlError([Problem(file, Position(1, 1), "", "the file is empty: see `geomask schema`")])
-        builder = _Builder(file, loader)
+        builder = _Builder(file, loader, aliases)
         data = builder.build(node, (), 0)
     except _Abort as e:
         raise YamlError([Problem(file, e.position, "", e.message)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = _pos(mark) if mark is not None else None
-        what = " ".join(x for x in (e.context, e.problem) if x)
+        what = " ".join(x for x in (e.context, e.problem) if x) + _placeholder_hint(text, mark)
         raise YamlError([Problem(file, where, "", f"YAML syntax error: {what}")]) from e
     except yaml.YAMLError as e:
         raise YamlError([Problem(file, None, "", f"YAML error: {e}")]) from e

@@ -18,6 +18,7 @@ from pyproj.exceptions import CRSError
 from geomask.errors import ConfigError
 from geomask.masks.base import MaskContext, MaskSource
 from geomask.masks.vector import BoundVectorMask, bind_geometries, require_north_up
+from geomask.messages import crs_name, plain
 
 __all__ = ["DENSIFY_SEGMENTS", "BboxSource"]
 
@@ -60,16 +61,16 @@ class BboxSource(MaskSource):
             values = tuple(float(value) for value in self.bounds)
         except (TypeError, ValueError) as e:
             raise ConfigError(
-                f"bbox must be four numbers [xmin, ymin, xmax, ymax], got {self.bounds!r}"
+                f"bbox must be four numbers [xmin, ymin, xmax, ymax], got {plain(self.bounds)}"
             ) from e
         if len(values) != 4 or not all(math.isfinite(value) for value in values):
             raise ConfigError(
-                f"bbox must be four finite numbers [xmin, ymin, xmax, ymax], got {self.bounds!r}"
+                f"bbox must be four finite numbers [xmin, ymin, xmax, ymax], got {plain(self.bounds)}"
             )
         xmin, ymin, xmax, ymax = values
         if xmin >= xmax or ymin >= ymax:
             raise ConfigError(
-                f"bbox {list(values)} is empty or inverted: it needs xmin < xmax and ymin < ymax "
+                f"bbox {plain(values)} is empty or inverted: it needs xmin < xmax and ymin < ymax "
                 "(order [xmin, ymin, xmax, ymax])"
             )
         object.__setattr__(self, "bounds", values)
@@ -81,13 +82,13 @@ class BboxSource(MaskSource):
             return CRS.from_user_input(self.crs)
         except CRSError as e:
             raise ConfigError(
-                f"crs: {self.crs!r} given for bbox {list(self.bounds)} is not a valid CRS"
+                f"crs: {self.crs} given for bbox {plain(self.bounds)} is not a valid CRS ({e})"
             ) from e
 
     def describe(self) -> str:
         """``bbox(xmin, ymin, xmax, ymax[, crs])``."""
         text = ", ".join(f"{value:g}" for value in self.bounds)
-        return f"bbox({text}, {self.crs})" if self.crs is not None else f"bbox({text})"
+        return f"bbox({text}, {crs_name(self.crs)})" if self.crs is not None else f"bbox({text})"
 
     def bind(self, context: MaskContext) -> BoundVectorMask:
         """The box as a polygon in the scene's pixel space.
@@ -99,7 +100,7 @@ class BboxSource(MaskSource):
         MaskError
             ``crs`` is given but the scene has no CRS.
         """
-        what = f"bbox {list(self.bounds)}" + (f" in {self.crs}" if self.crs is not None else "")
+        what = f"bbox {plain(self.bounds)}" + (f" in {crs_name(self.crs)}" if self.crs is not None else "")
         require_north_up(context.grid, what)
         box = shapely.box(*self.bounds)
         if self.crs is None:

@@ -44,6 +44,7 @@ from geomask.grid import Grid
 from geomask.io import open_scene, read_indexed
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.messages import plain
 
 __all__ = ["MAX_SAMPLE", "BoundKMeansMask", "KMeansSource", "label_pixels", "order_centroids"]
 
@@ -87,28 +88,28 @@ class KMeansSource(MaskSource):
 
     def __post_init__(self) -> None:
         if not _whole(self.k) or not 2 <= self.k <= 255:
-            raise ConfigError(f"kmeans: k must be a whole number from 2 to 255, got {self.k!r}")
+            raise ConfigError(f"kmeans: k must be a whole number from 2 to 255, got {plain(self.k)}")
         select = tuple(self.select) if not isinstance(self.select, (str, bytes)) else ()
         if not select or not all(_whole(c) and 1 <= c <= self.k for c in select):
             raise ConfigError(
                 f"kmeans: select must list cluster numbers from 1 to k={self.k} "
-                f"(1 = the lowest mean value), got {self.select!r}"
+                f"(1 = the lowest mean value), got {plain(self.select)}"
             )
         object.__setattr__(self, "select", tuple(sorted({int(c) for c in select})))
         if self.bands is not None:
             bands = tuple(self.bands) if not isinstance(self.bands, (str, bytes)) else ()
             if not bands or not all(_whole(b) and b >= 1 for b in bands) or len(set(bands)) != len(bands):
                 raise ConfigError(
-                    f"kmeans: bands must list distinct 1-based band numbers, got {self.bands!r}"
+                    f"kmeans: bands must list distinct 1-based band numbers, got {plain(self.bands)}"
                 )
             object.__setattr__(self, "bands", tuple(int(b) for b in bands))
         if not _whole(self.sample) or not self.k <= self.sample <= MAX_SAMPLE:
             raise ConfigError(
                 f"kmeans: sample must be a whole number of pixels from k={self.k} to {MAX_SAMPLE:,}, "
-                f"got {self.sample!r}"
+                f"got {plain(self.sample)}"
             )
         if not _whole(self.seed) or self.seed < 0:
-            raise ConfigError(f"kmeans: seed must be a whole number >= 0, got {self.seed!r}")
+            raise ConfigError(f"kmeans: seed must be a whole number >= 0, got {plain(self.seed)}")
 
     def describe(self) -> str:
         """``kmeans(k=4, select=[1, 2], bands=[..], sample=N, seed=S)``."""

@@ -45,6 +45,7 @@ from geomask.grid import Grid
 from geomask.io import open_scene
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.messages import crs_name, plain
 from geomask.warnings import NoOverlapWarning
 
 __all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "RasterSource"]
@@ -99,7 +100,9 @@ class RasterSource(MaskSource):
             try:
                 values = tuple(float(value) for value in self.values)
             except (TypeError, ValueError) as e:
-                raise MaskError(f"class raster {name}: values must be numbers, got {self.values!r}") from e
+                raise MaskError(
+                    f"class raster {name}: values must be numbers, got {plain(self.values)}"
+                ) from e
             if not values:
                 raise MaskError(f"class raster {name}: values is empty; list the class values to select")
             object.__setattr__(self, "values", values)
@@ -107,12 +110,14 @@ class RasterSource(MaskSource):
             try:
                 lo, hi = (float(value) for value in self.range)
             except (TypeError, ValueError) as e:
-                raise MaskError(f"class raster {name}: range must be [lo, hi], got {self.range!r}") from e
+                raise MaskError(
+                    f"class raster {name}: range must be [lo, hi], got {plain(self.range)}"
+                ) from e
             if not lo <= hi:
                 raise MaskError(f"class raster {name}: range [{lo}, {hi}] needs lo <= hi")
             object.__setattr__(self, "range", (lo, hi))
         if isinstance(self.band, bool) or not isinstance(self.band, int) or self.band < 1:
-            raise MaskError(f"class raster {name}: band must be an integer from 1, got {self.band!r}")
+            raise MaskError(f"class raster {name}: band must be an integer from 1, got {plain(self.band)}")
 
     def describe(self) -> str:
         """``raster(NAME, values=[..])`` or ``raster(NAME, range=[lo, hi])`` (reads nothing)."""
@@ -155,7 +160,7 @@ class RasterSource(MaskSource):
             )
         if crs is not None and grid.crs is None:
             raise MaskError(
-                f"the scene has no CRS, so class raster {path} ({crs}) cannot be placed on it; "
+                f"the scene has no CRS, so class raster {path} ({crs_name(crs)}) cannot be placed on it; "
                 "georeference the scene or use a class raster without a CRS"
             )
         mask = BoundRasterMask(

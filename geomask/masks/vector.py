@@ -36,6 +36,7 @@ for any other geometry the result equals it pixel for pixel.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,10 @@ from rasterio.windows import Window
 
 from geomask.errors import GridError, MaskError
 from geomask.grid import Grid
+from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.masks.reproject import place_in_turns, reproject_parts
+from geomask.messages import crs_name, name_too_long
 from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 if TYPE_CHECKING:
@@ -94,6 +98,10 @@ class VectorSource(MaskSource):
         ``(attribute, text)``: keep only features whose attribute, written as text, equals ``text``
         (after ``where``). Integers are written without decimals (``3``), so YAML class keys, always
         text, match integer and text attributes alike. Used by per-class kernels (``kernels_by``).
+    where_time_limit : float
+        Seconds a read with ``where`` may take (default :data:`~geomask.masks._where.WHERE_TIME_LIMIT`).
+        Such a read runs in a child process, so that a runaway SQL expression (a recursive query on a
+        GeoPackage) is stopped by the limit, Ctrl-C or SIGTERM.
 
     Notes
     -----
@@ -112,6 +120,7 @@ class VectorSource(MaskSource):
     crs: str | None = None
     require_overlap: bool = False
     attribute_equals: tuple[str, str] | None = None
+    where_time_limit: float = WHERE_TIME_LIMIT
 
     def describe(self) -> str:
         """``vector(NAME)`` plus the options that change the selection (reads nothing)."""
@@ -170,7 +179,10 @@ class VectorSource(MaskSource):
 
     def _read(self, path: str) -> gpd.GeoDataFrame:
         """The features of the chosen layer, filtered by ``where``; errors as MaskError."""
-        if "://" not in path and not path.startswith("/vsi") and not Path(path).exists():
+        if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+            too_long = name_too_long(path)
+            if too_long is not None:
+                raise MaskError(f"vector file {path}: {too_long}; shorten the mask's vector: path")
             raise MaskError(
                 f"vector file not found: {path}; check the mask's vector: path (relative paths resolve "
                 "from the YAML file's folder)"
@@ -192,13 +204,13 @@ class VectorSource(MaskSource):
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         names = [str(name) for name in layers[:, 0]] if len(layers) else []
-        listing = ", ".join(repr(name) for name in names)
+        listing = ", ".join(names)
         if not names:
             raise MaskError(f"vector file {path} has no layers (no features); add some or choose another")
         if self.layer is None and len(names) > 1:
             raise MaskError(f"vector file {path} has {len(names)} layers ({listing}); choose one with layer:")
         if isinstance(self.layer, str) and self.layer not in names:
-            raise MaskError(f"vector file {path} has no layer {self.layer!r}; its layers are {listing}")
+            raise MaskError(f"vector file {path} has no layer {self.layer}; its layers are {listing}")
         if isinstance(self.layer, int) and not 0 <= self.layer < len(names):
             raise MaskError(
                 f"vector file {path} has no layer index {self.layer}; use 0..{len(names) - 1} ({listing})"
@@ -206,14 +218,21 @@ class VectorSource(MaskSource):
         kwargs: dict[str, Any] = {"engine": "pyogrio", "layer": self.layer}
         if self.where is not None:
             kwargs["where"] = self.where
-        try:
-            frame = _geopandas().read_file(path, **kwargs)
-        except (*read_errors, ValueError) as e:  # pyogrio: ValueError for a where: that is not valid SQL
-            hint = f" (check where: {self.where!r})" if self.where is not None else ""
-            raise MaskError(f"cannot read features of vector file {path}{hint}: {e}") from e
+            frame, failure = read_with_where(path, kwargs, self.where_time_limit, f"vector file {path}")
+            if failure is not None:
+                layer = names[self.layer] if isinstance(self.layer, int) else (self.layer or names[0])
+                raise MaskError(
+                    f"where: {self.where} is not a valid filter for layer {layer} of vector file {path} "
+                    f"({_where_reason(failure, self.where)}); its fields are {_fields(path, layer)}"
+                )
+        else:
+            try:
+                frame = _geopandas().read_file(path, **kwargs)
+            except (*read_errors, ValueError) as e:
+                raise MaskError(f"cannot read features of vector file {path}: {e}") from e
         if len(frame) == 0:
             if self.where is not None:
-                raise MaskError(f"no feature of vector file {path} matches where: {self.where!r}")
+                raise MaskError(f"no feature of vector file {path} matches where: {self.where}")
             raise MaskError(f"vector file {path} is empty (no features); add some or choose another")
         if self.attribute_equals is not None:
             frame = _attribute_equals(frame, path, *self.attribute_equals)
@@ -226,15 +245,38 @@ class VectorSource(MaskSource):
         try:
             assumed = CRS.from_user_input(self.crs)
         except CRSError as e:
-            raise MaskError(f"crs: {self.crs!r} given for vector file {path} is not a valid CRS") from e
+            raise MaskError(f"crs: {self.crs} given for vector file {path} is not a valid CRS ({e})") from e
         if declared is None:
             return assumed
         if not declared.equals(assumed, ignore_axis_order=True):
             raise MaskError(
-                f"vector file {path} declares CRS {declared.to_string()}, which differs from crs: "
-                f"{self.crs}; remove crs: (it only applies to files without a CRS)"
+                f"vector file {path} declares CRS {crs_name(declared)}, which differs from crs: "
+                f"{crs_name(self.crs)}; remove crs: (it only applies to files without a CRS)"
             )
         return declared
+
+
+def _where_reason(message: str, where: str) -> str:
+    """The cause in a driver's error about a ``where:``, without the SQL it wraps around it.
+
+    SQLite-based drivers (GeoPackage) say ``Failed to prepare SQL SELECT ... WHERE <where>: <cause>``;
+    pyogrio says ``Invalid SQL query for layer 'b'name'': '<where>'`` for OGR SQL (GeoJSON, Shapefile).
+    """
+    if "Invalid SQL query" in message:
+        return "not a valid OGR SQL condition"
+    marker = f"{where}: "
+    return message.rsplit(marker, 1)[-1] if marker in message else message.splitlines()[0]
+
+
+def _fields(path: str, layer: str) -> str:
+    """The layer's attribute names, comma separated (for messages), or "none"."""
+    import pyogrio
+
+    try:
+        fields = [str(name) for name in pyogrio.read_info(path, layer=layer)["fields"]]
+    except Exception:  # a message must not fail for want of its listing
+        return "unknown (the layer cannot be listed)"
+    return ", ".join(fields) or "none"
 
 
 def _geopandas() -> Any:
@@ -257,13 +299,13 @@ def _attribute_equals(frame: gpd.GeoDataFrame, path: str, attribute: str, text: 
     columns = [str(c) for c in frame.columns if c != frame.geometry.name]
     if attribute not in columns:
         listing = ", ".join(columns) or "none"
-        raise MaskError(f"vector file {path} has no attribute {attribute!r}; its attributes are {listing}")
+        raise MaskError(f"vector file {path} has no attribute {attribute}; its attributes are {listing}")
     as_text = [_as_text(value) for value in frame[attribute]]
     chosen = frame[np.array([value == text for value in as_text], dtype=bool)]
     if len(chosen) == 0:
-        present = ", ".join(repr(v) for v in sorted({v for v in as_text if v})[:10])
+        present = ", ".join(f"'{v}'" for v in sorted({v for v in as_text if v})[:10])
         raise MaskError(
-            f"no feature of vector file {path} has {attribute} = {text!r}; its values include {present}"
+            f"no feature of vector file {path} has {attribute} = '{text}'; its values include {present}"
         )
     return chosen
 
@@ -332,11 +374,10 @@ def bind_geometries(
     """
     grid = context.grid
     require_north_up(grid, what)
-    geoms = _to_grid_crs(geoms, crs, grid, what)
+    count = len(geoms)
+    parts = _to_grid_crs(geoms, crs, grid, what)
     if buffer is not None:
-        geoms = shapely.buffer(geoms, buffer)
-
-    parts = _explode(geoms)
+        parts = _explode(shapely.buffer(parts, buffer))
     pixel_parts = _to_pixels(parts, grid.transform)
     # Reprojection outside a CRS's domain yields infinite coordinates: such parts cannot be burned.
     finite = np.isfinite(shapely.bounds(pixel_parts)).all(axis=1)
@@ -358,26 +399,28 @@ def bind_geometries(
         grid.shape,
         all_touched=all_touched,
         label=label,
-        feature_count=len(geoms) if feature_count is None else feature_count,
+        feature_count=count if feature_count is None else feature_count,
     )
 
 
 def _to_grid_crs(geoms: NDArray[np.object_], crs: CRS | None, grid: Grid, what: str) -> NDArray[np.object_]:
-    """Geometries moved from ``crs`` to the grid's CRS."""
+    """Single-part geometries moved from ``crs`` to the grid's CRS (see :mod:`geomask.masks.reproject`:
+    continuous across the antimeridian, placed at every 360-degree turn a geographic grid covers, clipped
+    to where the transformation is defined)."""
     if crs is None:
         if grid.crs is not None:
             raise MaskError(f"{what} has no CRS; add crs: EPSG:XXXX (the CRS its coordinates are in)")
         # Neither side is georeferenced: the coordinates are taken as the grid's own x/y.
-        return geoms
+        return _explode(geoms)
     if grid.crs is None:
         raise MaskError(
-            f"the scene has no CRS, so {what} ({crs.to_string()}) cannot be placed on it; georeference the "
+            f"the scene has no CRS, so {what} ({crs_name(crs)}) cannot be placed on it; georeference the "
             f"scene or use coordinates without a CRS"
         )
     target = CRS.from_user_input(grid.crs)
     if crs.equals(target):
-        return geoms
-    return _geopandas().GeoSeries(geoms, crs=crs).to_crs(target).to_numpy()
+        return place_in_turns(_explode(geoms), target, grid.bounds)
+    return reproject_parts(geoms, crs, target, grid.bounds, what)
 
 
 class BoundVectorMask(BoundMask):
