@@ -106,8 +106,13 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def run_geomask(arguments: list[str], feedback: QgsProcessingFeedback | None) -> list[str]:
+def run_geomask(
+    arguments: list[str], feedback: QgsProcessingFeedback | None, *, hide: str | None = None
+) -> list[str]:
     """Run ``geomask ARGUMENTS``, reporting to ``feedback``; return its output lines.
+
+    ``hide``: a file the user did not write (the temporary pipeline): errors about it lose their
+    ``FILE:LINE:COL:`` prefix, so they read as being about the algorithm's parameters.
 
     Raises
     ------
@@ -157,7 +162,9 @@ def run_geomask(arguments: list[str], feedback: QgsProcessingFeedback | None) ->
                 continue
             if line is None:
                 break
-            _report(line, feedback, output, errors)
+            _report(line, None if cancelled else feedback, output, errors)
+            if cancelled and feedback is not None and not _PROGRESS.match(line):
+                feedback.pushInfo(line)
     finally:
         _stop(process)
         reader.join(timeout=5)
@@ -165,6 +172,8 @@ def run_geomask(arguments: list[str], feedback: QgsProcessingFeedback | None) ->
     if cancelled:
         raise QgsProcessingException("cancelled: geomask was stopped and left nothing at the output")
     if code != 0:
+        if hide:
+            errors = [re.sub(rf"^{re.escape(hide)}(:\d+:\d+)?: ", "", e) for e in errors]
         message = "; ".join(errors) or (output[-1] if output else f"geomask exited with code {code}")
         raise QgsProcessingException(f"geomask: {message}")
     return output

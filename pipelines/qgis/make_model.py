@@ -36,7 +36,8 @@ def main() -> None:
     app.initQgis()
     from geomask_provider.provider import GeomaskProvider
 
-    QgsApplication.processingRegistry().addProvider(GeomaskProvider())
+    provider = GeomaskProvider()  # keep a reference: the registry does not own Python providers
+    QgsApplication.processingRegistry().addProvider(provider)
 
     model = QgsProcessingModelAlgorithm("geomask blur then sharpen", "geomask")
     inputs = [

@@ -31,7 +31,7 @@ from ..runner import kernels, run_geomask
 
 OPS = ["convolve", "correlate"]
 BOUNDARIES = ["reflect", "mirror", "nearest", "wrap", "constant", "leave"]
-FORMATS = ["COG", "GTiff"]
+FORMATS = ["GTiff", "COG"]
 # QGIS parameter -> (kernel key, integer?)
 KERNEL_PARAMETERS = {
     "SIZE": ("size", True),
@@ -99,7 +99,9 @@ class GeomaskAlgorithm(QgsProcessingAlgorithm):
                 "SUPPORT_TARGET", "Only pixels inside the mask contribute as neighbours", defaultValue=False
             )
         )
-        self.addParameter(_enum("FORMAT", "Output format", FORMATS, "COG"))
+        self.addParameter(
+            _enum("FORMAT", "Output format (COG: cloud-optimised, with overviews)", FORMATS, "GTiff")
+        )
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Filtered"))
 
     # -- values ----------------------------------------------------------------------------------
@@ -178,7 +180,9 @@ class GeomaskAlgorithm(QgsProcessingAlgorithm):
         """Write ``pipeline`` and run ``geomask run`` on it (``--overwrite``, progress lines)."""
         path = self.write_pipeline(pipeline)
         feedback.pushDebugInfo(f"pipeline {path}:\n{json.dumps(pipeline, indent=2)}")
-        return run_geomask(["run", path, "--overwrite", "--progress", "lines", *arguments], feedback)
+        return run_geomask(
+            ["run", path, "--overwrite", "--progress", "lines", *arguments], feedback, hide=path
+        )
 
     def shortHelpString(self) -> str:
         return self.__doc__ or ""

@@ -31,7 +31,9 @@ class FilterInClasses(GeomaskAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Input raster"))
         self.addParameter(QgsProcessingParameterRasterLayer("CLASSES", "Class raster"))
-        self.addParameter(QgsProcessingParameterBand("BAND", "Class band", 1, "CLASSES"))
+        self.addParameter(
+            QgsProcessingParameterBand("BAND", "Class band (default 1)", 1, "CLASSES", optional=True)
+        )
         self.addParameter(QgsProcessingParameterString("VALUES", "Class values to filter (e.g. 3,4)"))
         self.add_kernel_parameters(default="sharpen")
         self.add_common_parameters()
@@ -45,7 +47,7 @@ class FilterInClasses(GeomaskAlgorithm):
         except ValueError as e:
             raise QgsProcessingException(f"VALUES: '{text}' is not a list of class values such as 3,4") from e
         mask: dict[str, Any] = {"raster": self.raster_path(parameters, "CLASSES", context), "values": values}
-        band = self.parameterAsInt(parameters, "BAND", context)
+        band = self.parameterAsInt(parameters, "BAND", context) or 1
         if band != 1:
             mask["band"] = band
         pipeline: dict[str, Any] = {"input": self.raster_path(parameters, "INPUT", context)}
