@@ -105,6 +105,14 @@ def qgis_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(home), "QT_QPA_PLATFORM": "offscreen"}
 
 
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of data/: QGIS may write .aux.xml files beside the rasters it opens."""
+    folder = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(DATA, folder)
+    return folder
+
+
 def qgis_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     assert QGIS_PROCESS is not None
     return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=600)
@@ -153,15 +161,15 @@ def test_list_shows_the_three_algorithms(qgis_env: dict[str, str]) -> None:
 
 @needs_qgis
 @pytest.mark.slow
-def test_filterinpolygons_equals_geomask_run(qgis_env: dict[str, str], tmp_path: Path) -> None:
+def test_filterinpolygons_equals_geomask_run(qgis_env: dict[str, str], data: Path, tmp_path: Path) -> None:
     output = tmp_path / "out" / "filtered.tif"
     expected = reference(
         tmp_path / "ref",
         "filterinpolygons",
         {
-            "input": str(DATA / "RGB.byte.tif"),
+            "input": str(data / "RGB.byte.tif"),
             "bands": [1, 2],
-            "mask": {"vector": str(DATA / "roi_fields.gpkg"), "where": "landcover = 'forest'"},
+            "mask": {"vector": str(data / "roi_fields.gpkg"), "where": "landcover = 'forest'"},
             "kernel": {"name": "median", "size": 5},
             "op": "correlate",
             "boundary": "nearest",
@@ -172,8 +180,8 @@ def test_filterinpolygons_equals_geomask_run(qgis_env: dict[str, str], tmp_path:
     results = qgis_run(
         qgis_env,
         "geomask:filterinpolygons",
-        INPUT=DATA / "RGB.byte.tif",
-        MASK=DATA / "roi_fields.gpkg",
+        INPUT=data / "RGB.byte.tif",
+        MASK=data / "roi_fields.gpkg",
         WHERE="landcover = 'forest'",
         KERNEL="median",
         SIZE=5,
@@ -190,14 +198,14 @@ def test_filterinpolygons_equals_geomask_run(qgis_env: dict[str, str], tmp_path:
 
 @needs_qgis
 @pytest.mark.slow
-def test_filterinclasses_equals_geomask_run(qgis_env: dict[str, str], tmp_path: Path) -> None:
+def test_filterinclasses_equals_geomask_run(qgis_env: dict[str, str], data: Path, tmp_path: Path) -> None:
     output = tmp_path / "out" / "sharpened.tif"
     expected = reference(
         tmp_path / "ref",
         "filterinclasses",
         {
-            "input": str(DATA / "RGB.byte.tif"),
-            "mask": {"raster": str(DATA / "landcover.tif"), "values": [3, 4]},
+            "input": str(data / "RGB.byte.tif"),
+            "mask": {"raster": str(data / "landcover.tif"), "values": [3, 4]},
             "kernel": {"name": "sharpen", "amount": 0.5},
             "output": {"path": str(output)},
         },
@@ -205,8 +213,8 @@ def test_filterinclasses_equals_geomask_run(qgis_env: dict[str, str], tmp_path: 
     results = qgis_run(
         qgis_env,
         "geomask:filterinclasses",
-        INPUT=DATA / "RGB.byte.tif",
-        CLASSES=DATA / "landcover.tif",
+        INPUT=data / "RGB.byte.tif",
+        CLASSES=data / "landcover.tif",
         VALUES="3,4",
         KERNEL="sharpen",
         AMOUNT=0.5,
@@ -219,7 +227,7 @@ def test_filterinclasses_equals_geomask_run(qgis_env: dict[str, str], tmp_path: 
 @needs_qgis
 @pytest.mark.slow
 def test_runpipeline_runs_the_file_and_lists_its_outputs(qgis_env: dict[str, str], tmp_path: Path) -> None:
-    shutil.copytree(DATA, tmp_path / "data")
+    shutil.copytree(DATA, tmp_path / "data")  # the pipeline's ../data, and QGIS may write .aux.xml there
     (tmp_path / "pipelines").mkdir()
     pipeline = shutil.copy(REPO / "pipelines" / "roi_denoise.yaml", tmp_path / "pipelines")
     output = tmp_path / "out" / "RGB.denoised.tif"
@@ -234,15 +242,17 @@ def test_runpipeline_runs_the_file_and_lists_its_outputs(qgis_env: dict[str, str
 
 @needs_qgis
 @pytest.mark.slow
-def test_bad_parameter_fails_with_geomask_message(qgis_env: dict[str, str], tmp_path: Path) -> None:
+def test_bad_parameter_fails_with_geomask_message(
+    qgis_env: dict[str, str], data: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "bad.tif"
     done = qgis_process(
         qgis_env,
         "run",
         "geomask:filterinpolygons",
         "--",
-        f"INPUT={DATA / 'RGB.byte.tif'}",
-        f"MASK={DATA / 'roi_fields.gpkg'}",
+        f"INPUT={data / 'RGB.byte.tif'}",
+        f"MASK={data / 'roi_fields.gpkg'}",
         "KERNEL=median",
         "SIZE=4",
         f"OUTPUT={output}",
@@ -255,18 +265,20 @@ def test_bad_parameter_fails_with_geomask_message(qgis_env: dict[str, str], tmp_
 
 @needs_qgis
 @pytest.mark.slow
-def test_model_chains_filterinpolygons_and_filterinclasses(qgis_env: dict[str, str], tmp_path: Path) -> None:
+def test_model_chains_filterinpolygons_and_filterinclasses(
+    qgis_env: dict[str, str], data: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "model.tif"
     results = qgis_run(
         qgis_env,
         str(MODEL),
-        raster=DATA / "RGB.byte.tif",
-        polygons=DATA / "roi_fields.gpkg",
-        classes=DATA / "landcover.tif",
+        raster=data / "RGB.byte.tif",
+        polygons=data / "roi_fields.gpkg",
+        classes=data / "landcover.tif",
         **{"sharpen:filtered": output},
     )
     assert results["sharpen:filtered"] == str(output)
-    with rasterio.open(output) as dst, rasterio.open(DATA / "RGB.byte.tif") as src:
+    with rasterio.open(output) as dst, rasterio.open(data / "RGB.byte.tif") as src:
         tags = dst.tags()
         assert dst.profile["width"] == src.width and not np.array_equal(dst.read(), src.read())
     assert tags["GEOMASK_PIPELINE"] == "filterinclasses"
@@ -276,7 +288,7 @@ def test_model_chains_filterinpolygons_and_filterinclasses(qgis_env: dict[str, s
 @needs_qgis
 @pytest.mark.slow
 def test_inside_qgis_memory_layer_cancel_and_non_file_raster(
-    qgis_env: dict[str, str], tmp_path: Path
+    qgis_env: dict[str, str], data: Path, tmp_path: Path
 ) -> None:
     """Runs tests/_qgis_inside.py in QGIS's python3 (see there for the three cases)."""
     big = tmp_path / "big.tif"
@@ -294,7 +306,7 @@ def test_inside_qgis_memory_layer_cancel_and_non_file_raster(
             QGIS_PYTHON,
             str(Path(__file__).with_name("_qgis_inside.py")),
             str(plugins),
-            str(DATA / "RGB.byte.tif"),
+            str(data / "RGB.byte.tif"),
             str(big),
             str(out),
         ],
