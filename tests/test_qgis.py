@@ -291,6 +291,9 @@ def test_inside_qgis_memory_layer_cancel_and_non_file_raster(
     qgis_env: dict[str, str], data: Path, tmp_path: Path
 ) -> None:
     """Runs tests/_qgis_inside.py in QGIS's python3 (see there for the three cases)."""
+    probe = subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{QGIS_PYTHON} cannot import qgis: install the Debian package python3-qgis")
     big = tmp_path / "big.tif"
     rng = np.random.default_rng(0)
     write_raster(big, rng.integers(1, 255, (2048, 2048), dtype=np.uint8), block=512)
