@@ -113,15 +113,21 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def qgis_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def qgis_process(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     assert QGIS_PROCESS is not None
-    return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
-def qgis_run(env: dict[str, str], algorithm: str, **parameters: Any) -> dict[str, Any]:
-    """``qgis_process --json run ALGORITHM -- KEY=VALUE...``; its results (fails on an error)."""
+def qgis_run(
+    env: dict[str, str], algorithm: str, cwd: Path | None = None, **parameters: Any
+) -> dict[str, Any]:
+    """``qgis_process --json run ALGORITHM -- KEY=VALUE...`` (in ``cwd``); its results (fails on an error)."""
     values = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in parameters.items()]
-    done = qgis_process(env, "--json", "run", algorithm, "--", *values)
+    done = qgis_process(env, "--json", "run", algorithm, "--", *values, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout[done.stdout.index("{") :])["results"]
 
@@ -210,15 +216,16 @@ def test_filterinclasses_equals_geomask_run(qgis_env: dict[str, str], data: Path
             "output": {"path": str(output)},
         },
     )
-    results = qgis_run(
+    results = qgis_run(  # relative paths: from qgis_process's working directory
         qgis_env,
         "geomask:filterinclasses",
-        INPUT=data / "RGB.byte.tif",
-        CLASSES=data / "landcover.tif",
+        cwd=tmp_path,
+        INPUT=os.path.relpath(data / "RGB.byte.tif", tmp_path),
+        CLASSES=os.path.relpath(data / "landcover.tif", tmp_path),
         VALUES="3,4",
         KERNEL="sharpen",
         AMOUNT=0.5,
-        OUTPUT=output,
+        OUTPUT="out/sharpened.tif",
     )
     assert results["OUTPUT"] == str(output)
     assert output.read_bytes() == expected

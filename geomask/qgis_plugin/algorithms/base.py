@@ -42,6 +42,15 @@ KERNEL_PARAMETERS = {
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "fgb", "sqlite", "gml", "kml", "tab", "mif"]
 
 
+def absolute(path: str) -> str:
+    """``path`` made absolute (from the working directory, as QGIS reads it); GDAL virtual paths
+    (/vsicurl/...) and URLs unchanged. The temporary pipeline is elsewhere, and geomask resolves
+    relative paths from the pipeline's folder."""
+    if not path or path.startswith("/vsi") or "://" in path:
+        return path
+    return os.path.abspath(path)
+
+
 def _enum(name: str, description: str, options: list[str], default: str) -> QgsProcessingParameterEnum:
     return QgsProcessingParameterEnum(
         name, description, options=options, defaultValue=default, usesStaticStrings=True
@@ -116,7 +125,7 @@ class GeomaskAlgorithm(QgsProcessingAlgorithm):
                 "geomask reads rasters from files; save it first (Export > Save As...) and use the file"
             )
         parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-        return str(parts.get("path") or layer.source())
+        return absolute(str(parts.get("path") or layer.source()))
 
     def enum_text(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
         """The chosen option of an enum parameter, as text (an index is accepted as well)."""
@@ -161,7 +170,7 @@ class GeomaskAlgorithm(QgsProcessingAlgorithm):
 
     def output(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The pipeline's ``output`` mapping (the path QGIS chose, the format, always overwritten)."""
-        path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        path = absolute(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
         return {"path": path, "format": self.enum_text(parameters, "FORMAT", context)}
 
     # -- running ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import VECTOR_FORMATS, GeomaskAlgorithm
+from .base import VECTOR_FORMATS, GeomaskAlgorithm, absolute
 
 
 class FilterInPolygons(GeomaskAlgorithm):
@@ -56,7 +56,7 @@ class FilterInPolygons(GeomaskAlgorithm):
         path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
             parameters, "MASK", context, VECTOR_FORMATS, "gpkg", feedback
         )
-        mask: dict[str, Any] = {"vector": path}
+        mask: dict[str, Any] = {"vector": absolute(path)}
         if layer:
             mask["layer"] = layer
         where = self.parameterAsString(parameters, "WHERE", context).strip()

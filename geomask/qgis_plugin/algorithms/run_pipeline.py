@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 from ..runner import run_geomask
-from .base import GeomaskAlgorithm
+from .base import GeomaskAlgorithm, absolute
 
 
 class RunPipeline(GeomaskAlgorithm):
@@ -48,7 +48,7 @@ class RunPipeline(GeomaskAlgorithm):
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        pipeline = self.parameterAsFile(parameters, "PIPELINE", context)
+        pipeline = absolute(self.parameterAsFile(parameters, "PIPELINE", context))
         folder = tempfile.mkdtemp(prefix="geomask_", dir=QgsProcessingUtils.tempFolder())
         report = os.path.join(folder, "report.json")
         arguments = ["run", pipeline, "--progress", "lines", "--report", report]
