@@ -165,7 +165,10 @@ def _set_enabled(settings: Path, *, enabled: bool | None) -> None:
         stripped = line.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
             if section == _SECTION and not placed:
-                out.append(f"{key}{str(enabled).lower()}")
+                end = len(out)
+                while end and not out[end - 1].strip():  # before the blank lines ending the section
+                    end -= 1
+                out.insert(end, f"{key}{str(enabled).lower()}")
                 placed = True
             section = stripped
         elif section == _SECTION and stripped.startswith(key):

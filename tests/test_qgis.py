@@ -64,7 +64,7 @@ def test_install_copies_configures_and_enables_then_uninstall_removes(
     assert config["command"] == [str(Path(sys.executable).absolute()), "-m", "geomask"]
     assert config["kernels"]["gaussian"] == ["sigma", "radius"]
     text = settings.read_text()
-    assert text == "[qgis]\nfoo=1\n\n[PythonPlugins]\nother=true\n\ngeomask_provider=true\n[Windows]\nbar=x\n"
+    assert text == "[qgis]\nfoo=1\n\n[PythonPlugins]\nother=true\ngeomask_provider=true\n\n[Windows]\nbar=x\n"
     assert (
         subprocess.run([*config["command"], "--version"], env={**os.environ, **config["env"]}).returncode == 0
     )

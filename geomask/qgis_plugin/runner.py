@@ -169,7 +169,7 @@ def run_geomask(
         _stop(process)
         reader.join(timeout=5)
     code = process.wait()
-    if cancelled:
+    if cancelled and code != 0:  # (code 0: geomask had finished before it was asked to stop)
         raise QgsProcessingException("cancelled: geomask was stopped and left nothing at the output")
     if code != 0:
         if hide:
@@ -187,9 +187,7 @@ def _report(line: str, feedback: QgsProcessingFeedback | None, output: list[str]
         return
     output.append(line)
     if line.startswith("error: "):
-        errors.append(line[len("error: ") :])
-        if feedback is not None:
-            feedback.reportError(line, False)
+        errors.append(line[len("error: ") :])  # raised as the algorithm's error at the end
     elif line.startswith(("warning: ", "failed ")):
         if feedback is not None:
             feedback.pushWarning(line)
