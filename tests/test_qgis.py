@@ -44,6 +44,7 @@ runner = CliRunner()
 
 
 # -- install / uninstall (no QGIS needed) ---------------------------------------------------------
+@pytest.mark.slow  # about 2 s: it runs the recorded command once
 def test_install_copies_configures_and_enables_then_uninstall_removes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
