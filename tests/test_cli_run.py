@@ -403,3 +403,24 @@ def test_output_never_replaces_an_input(tmp_path: Path, output: str, role: str) 
     code, _out, err = _run(str(pipeline), "-q", "--profile", str(profile), "--overwrite")
     assert code == 2 and err.count("\n") == 1 and role in err, err
     assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+
+
+def test_progress_lines_report_windows_on_stderr(tmp_path: Path) -> None:
+    """`--progress lines` prints parseable lines on stderr (stdout is not a terminal here), rising to
+    100% of the scene; without it a non-terminal run prints only the result line."""
+    pipeline = make_project(tmp_path)
+    make_scene(tmp_path / "scene.tif", width=1600, height=40)  # windows align to 512-pixel output tiles
+    code, out, err = _run(str(pipeline), "--window-size", "16", "--progress", "lines")
+    assert code == 0, err
+    lines = err.splitlines()
+    windows = int(lines[0].rsplit("/", 1)[1])
+    assert windows > 2 and lines[0] == f"progress: 0.0% scene 1/1 windows 0/{windows}"
+    assert f"progress: 100.0% scene 1/1 windows {windows}/{windows}" in lines
+    assert lines[-1] == "progress: 100.0% scene 1/1 windows 0/0"
+    percents = [float(line.split()[1].rstrip("%")) for line in lines]
+    assert percents == sorted(percents) and len(lines) >= windows
+    assert out.startswith("done    ")
+    code, _out, err = _run(str(pipeline), "--overwrite", "--window-size", "16")
+    assert code == 0 and err == ""
+    code, _out, err = _run(str(pipeline), "--progress", "bar")
+    assert code == 2 and "auto, lines" in err

@@ -17,6 +17,7 @@ import typer
 from geomask import __version__
 from geomask.cli.kernels import kernels
 from geomask.cli.mask import mask
+from geomask.cli.qgis import qgis_app
 from geomask.cli.run import run
 from geomask.cli.schema import schema
 from geomask.cli.validate import validate
@@ -41,6 +42,7 @@ app.command("validate")(validate)
 app.command("kernels")(kernels)
 app.command("schema")(schema)
 app.command("mask")(mask)
+app.add_typer(qgis_app, name="qgis")
 
 
 def _version(value: bool) -> None:

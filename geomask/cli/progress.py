@@ -1,7 +1,16 @@
-"""The command line's observer: a rich progress bar over scenes and windows, and one line per scene."""
+"""The command line's observer: a rich progress bar over scenes and windows, and one line per scene.
+
+With ``geomask run --progress lines`` the bar is replaced by machine-readable lines on stderr, one
+each time the overall percentage grows by a whole percent (and at the end of each scene)::
+
+    progress: 37.5% scene 1/2 windows 3/4
+
+for programs that run geomask as a subprocess (the QGIS provider reads them).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import TracebackType
 
@@ -20,7 +29,13 @@ from rich.progress import (
 from geomask.cli.options import one_line
 from geomask.engine import SceneReport
 
-__all__ = ["CliObserver", "scene_line"]
+__all__ = ["CliObserver", "progress_line", "scene_line"]
+
+
+def progress_line(scene: int, scenes: int, done: int, windows: int) -> str:
+    """The ``--progress lines`` line: overall percentage, then the scene (1-based) and its windows."""
+    fraction = (scene - 1 + (done / windows if windows else 1.0)) / max(scenes, 1)
+    return f"progress: {100 * fraction:.1f}% scene {scene}/{scenes} windows {done}/{windows}"
 
 
 def scene_line(report: SceneReport) -> str:
@@ -50,11 +65,22 @@ class CliObserver:
         Show bars (still only when stdout is a terminal).
     console : Console or None
         Where bars go (default: stdout).
+    lines : bool
+        Instead of bars, print :func:`progress_line` lines on stderr (whatever stdout is), each
+        time the overall percentage grows by a whole percent and when a scene ends.
     """
 
-    def __init__(self, scenes: int, *, progress: bool = True, console: Console | None = None) -> None:
+    def __init__(
+        self, scenes: int, *, progress: bool = True, console: Console | None = None, lines: bool = False
+    ) -> None:
         self.console = console or Console()
-        self.enabled = progress and self.console.is_terminal
+        self.enabled = progress and not lines and self.console.is_terminal
+        self._lines = lines
+        self._scenes = scenes
+        self._scene_number = 0
+        self._done = 0
+        self._windows = 0
+        self._percent = -1
         self.reports: list[SceneReport] = []
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -85,11 +111,27 @@ class CliObserver:
         if self._scene is not None:
             self._progress.remove_task(self._scene)
         self._scene = self._progress.add_task(f"{Path(scene).name} windows", total=windows)
+        self._scene_number += 1
+        self._done, self._windows = 0, windows
+        self._emit(force=True)
 
     def window_done(self, scene: str, count: int = 1) -> None:
         """Advance the windows bar."""
         if self._scene is not None:
             self._progress.advance(self._scene, count)
+        self._done += count
+        self._emit()
+
+    def _emit(self, *, force: bool = False) -> None:
+        """Print a progress line (``lines`` mode) when the whole percentage grew, or when forced."""
+        if not self._lines:
+            return
+        scene = max(self._scene_number, 1)
+        windows = self._windows
+        percent = int(100 * (scene - 1 + (self._done / windows if windows else 1.0)) / max(self._scenes, 1))
+        if force or percent > self._percent:
+            self._percent = max(percent, self._percent)
+            print(progress_line(scene, self._scenes, self._done, windows), file=sys.stderr, flush=True)
 
     def scene_finished(self, report: SceneReport) -> None:
         """Print the scene's line and advance the scenes bar."""
@@ -99,6 +141,10 @@ class CliObserver:
             self._scene = None
         if self._overall is not None:
             self._progress.advance(self._overall, 1)
+        self._scene_number = max(self._scene_number, len(self.reports))
+        self._done = self._windows = 0
+        if report.status != "failed":
+            self._emit(force=True)
         line = scene_line(report)
         if self.enabled:
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -108,6 +108,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    progress: Annotated[
+        str,
+        typer.Option(
+            "--progress",
+            metavar="auto|lines",
+            callback=_check_progress,
+            help="auto: a progress bar when stdout is a terminal (--quiet: none). lines: instead, "
+            "machine-readable lines on stderr for programs that run geomask, "
+            "'progress: 37.5% scene 1/2 windows 3/4', one per whole percent and per finished scene.",
+        ),
+    ] = "auto",
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -135,7 +146,9 @@ def run(
             client = None
             if is_distributed(options.scheduler):
                 client = stack.enter_context(_cluster(options, debug=debug))
-            observer = stack.enter_context(CliObserver(len(scenes), progress=not quiet))
+            observer = stack.enter_context(
+                CliObserver(len(scenes), progress=not quiet, lines=progress == "lines")
+            )
             stack.enter_context(interruptible(lambda: observer.reports, len(scenes)))
             reports = run_pipeline(
                 model,
@@ -152,6 +165,12 @@ def run(
             _summary(reports)
         if any(r.status == "failed" for r in reports):
             raise typer.Exit(EXIT_FAILED)
+
+
+def _check_progress(value: str) -> str:
+    if value not in ("auto", "lines"):
+        raise typer.BadParameter(f"{value!r} is not one of auto, lines")
+    return value
 
 
 def _check_scheduler(value: str | None) -> str | None:
