@@ -23,7 +23,7 @@ import typer
 from rasterio.errors import NotGeoreferencedWarning
 
 from geomask.errors import GeomaskError, RunInterrupted
-from geomask.gdalcopy import quiet_libtiff_errors
+from geomask.output.gdalcopy import quiet_libtiff_errors
 from geomask.warnings import GeomaskWarning
 
 __all__ = [

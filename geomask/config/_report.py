@@ -17,9 +17,10 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from geomask import kernels
-from geomask.config.yamlsafe import Key, Problem, SourceMap, key_text
+from geomask.config.yamlsafe import Key, SourceMap, key_text
+from geomask.errors import At, Problem
 
-__all__ = ["At", "problems_at", "problems_from", "show"]
+__all__ = ["problems_at", "problems_from", "show"]
 
 
 def show(value: Any) -> str:
@@ -33,14 +34,6 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
-
-
-class At(ValueError):
-    """A model-level problem that belongs to one key (so the message can point at its line)."""
-
-    def __init__(self, key: Key, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def problems_from(
