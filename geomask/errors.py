@@ -8,6 +8,9 @@ errors by class, never by message text.
 ``exit_code`` is what the command line returns for an uncaught error of that
 class: 2 for invalid input or usage (the user must change something before a
 rerun can succeed), 1 for a run that failed.
+
+Every exception class of the package is defined here, internal ones included (each says who
+catches it), and so are the warnings (:class:`GeomaskWarning` and its subclasses).
 """
 
 from __future__ import annotations
@@ -20,16 +23,19 @@ __all__ = [
     "ConfigError",
     "CopyFailed",
     "GeomaskError",
+    "GeomaskWarning",
     "GridError",
     "InputError",
     "KernelError",
     "LayoutMismatch",
     "MaskError",
+    "NoOverlapWarning",
     "OutputError",
     "OutputExistsError",
     "OutputLockedError",
     "Position",
     "Problem",
+    "RepairedGeometryWarning",
     "RunError",
     "RunInterrupted",
     "SchedulerLost",
@@ -203,3 +209,18 @@ class CopyFailed(OutputError):
     def no_space(self) -> bool:
         """The copy failed because the disk is full (ENOSPC, or EFBIG/EDQUOT: no room for the file)."""
         return self.errno in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG)
+
+
+# --- warnings (a user can filter them by class) ----------------------------------------------
+
+
+class GeomaskWarning(UserWarning):
+    """Root of geomask's warnings."""
+
+
+class NoOverlapWarning(GeomaskWarning):
+    """A mask source does not overlap the scene: the scene passes through unchanged."""
+
+
+class RepairedGeometryWarning(GeomaskWarning):
+    """Invalid geometries were repaired with ``shapely.make_valid``."""

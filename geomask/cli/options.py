@@ -22,9 +22,8 @@ from typing import Annotated, Any
 import typer
 from rasterio.errors import NotGeoreferencedWarning
 
-from geomask.errors import GeomaskError, RunInterrupted
+from geomask.errors import GeomaskError, GeomaskWarning, RunInterrupted
 from geomask.output.gdalcopy import quiet_libtiff_errors
-from geomask.warnings import GeomaskWarning
 
 __all__ = [
     "EXIT_FAILED",

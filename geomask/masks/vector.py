@@ -51,10 +51,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from geomask.errors import GridError, MaskError
+from geomask.errors import GridError, MaskError, NoOverlapWarning, RepairedGeometryWarning
 from geomask.grid import Grid
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
-from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -100,7 +99,7 @@ class VectorSource(MaskSource):
     Reprojection moves vertices only (edges are not densified), so long edges reprojected between very
     different CRSs are straight in the scene's CRS. Invalid geometries are repaired with
     ``shapely.make_valid`` (polygons keep only their polygonal parts) and a
-    :class:`~geomask.warnings.RepairedGeometryWarning` says how many. Features without geometry are
+    :class:`~geomask.errors.RepairedGeometryWarning` says how many. Features without geometry are
     ignored.
     """
 

@@ -23,9 +23,8 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geomask.errors import ConfigError, OutputError
+from geomask.errors import ConfigError, GeomaskWarning, OutputError
 from geomask.io import ALLOWED_DRIVERS, gdal_message
-from geomask.warnings import GeomaskWarning
 
 __all__ = [
     "PARTIAL_SUFFIX",
