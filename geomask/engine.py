@@ -65,9 +65,10 @@ from geomask.convolve import (
     tap_index,
 )
 from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError, RunError
-from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
+from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
+from geomask.output.writer import OutputFile
 from geomask.progress import NullObserver, Observer
 from geomask.windows import Mode, check_mode, contiguous_runs, covers_whole_tiles, expand, plan_windows
 

@@ -8,22 +8,39 @@ errors by class, never by message text.
 ``exit_code`` is what the command line returns for an uncaught error of that
 class: 2 for invalid input or usage (the user must change something before a
 rerun can succeed), 1 for a run that failed.
+
+Every exception class of the package is defined here, internal ones included (each says who
+catches it), and so are the warnings (:class:`GeomaskWarning` and its subclasses).
 """
 
 from __future__ import annotations
 
+import errno as errno_codes
+from dataclasses import dataclass
+
 __all__ = [
+    "At",
     "ConfigError",
+    "CopyFailed",
     "GeomaskError",
+    "GeomaskWarning",
     "GridError",
     "InputError",
     "KernelError",
+    "LayoutMismatch",
     "MaskError",
+    "NoOverlapWarning",
+    "OutsideProjectionWarning",
     "OutputError",
     "OutputExistsError",
     "OutputLockedError",
+    "Position",
+    "Problem",
+    "RepairedGeometryWarning",
     "RunError",
     "RunInterrupted",
+    "SchedulerLost",
+    "YamlError",
 ]
 
 
@@ -95,3 +112,120 @@ class RunInterrupted(RunError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SchedulerLost(RunError):
+    """The client lost its dask scheduler: every scene stops, even with ``continue_on_error``."""
+
+
+# --- configuration files ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in a file, both numbers 1-based."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, printable as ``FILE:LINE:COL: key.path: message``.
+
+    Attributes
+    ----------
+    file : str
+        The file as the user named it.
+    position : Position or None
+        Where the problem is; None when it concerns the whole file.
+    key : str
+        The dotted key path (``steps[0].kernel.sigma``), empty for the whole document.
+    message : str
+        What is wrong and what to do.
+    """
+
+    file: str
+    position: Position | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = (
+            self.file if self.position is None else f"{self.file}:{self.position.line}:{self.position.column}"
+        )
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class YamlError(ConfigError):
+    """A file that is not acceptable YAML, or data that do not fit a schema.
+
+    The message is the first problem; :attr:`problems` holds all of them, in file order.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        if not problems:
+            raise ValueError("YamlError needs at least one problem")
+        self.problems = sorted(problems, key=_problem_order)
+        first = str(self.problems[0])
+        more = len(self.problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        super().__init__(first + suffix)
+
+
+def _problem_order(problem: Problem) -> tuple[int, int]:
+    pos = problem.position
+    return (pos.line, pos.column) if pos is not None else (0, 0)
+
+
+class At(ValueError):
+    """A model-level problem that belongs to one key (so the message can point at its line).
+
+    Raised inside the config models' validators only: pydantic turns it into a validation error,
+    and :func:`geomask.config._report.problems_from` places its message at ``key``. Not a
+    :class:`GeomaskError`: it never leaves the validation.
+    """
+
+    def __init__(self, key: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# --- internal signals of the output writer (caught and reported as OutputError) ----------------
+
+
+class LayoutMismatch(GeomaskError):
+    """The two files' tiles are not interchangeable (the caller then re-encodes the tiles)."""
+
+
+class CopyFailed(OutputError):
+    """GDAL's copy failed; ``message`` is GDAL's last error, ``errno`` the C errno (0 if none)."""
+
+    def __init__(self, message: str, gdal_class: int, errno: int) -> None:
+        super().__init__(message)
+        self.gdal_class = gdal_class
+        self.errno = errno
+
+    @property
+    def no_space(self) -> bool:
+        """The copy failed because the disk is full (ENOSPC, or EFBIG/EDQUOT: no room for the file)."""
+        return self.errno in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG)
+
+
+# --- warnings (a user can filter them by class) ----------------------------------------------
+
+
+class GeomaskWarning(UserWarning):
+    """Root of geomask's warnings."""
+
+
+class NoOverlapWarning(GeomaskWarning):
+    """A mask source does not overlap the scene: the scene passes through unchanged."""
+
+
+class RepairedGeometryWarning(GeomaskWarning):
+    """Invalid geometries were repaired with ``shapely.make_valid``."""
+
+
+class OutsideProjectionWarning(GeomaskWarning):
+    """Geometries reach beyond the area where a CRS transformation is defined: clipped or dropped."""

@@ -181,7 +181,7 @@ def check_output(
 
 def is_geomask_tiff(path: Path) -> bool:
     """Whether ``path`` is a GeoTIFF geomask wrote (a run output or a mask: ``GEOMASK_*`` tags)."""
-    from geomask.io import read_tags
+    from geomask.output.check import read_tags
 
     tags = read_tags(path)
     return tags is not None and any(k.startswith("GEOMASK_") for k in tags)

@@ -44,8 +44,10 @@ from geomask.engine import (
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
-from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
+from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
+from geomask.output.check import read_tags
+from geomask.output.staging import remove_stale_partials, staged_output
 from geomask.progress import NullObserver, Observer
 from geomask.stac import write_item
 from geomask.urls import is_url

@@ -56,8 +56,9 @@ from geomask.config import Pipeline, load_pipeline
 from geomask.engine import SceneJob, _BoundGroup, _BoundStep, bind_steps, compute_window, resolve_nodata
 from geomask.errors import InputError, OutputError
 from geomask.guard import PNG_SOFTWARE
-from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene, read_tags
+from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene
 from geomask.masks.base import BoundMask
+from geomask.output.check import read_tags
 from geomask.pipeline import _CURRENT_KEYS, TAG_PREFIX, provenance_tags
 from geomask.urls import is_url
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geomask.errors import GeomaskError
+from geomask.errors import LayoutMismatch
 
-__all__ = ["Layout", "LayoutMismatch", "copy_tiles", "has_written_tiles", "layout_of", "profile_matches"]
+__all__ = ["Layout", "copy_tiles", "has_written_tiles", "layout_of", "profile_matches"]
 
 #: GDAL's COMPRESS names of the lossless codecs whose tiles are self-contained, as TIFF codes.
 LOSSLESS = {"none": 1, "lzw": 5, "deflate": 8, "packbits": 32773, "lzma": 34925, "zstd": 50000}
@@ -58,10 +58,6 @@ _OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}  # TIFF SHORT, LONG, LONG8
 # handler of its own, Python printed them to stderr. A NullHandler (the logging module's advice
 # for libraries) stops that; an application that configures logging still receives them.
 logging.getLogger("tifffile").addHandler(logging.NullHandler())
-
-
-class LayoutMismatch(GeomaskError):
-    """The two files' tiles are not interchangeable (the caller then re-encodes the tiles)."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +222,7 @@ def copy_tiles(
 
     Raises
     ------
-    LayoutMismatch
+    geomask.errors.LayoutMismatch
         The files' layouts differ, a target tile was already written, or an offset would not
         fit the target's offset type (a classic TIFF past 4 GiB). ``target`` is then unchanged.
     OSError

@@ -24,10 +24,10 @@ import rasterio
 from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM, make_project, make_scene, mounted_tmpfs, write_yaml
 from typer.testing import CliRunner
 
-import geomask.io
+import geomask.output.writer
 from geomask.cli import app
-from geomask.io import read_tags
 from geomask.lock import lock_path, output_lock
+from geomask.output.check import read_tags
 
 DATA = Path(__file__).parent / "data"
 SIDE = 2048
@@ -319,13 +319,13 @@ def test_disk_full_says_so_and_removes_the_partial(
         },
     )
     if small_disk is None:  # no tmpfs here: ENOSPC injected at the rasterio boundary
-        real_open = geomask.io.rasterio.open
+        real_open = geomask.output.writer.rasterio.open
 
         def open_full(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
             ds = real_open(path, mode, *args, **kwargs)
             return _NoSpaceWriter(ds) if mode == "w" else ds
 
-        monkeypatch.setattr(geomask.io.rasterio, "open", open_full)
+        monkeypatch.setattr(geomask.output.writer.rasterio, "open", open_full)
     result = runner.invoke(app, ["run", str(pipeline), "-q", "--window-size", "256"])
     assert result.exit_code == 1, (result.stdout, result.stderr)
     err = result.stderr

@@ -1,4 +1,4 @@
-"""Scene inspection, indexed reads and the safe output writer."""
+"""Scene inspection and indexed reads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import rasterio
 from affine import Affine
 
-from geomask.errors import GeomaskError, GridError, InputError, OutputError
-from geomask.io import OutputFile, inspect_scene, open_scene, read_indexed
+from geomask.errors import GeomaskError, GridError, InputError
+from geomask.io import inspect_scene, open_scene, read_indexed
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
@@ -82,45 +82,3 @@ def test_read_indexed_assembles_runs(make_raster):
     with open_scene(src) as ds:
         got = read_indexed(ds, [1, 3], rows, cols)
     np.testing.assert_array_equal(got, array[[0, 2]][:, rows][:, :, cols])
-
-
-def test_output_file_removed_without_commit(make_raster, tmp_path):
-    src = make_raster(np.zeros((8, 8), "uint8"))
-    final = tmp_path / "out.tif"
-    with (
-        pytest.raises(RuntimeError),
-        OutputFile(
-            final, inspect_scene(src), block_size=16, compress="deflate", creation_options={}, tags={}
-        ),
-    ):
-        assert list(tmp_path.glob("out.tif.geomask-*.partial"))
-        raise RuntimeError("interrupted")
-    assert not final.exists()
-    assert not list(tmp_path.glob("*.partial"))
-
-
-def test_output_file_commit_renames(make_raster, tmp_path):
-    src = make_raster(np.ones((8, 8), "uint8"))
-    final = tmp_path / "out.tif"
-    info = inspect_scene(src)
-    with OutputFile(
-        final, info, block_size=16, compress="deflate", creation_options={}, tags={"A": "1"}
-    ) as out:
-        out.write(np.full((1, 8, 8), 7, "uint8"), rasterio.windows.Window(0, 0, 8, 8))
-        out.commit()
-    with rasterio.open(final) as ds:
-        assert ds.read().min() == 7 and ds.tags()["A"] == "1"
-    assert not list(tmp_path.glob("*.partial"))
-
-
-def test_output_to_unwritable_place(make_raster, tmp_path):
-    src = make_raster(np.ones((8, 8), "uint8"))
-    final = tmp_path / "missing-dir" / "deeper" / "out.tif"
-    (tmp_path / "missing-dir").write_text("a file where a folder should be")
-    with (
-        pytest.raises(OutputError, match=r"out\.tif"),
-        OutputFile(
-            final, inspect_scene(src), block_size=16, compress="deflate", creation_options={}, tags={}
-        ),
-    ):
-        pass

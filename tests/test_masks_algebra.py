@@ -16,7 +16,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geomask.errors import ConfigError, MaskError
+from geomask.errors import ConfigError, MaskError, NoOverlapWarning
 from geomask.grid import Grid
 from geomask.masks import (
     AllSource,
@@ -30,7 +30,6 @@ from geomask.masks import (
     ShrinkSource,
 )
 from geomask.masks.algebra import disk
-from geomask.warnings import NoOverlapWarning
 
 GRID = Grid(CRS.from_epsg(32618), Affine(30.0, 0.0, 300_000.0, 0.0, -30.0, 5_000_000.0), 50, 64)
 

@@ -17,11 +17,10 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 
-from geomask.errors import ConfigError, GridError, MaskError
+from geomask.errors import ConfigError, GridError, MaskError, NoOverlapWarning
 from geomask.grid import Grid
 from geomask.masks import BboxSource, MaskContext
 from geomask.masks.bbox import DENSIFY_SEGMENTS
-from geomask.warnings import NoOverlapWarning
 
 UTM = CRS.from_epsg(32618)
 WGS84 = CRS.from_epsg(4326)

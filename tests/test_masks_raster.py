@@ -21,11 +21,10 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from geomask.errors import InputError, MaskError
+from geomask.errors import InputError, MaskError, NoOverlapWarning
 from geomask.grid import Grid
 from geomask.masks import MaskContext, RasterSource
 from geomask.masks.raster import BoundRasterMask
-from geomask.warnings import NoOverlapWarning
 
 UTM = CRS.from_epsg(32618)
 WGS84 = CRS.from_epsg(4326)

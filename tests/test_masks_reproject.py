@@ -17,10 +17,10 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 
+from geomask.errors import NoOverlapWarning, OutsideProjectionWarning
 from geomask.grid import Grid
 from geomask.masks import BboxSource, MaskContext, VectorSource
 from geomask.messages import crs_name
-from geomask.warnings import NoOverlapWarning, OutsideProjectionWarning
 
 WGS84 = CRS.from_epsg(4326)
 # Lon 170..190 (past 180, "0..360 style") and lon -180..180, both 0.1 degree pixels, lat 10..-5.

@@ -23,7 +23,7 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 
 import geomask.masks.vector as vector_module
-from geomask.errors import GridError, InputError, MaskError
+from geomask.errors import GridError, InputError, MaskError, NoOverlapWarning, RepairedGeometryWarning
 from geomask.grid import Grid
 from geomask.masks import (
     AllSource,
@@ -46,7 +46,6 @@ from geomask.masks import (
     write_mask,
 )
 from geomask.masks.vector import BLOCK_SIZE, BoundVectorMask
-from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 UTM = CRS.from_epsg(32618)

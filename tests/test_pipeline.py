@@ -22,8 +22,8 @@ from geomask.convolve import masked_convolve
 from geomask.engine import RunOptions, SceneReport
 from geomask.errors import OutputExistsError
 from geomask.fingerprint import file_fingerprint, sidecars, sources_digest
-from geomask.io import read_tags
 from geomask.kernels import get
+from geomask.output.check import read_tags
 from geomask.pipeline import profile_digest, run_pipeline
 from geomask.progress import NullObserver, Observer
 

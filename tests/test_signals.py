@@ -22,10 +22,10 @@ import rasterio
 from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM, make_project, mounted_tmpfs, write_yaml
 from typer.testing import CliRunner
 
-import geomask.io
+import geomask.output.tilecopy
 from geomask.cli import app
-from geomask.io import read_tags
 from geomask.lock import lock_path
+from geomask.output.check import read_tags
 
 CLI = [sys.executable, "-c", "from geomask.cli import main; main()"]
 runner = CliRunner()
@@ -218,13 +218,13 @@ def test_tile_copied_output_gets_its_tags_only_after_the_copy(
         "output: {path: out/o.tif, compress: deflate}\n",
     )
     seen: list[dict[str, str] | None] = []
-    real_copy = geomask.io.tiffraw.copy_tiles
+    real_copy = geomask.output.tilecopy.tiffraw.copy_tiles
 
     def copy_tiles(source: Any, target: Any, tiles: Any) -> int:
         seen.append(read_tags(target))
         return real_copy(source, target, tiles)
 
-    monkeypatch.setattr(geomask.io.tiffraw, "copy_tiles", copy_tiles)
+    monkeypatch.setattr(geomask.output.tilecopy.tiffraw, "copy_tiles", copy_tiles)
     result = runner.invoke(app, ["run", str(pipeline), "-q", "--window-size", "128"])
     assert result.exit_code == 0, result.stderr
     assert len(seen) == 1 and seen[0] is not None

@@ -13,6 +13,7 @@ from conftest import raw_tiles, write_raster
 from rasterio.windows import Window
 
 from geomask import tiffraw
+from geomask.errors import LayoutMismatch
 
 SHAPE = (3, 200, 300)  # tiles of 64: 4 x 5 tiles, the last row and column partial
 
@@ -81,7 +82,7 @@ def test_refuses_a_tile_already_written_and_leaves_the_target_unchanged(tmp_path
     _scene(src, 1)
     _sparse_target(dst, src, _scene(tmp_path / "other.tif", 2), [(0, 0)])
     before = dst.read_bytes()
-    with pytest.raises(tiffraw.LayoutMismatch, match="already written"):
+    with pytest.raises(LayoutMismatch, match="already written"):
         tiffraw.copy_tiles(src, dst, [(0, 0), (0, 1)])
     assert dst.read_bytes() == before
 
@@ -92,7 +93,7 @@ def test_refuses_other_layouts(tmp_path: Path) -> None:
     data = _scene(tmp_path / "lzw.tif", 2, compress="lzw")
     _sparse_target(dst, tmp_path / "lzw.tif", data, [(0, 0)], compress="lzw")
     before = dst.read_bytes()
-    with pytest.raises(tiffraw.LayoutMismatch, match="layouts differ"):
+    with pytest.raises(LayoutMismatch, match="layouts differ"):
         tiffraw.copy_tiles(src, dst, [(0, 1)])
     assert dst.read_bytes() == before
 

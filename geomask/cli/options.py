@@ -24,10 +24,9 @@ from typing import Annotated, Any
 import typer
 from rasterio.errors import NotGeoreferencedWarning
 
-from geomask.errors import GeomaskError, RunInterrupted
-from geomask.gdalcopy import quiet_libtiff_errors
+from geomask.errors import GeomaskError, GeomaskWarning, RunInterrupted
 from geomask.messages import name_too_long
-from geomask.warnings import GeomaskWarning
+from geomask.output.gdalcopy import quiet_libtiff_errors
 
 __all__ = [
     "EXIT_FAILED",

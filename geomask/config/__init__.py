@@ -7,7 +7,7 @@ creation options. ``geomask schema`` prints the JSON Schema of both.
 
 :func:`load_pipeline` reads a file with :func:`geomask.config.yamlsafe.load_yaml` (a guarded YAML
 reader) and reports every problem as ``FILE:LINE:COL: key.path: message``: it raises
-:class:`~geomask.config.yamlsafe.YamlError`, a :class:`~geomask.errors.ConfigError` whose message is
+:class:`~geomask.errors.YamlError`, a :class:`~geomask.errors.ConfigError` whose message is
 the first problem and whose ``.problems`` holds all of them.
 
 Relative paths inside a file resolve against the file's folder.
@@ -48,8 +48,8 @@ from geomask.config.models import (
     VectorMask,
     shape_problems,
 )
-from geomask.config.yamlsafe import Key, Position, Problem, YamlError, key_text, load_yaml
-from geomask.errors import ConfigError
+from geomask.config.yamlsafe import Key, key_text, load_yaml
+from geomask.errors import ConfigError, Position, Problem, YamlError
 from geomask.urls import is_url
 
 __all__ = [
@@ -105,7 +105,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     Raises
     ------
     ConfigError
-        A :class:`~geomask.config.yamlsafe.YamlError` listing every problem (``.problems``), its message the
+        A :class:`~geomask.errors.YamlError` listing every problem (``.problems``), its message the
         first one, or a plain ConfigError when the file cannot be read.
     """
     return _load(Pipeline, path)

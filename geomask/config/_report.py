@@ -16,10 +16,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from geomask import kernels
-from geomask.config.yamlsafe import Key, Problem, SourceMap, key_text
+from geomask.config.yamlsafe import Key, SourceMap, key_text
+from geomask.errors import At, Problem
 from geomask.messages import did_you_mean
 
-__all__ = ["At", "placeholder_hint", "problems_at", "problems_from", "show"]
+__all__ = ["placeholder_hint", "problems_at", "problems_from", "show"]
 
 
 def show(value: Any) -> str:
@@ -41,14 +42,6 @@ def placeholder_hint(value: Any) -> str:
         name = next(iter(value))
         return f' (YAML read {{{name}}} as a mapping: quote the value, e.g. "out/{{{name}}}.tif")'
     return ""
-
-
-class At(ValueError):
-    """A model-level problem that belongs to one key (so the message can point at its line)."""
-
-    def __init__(self, key: Key, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def problems_from(

@@ -42,10 +42,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from geomask import kernels
-from geomask.config._report import At, placeholder_hint, show
+from geomask.config._report import placeholder_hint, show
 from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
-from geomask.errors import ConfigError, InputError, KernelError
+from geomask.errors import At, ConfigError, InputError, KernelError
 from geomask.messages import did_you_mean
 from geomask.templates import TEMPLATE_FIELDS, check_template, expand_template
 from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length, resolve_length

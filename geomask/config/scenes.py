@@ -22,8 +22,8 @@ from geomask.config.models import (
     Pipeline,
     ShrinkMask,
 )
-from geomask.config.yamlsafe import Key, Problem, key_text
-from geomask.errors import ConfigError, GeomaskError
+from geomask.config.yamlsafe import Key, key_text
+from geomask.errors import ConfigError, GeomaskError, Problem
 from geomask.grid import Grid
 
 __all__ = ["MAX_SCENES", "scene_problems"]

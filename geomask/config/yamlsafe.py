@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from geomask.errors import ConfigError
+from geomask.errors import ConfigError, Position, Problem, YamlError
 from geomask.messages import name_too_long
 
 __all__ = [
@@ -43,10 +43,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "Key",
-    "Position",
-    "Problem",
     "SourceMap",
-    "YamlError",
     "key_text",
     "load_yaml",
     "loads_yaml",
@@ -66,63 +63,6 @@ Key = tuple[str | int, ...]
 
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
-
-
-@dataclass(frozen=True, order=True)
-class Position:
-    """A place in a file, both numbers 1-based."""
-
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a file, printable as ``FILE:LINE:COL: key.path: message``.
-
-    Attributes
-    ----------
-    file : str
-        The file as the user named it.
-    position : Position or None
-        Where the problem is; None when it concerns the whole file.
-    key : str
-        The dotted key path (``steps[0].kernel.sigma``), empty for the whole document.
-    message : str
-        What is wrong and what to do.
-    """
-
-    file: str
-    position: Position | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = (
-            self.file if self.position is None else f"{self.file}:{self.position.line}:{self.position.column}"
-        )
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-
-
-class YamlError(ConfigError):
-    """A file that is not acceptable YAML, or data that do not fit a schema.
-
-    The message is the first problem; :attr:`problems` holds all of them, in file order.
-    """
-
-    def __init__(self, problems: list[Problem]) -> None:
-        if not problems:
-            raise ValueError("YamlError needs at least one problem")
-        self.problems = sorted(problems, key=_problem_order)
-        first = str(self.problems[0])
-        more = len(self.problems) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        super().__init__(first + suffix)
-
-
-def _problem_order(problem: Problem) -> tuple[int, int]:
-    pos = problem.position
-    return (pos.line, pos.column) if pos is not None else (0, 0)
 
 
 @dataclass
@@ -224,14 +164,20 @@ class _Builder:
     def problem(self, node: Node, key: Key, message: str) -> None:
         self.problems.append(Problem(self.file, _pos(node.start_mark), key_text(key), message))
 
+    def abort(self, node: Node, message: str) -> YamlError:
+        """The error for a limit exceeded at ``node``: reading stops at once."""
+        return _abort(self.file, _pos(node.start_mark), message)
+
     def build(self, node: Node, key: Key, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             if self.aliases:
-                raise _Abort(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
-            raise _Abort(node, f"more than {MAX_NODES} values: too large for a pipeline, split it")
+                raise self.abort(
+                    node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)"
+                )
+            raise self.abort(node, f"more than {MAX_NODES} values: too large for a pipeline, split it")
         if depth > MAX_DEPTH:
-            raise _Abort(node, f"nesting deeper than {MAX_DEPTH} levels")
+            raise self.abort(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.source.values.setdefault(key, _pos(node.start_mark))
         if node.tag not in _ALLOWED_TAGS:
             self.problem(node, key, f"tag {_show_tag(node.tag)} is not allowed: write plain YAML values")
@@ -276,11 +222,9 @@ class _Builder:
         return out
 
 
-class _Abort(Exception):
-    def __init__(self, node: Node | None, message: str, position: Position | None = None) -> None:
-        super().__init__(message)
-        self.position = _pos(node.start_mark) if node is not None else position
-        self.message = message
+def _abort(file: str, position: Position | None, message: str) -> YamlError:
+    """The error for a file over a limit (nesting, aliases, values): reading stops at once."""
+    return YamlError([Problem(file, position, "", message)])
 
 
 def _prescan(text: str, file: str) -> int:
@@ -292,16 +236,16 @@ def _prescan(text: str, file: str) -> int:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise _Abort(None, f"nesting deeper than {MAX_DEPTH} levels", _pos(event.start_mark))
+                raise _abort(file, _pos(event.start_mark), f"nesting deeper than {MAX_DEPTH} levels")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
-                raise _Abort(
-                    None,
-                    f"more than {MAX_ALIASES} aliases (*name): write the values out",
+                raise _abort(
+                    file,
                     _pos(event.start_mark),
+                    f"more than {MAX_ALIASES} aliases (*name): write the values out",
                 )
     return aliases
 
@@ -402,8 +346,6 @@ def loads_yaml(text: str, *, file: str = "<string>") -> tuple[Any, SourceMap]:
             raise YamlError([Problem(file, Position(1, 1), "", "the file is empty: see `geomask schema`")])
         builder = _Builder(file, loader, aliases)
         data = builder.build(node, (), 0)
-    except _Abort as e:
-        raise YamlError([Problem(file, e.position, "", e.message)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = _pos(mark) if mark is not None else None

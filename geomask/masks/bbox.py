@@ -50,7 +50,7 @@ class BboxSource(MaskSource):
     lie on pixel edges selects exactly the pixels it covers. When ``crs`` differs from the scene's, each
     side is first split into :data:`DENSIFY_SEGMENTS` segments so that the box keeps its curved outline
     in the scene's CRS (a lon/lat box is not a rectangle in UTM). A box that misses the scene warns
-    with :class:`~geomask.warnings.NoOverlapWarning` and selects nothing.
+    with :class:`~geomask.errors.NoOverlapWarning` and selects nothing.
     """
 
     bounds: tuple[float, float, float, float]

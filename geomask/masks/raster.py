@@ -40,13 +40,12 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geomask.convolve import effective_nodata, valid_pixels
-from geomask.errors import InputError, MaskError, RunError
+from geomask.errors import InputError, MaskError, NoOverlapWarning, RunError
 from geomask.grid import Grid
 from geomask.io import open_scene
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.messages import crs_name, plain
-from geomask.warnings import NoOverlapWarning
 
 __all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "RasterSource"]
 

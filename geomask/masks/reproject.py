@@ -17,7 +17,7 @@ Outside a projection's valid area
     sees, for example) come back as ``inf``; shapely then raises, or the part is silently lost. A part
     with such points is clipped, in its own CRS, to the area where the transformation is finite
     (sampled on a grid of :data:`VALID_AREA_SAMPLES` cells over the part), and dropped when nothing of
-    it remains; an :class:`~geomask.warnings.OutsideProjectionWarning` says how many.
+    it remains; an :class:`~geomask.errors.OutsideProjectionWarning` says how many.
 
 Neither shapely nor pyproj does these (pyproj's ``transform_bounds`` handles bounds only; the
 ``antimeridian`` package splits GeoJSON into -180..180 only, which still leaves scenes past 180 and
@@ -34,8 +34,8 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from geomask.errors import OutsideProjectionWarning
 from geomask.messages import crs_name
-from geomask.warnings import OutsideProjectionWarning
 
 __all__ = ["VALID_AREA_SAMPLES", "place_in_turns", "reproject_parts"]
 
@@ -75,7 +75,7 @@ def reproject_parts(
     Notes
     -----
     Vertices are moved, edges are not densified. Warns with
-    :class:`~geomask.warnings.OutsideProjectionWarning` when parts were clipped or dropped.
+    :class:`~geomask.errors.OutsideProjectionWarning` when parts were clipped or dropped.
     """
     parts = shapely.get_parts(shapely.get_parts(geoms))
     parts = parts[~shapely.is_empty(parts)]

@@ -52,13 +52,12 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from geomask.errors import GridError, MaskError
+from geomask.errors import GridError, MaskError, NoOverlapWarning, RepairedGeometryWarning
 from geomask.grid import Grid
 from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.reproject import place_in_turns, reproject_parts
 from geomask.messages import crs_name, name_too_long
-from geomask.warnings import NoOverlapWarning, RepairedGeometryWarning
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -108,7 +107,7 @@ class VectorSource(MaskSource):
     Reprojection moves vertices only (edges are not densified), so long edges reprojected between very
     different CRSs are straight in the scene's CRS. Invalid geometries are repaired with
     ``shapely.make_valid`` (polygons keep only their polygonal parts) and a
-    :class:`~geomask.warnings.RepairedGeometryWarning` says how many. Features without geometry are
+    :class:`~geomask.errors.RepairedGeometryWarning` says how many. Features without geometry are
     ignored.
     """
 

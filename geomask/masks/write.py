@@ -20,8 +20,10 @@ from rasterio.enums import ColorInterp
 
 from geomask.convolve import effective_nodata
 from geomask.errors import OutputError, OutputExistsError
-from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, remove_stale_partials
+from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.masks.base import MaskContext, MaskSource
+from geomask.output.staging import remove_stale_partials
+from geomask.output.writer import OutputFile
 from geomask.windows import plan_windows
 
 __all__ = ["write_mask"]

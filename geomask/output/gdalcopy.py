@@ -15,41 +15,28 @@ Tags: ``tags`` are set on the source dataset in memory only (PAM disabled for th
 ``.aux.xml`` is written), so the intermediate file never carries them and the copy does.
 
 GDAL's error messages during the copy (e.g. one ``_tiffWriteProc`` line per strip on a full disk)
-are not printed: the last one is returned in :class:`CopyFailed` with its GDAL error class and the
-C ``errno`` left by the failed write.
+are not printed: the last one is returned in :class:`~geomask.errors.CopyFailed` with its GDAL
+error class and the C ``errno`` left by the failed write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno as errno_codes
 import os
 import threading
 from collections.abc import Mapping
 
 import rasterio._base
 
-__all__ = ["CopyFailed", "create_copy", "quiet_libtiff_errors"]
+from geomask.errors import CopyFailed
+
+__all__ = ["create_copy", "quiet_libtiff_errors"]
 
 _GA_READONLY = 0
 _CPLE_USER_INTERRUPT = 9
 
 _PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
-
-
-class CopyFailed(Exception):
-    """GDAL's copy failed; ``message`` is GDAL's last error, ``errno`` the C errno (0 if none)."""
-
-    def __init__(self, message: str, gdal_class: int, errno: int) -> None:
-        super().__init__(message)
-        self.gdal_class = gdal_class
-        self.errno = errno
-
-    @property
-    def no_space(self) -> bool:
-        """The copy failed because the disk is full (ENOSPC, or EFBIG/EDQUOT: no room for the file)."""
-        return self.errno in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG)
 
 
 def _load() -> ctypes.CDLL:
@@ -170,7 +157,7 @@ def create_copy(
 
     Raises
     ------
-    CopyFailed
+    geomask.errors.CopyFailed
         GDAL could not open ``src`` or write ``dst`` (its last error message, error class and the
         C errno). ``dst`` may be left partly written: the caller removes it.
     KeyboardInterrupt
