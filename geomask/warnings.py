@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GeomaskWarning", "NoOverlapWarning", "RepairedGeometryWarning"]
+__all__ = ["GeomaskWarning", "NoOverlapWarning", "RepairedGeometryWarning", "WorkersCappedWarning"]
 
 
 class GeomaskWarning(UserWarning):
@@ -15,3 +15,7 @@ class NoOverlapWarning(GeomaskWarning):
 
 class RepairedGeometryWarning(GeomaskWarning):
     """Invalid geometries were repaired with ``shapely.make_valid``."""
+
+
+class WorkersCappedWarning(GeomaskWarning):
+    """More workers were asked for than the machine can hold: fewer were started (the pixels are the same)."""

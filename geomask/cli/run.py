@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geomask import __version__
+from geomask.capacity import MAX_WORKERS
 from geomask.cli.options import (
     EXIT_FAILED,
     DebugOption,
@@ -87,7 +88,13 @@ def run(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, metavar="N", help="Parallel workers [default: all cores].", show_default=False
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            metavar="N",
+            help=f"Parallel workers, 1..{MAX_WORKERS} [default: all cores]; capped at what the machine "
+            "holds (threads: 4 per core; processes: one per core and 256 MiB each), with a warning.",
+            show_default=False,
         ),
     ] = None,
     continue_on_error: Annotated[
