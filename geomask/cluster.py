@@ -89,6 +89,7 @@ def connect(options: RunOptions) -> Iterator[Client]:
     cluster: LocalCluster | None = None
     try:
         if options.scheduler == "local-cluster":
+            options = engine.fit_options(options)  # no more processes than the machine holds
             cluster = LocalCluster(
                 n_workers=options.workers or os.cpu_count() or 1,
                 threads_per_worker=options.threads_per_worker or 1,

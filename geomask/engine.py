@@ -38,12 +38,14 @@ flight at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,10 +53,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dask
+import dask.utils
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from geomask.capacity import MAX_WORKERS, fit_workers
 from geomask.convolve import (
     changed_per_tile,
     effective_nodata,
@@ -64,7 +68,15 @@ from geomask.convolve import (
     prepare_kernel,
     tap_index,
 )
-from geomask.errors import ConfigError, InputError, KernelError, OutputError, OutputExistsError, RunError
+from geomask.errors import (
+    ConfigError,
+    InputError,
+    KernelError,
+    OutputError,
+    OutputExistsError,
+    RunError,
+    WorkersCappedWarning,
+)
 from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
@@ -80,6 +92,7 @@ __all__ = [
     "SceneReport",
     "Step",
     "compute_window",
+    "fit_options",
     "is_distributed",
     "plan_scene",
     "process_scene",
@@ -157,7 +170,9 @@ class RunOptions:
     windows are in memory at once (default: 4 per worker; on a cluster, 4 per worker thread
     in flight across all scenes). ``threads_per_worker`` and ``memory_limit`` (bytes as text,
     e.g. ``"2 GiB"``, or ``"auto"``) size the workers of ``scheduler="local-cluster"``; the
-    workers of an existing cluster are sized by whoever started them.
+    workers of an existing cluster are sized by whoever started them. ``workers`` and
+    ``threads_per_worker`` are at most :data:`geomask.capacity.MAX_WORKERS` (ConfigError), and
+    capped at run time to what the machine holds (:func:`fit_options`).
     """
 
     window_size: int = 1024
@@ -169,6 +184,34 @@ class RunOptions:
     threads_per_worker: int | None = None
     memory_limit: str | None = None
     copy_tiles: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= MAX_WORKERS:
+                raise ConfigError(f"{name} must be 1..{MAX_WORKERS}, got {value}")
+
+
+def fit_options(options: RunOptions) -> RunOptions:
+    """``options`` with its worker counts capped at what this machine can hold.
+
+    See :mod:`geomask.capacity` for the limits (threads: 4 per core; processes and local-cluster
+    workers: one per core and as many as the available memory holds). A count asked for and lowered
+    is said in a :class:`~geomask.errors.WorkersCappedWarning`; capping fitted options again is a
+    no-op, without a warning.
+    """
+    limit = None
+    if options.memory_limit is not None and options.memory_limit != "auto":
+        with contextlib.suppress(ValueError):
+            limit = int(dask.utils.parse_bytes(options.memory_limit))
+    fitted = fit_workers(options.scheduler, options.workers, options.threads_per_worker, limit)
+    if fitted.note is not None:
+        warnings.warn(
+            f"{fitted.note}: more would not fit on this machine", WorkersCappedWarning, stacklevel=2
+        )
+    if (fitted.workers, fitted.threads_per_worker) == (options.workers, options.threads_per_worker):
+        return options
+    return dataclasses.replace(options, workers=fitted.workers, threads_per_worker=fitted.threads_per_worker)
 
 
 @dataclass
@@ -491,6 +534,7 @@ def process_scene(
         with cluster.connect(options) as client:
             [report] = cluster.run_scenes(client, [plan], options=options, observer=observer)
         return report
+    options = fit_options(options)
     plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:

@@ -37,6 +37,7 @@ __all__ = [
     "Position",
     "Problem",
     "RepairedGeometryWarning",
+    "WorkersCappedWarning",
     "RunError",
     "RunInterrupted",
     "SchedulerLost",
@@ -225,6 +226,10 @@ class NoOverlapWarning(GeomaskWarning):
 
 class RepairedGeometryWarning(GeomaskWarning):
     """Invalid geometries were repaired with ``shapely.make_valid``."""
+
+
+class WorkersCappedWarning(GeomaskWarning):
+    """More workers were asked for than the machine can hold: fewer were started (the pixels are the same)."""
 
 
 class OutsideProjectionWarning(GeomaskWarning):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, Interleaving
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
@@ -34,7 +34,9 @@ from geomask.windows import contiguous_runs
 
 __all__ = [
     "ALLOWED_DRIVERS",
+    "MAX_BLOCK_BYTES",
     "SceneInfo",
+    "block_problem",
     "check_regular_file",
     "gdal_env",
     "gdal_message",
@@ -46,6 +48,14 @@ __all__ = [
 #: Raster drivers geomask opens. A ``.tif`` that is really a VRT (which can point at
 #: any file) or another format is refused.
 ALLOWED_DRIVERS: tuple[str, ...] = ("GTiff",)
+
+_MIB = 1 << 20
+
+MAX_BLOCK_BYTES = 256 * _MIB
+"""The most bytes one internal tile or strip of a scene may decode to (all bands, when the file
+interleaves them by pixel). GDAL decodes a block whole to read any pixel of it, so a header
+declaring larger blocks (a 32768 x 32768 tile, strips of thousands of long rows) would make every
+window cost that much memory, whatever the window size; such a scene is refused from its header."""
 
 
 @dataclass(frozen=True)
@@ -218,9 +228,13 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             )
         grid = Grid(ds.crs if ds.crs else None, transform, ds.height, ds.width)
         block_shape = tuple(int(v) for v in ds.block_shapes[0])
+        problem = block_problem(ds)
+        if problem is not None:
+            raise InputError(f"{p}: {problem}")
         bh, bw = min(block_shape[0], ds.height), min(block_shape[1], ds.width)
         try:
-            ds.read(1, window=Window(0, 0, bw, bh))
+            # A corner of the first block: GDAL decodes the block (bounded above), numpy gets 64 x 64.
+            ds.read(1, window=Window(0, 0, min(bw, 64), min(bh, 64)))
         except RasterioError as e:
             # e.g. a header claiming 60000x60000 pixels in a file of a few hundred bytes
             raise InputError(
@@ -243,6 +257,40 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             units=tuple(ds.units),
             colormap=_colormap(ds),
         )
+
+
+def block_problem(ds: rasterio.io.DatasetReader) -> str | None:
+    """Why ``ds``'s internal blocks are too large to read window by window, or None when they are not.
+
+    Parameters
+    ----------
+    ds : rasterio dataset
+        An open raster; only its header is used (block shapes, interleaving, data type).
+
+    Returns
+    -------
+    str or None
+        A one-line message (without the path) when one block decodes to more than
+        :data:`MAX_BLOCK_BYTES`, naming the block and the fix (``gdal_translate -co TILED=YES``).
+
+    Notes
+    -----
+    A file of one strip is read by GDAL a few rows at a time (its block shape is reported as one
+    row), so only multi-strip files with long strips and large tiles are refused. Sparse files
+    (tiles never written) with small blocks pass whatever their size.
+    """
+    bh, bw = (int(v) for v in ds.block_shapes[0])
+    bh, bw = min(bh, ds.height), min(bw, ds.width)
+    bands = ds.count if ds.interleaving == Interleaving.pixel else 1
+    size = bh * bw * bands * np.dtype(ds.dtypes[0]).itemsize
+    if size <= MAX_BLOCK_BYTES:
+        return None
+    return (
+        f"the internal blocks (tiles or strips) of this {ds.width}x{ds.height} raster are {bw}x{bh} "
+        f"pixels, {size / _MIB:,.0f} MiB each decoded, more than the {MAX_BLOCK_BYTES // _MIB} MiB "
+        "geomask decodes at once; rewrite it with small tiles: "
+        f"gdal_translate -co TILED=YES -co COMPRESS=DEFLATE {ds.name} tiled.tif"
+    )
 
 
 def _colormap(ds: rasterio.io.DatasetReader) -> dict[int, tuple[int, ...]] | None:

@@ -36,6 +36,7 @@ from geomask.engine import (
     SceneReport,
     Step,
     describe_kernels,
+    fit_options,
     is_distributed,
     plan_scene,
     process_scene,
@@ -338,6 +339,7 @@ def run_pipeline(
             return cluster.run_scenes(
                 own, plans, options=options, observer=observer, continue_on_error=continue_on_error
             )
+    options = fit_options(options)  # once for the run (process_scene's own fit is then a no-op)
     reports: list[SceneReport] = []
     for input_path, output_path in scenes:
         notes: list[str] = []

@@ -424,3 +424,41 @@ def test_progress_lines_report_windows_on_stderr(tmp_path: Path) -> None:
     assert code == 0 and err == ""
     code, _out, err = _run(str(pipeline), "--progress", "bar")
     assert code == 2 and "auto, lines" in err
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_report_temporary_is_named_for_its_output_and_removed_on_a_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: str
+) -> None:
+    """The signal arrives while the report is being written (json.dump sends it to this process)."""
+    import importlib
+    import signal
+
+    pipeline = make_project(tmp_path)
+    report = tmp_path / "reports" / "run.json"
+    seen: list[list[str]] = []
+    dump = json.dump
+
+    def dump_then_signal(document: object, f: object, **kwargs: object) -> None:
+        seen.append(_leftovers(report.parent))
+        dump(document, f, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), getattr(signal, sig))
+
+    module = importlib.import_module("geomask.cli.run")  # geomask.cli.run is also the command
+    monkeypatch.setattr(module.json, "dump", dump_then_signal)
+    code, _out, err = _run(str(pipeline), "-q", "--report", str(report))
+    assert code == 128 + int(getattr(signal, sig)), err
+    [names] = seen
+    assert len(names) == 1 and names[0].startswith(f"run.json.geomask-{os.getpid()}-"), names
+    assert names[0].endswith(".partial")
+    assert _leftovers(report.parent) == []
+
+
+def test_report_temporary_of_a_killed_run_is_swept_by_the_next_run(tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    report = tmp_path / "run.json"
+    stale = tmp_path / "run.json.geomask-999999999-0a1b2c3d.partial"  # a PID above any pid_max
+    stale.write_text('{"scenes": [')
+    assert _run(str(pipeline), "-q", "--report", str(report))[0] == 0
+    assert not stale.exists()
+    assert "geomask_version" in json.loads(report.read_text())

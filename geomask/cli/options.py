@@ -140,11 +140,14 @@ def handle_errors(debug: bool) -> Iterator[None]:
         Print the traceback of an error too.
     """
     quiet_libtiff_errors()  # a full disk: the one line below, not one more per strip
+    # rasterize's scratch dataset (vector masks) sometimes warns that it has no geotransform when
+    # run from several threads: noise about an internal buffer, not the user's files. Filtered for
+    # the whole process, not only inside the block below: after Ctrl-C, window threads still
+    # rasterizing until the process exits would print it below the one-line error.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GeomaskWarning)
-        # rasterize's scratch dataset (vector masks) sometimes warns that it has no geotransform
-        # when run from several threads: noise about an internal buffer, not the user's files.
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
         warnings.showwarning = _show_warning
         try:

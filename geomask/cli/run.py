@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geomask import __version__
+from geomask.capacity import MAX_WORKERS
 from geomask.cli.options import (
     EXIT_FAILED,
     DebugOption,
@@ -31,6 +31,7 @@ from geomask.config.models import parse_scheduler
 from geomask.engine import RunOptions, SceneReport, is_distributed
 from geomask.errors import OutputError
 from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
+from geomask.output.staging import partial_path, remove_stale_partials
 from geomask.pipeline import run_pipeline
 
 __all__ = ["run"]
@@ -87,7 +88,13 @@ def run(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, metavar="N", help="Parallel workers [default: all cores].", show_default=False
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            metavar="N",
+            help=f"Parallel workers, 1..{MAX_WORKERS} [default: all cores]; capped at what the machine "
+            "holds (threads: 4 per core; processes: one per core and 256 MiB each), with a warning.",
+            show_default=False,
         ),
     ] = None,
     continue_on_error: Annotated[
@@ -142,6 +149,7 @@ def run(
         if report is not None:
             files = run_files(model, scenes, profile=profile)
             check_output(report, files, flag="--report", overwrite=overwrite, ours=is_geomask_report)
+            remove_stale_partials(report)  # a report temporary of a run killed with SIGKILL
         with contextlib.ExitStack() as stack:
             client = None
             if is_distributed(options.scheduler):
@@ -159,8 +167,8 @@ def run(
                 continue_on_error=continue_on_error,
                 client=client,
             )
-        if report is not None:
-            _write_report(report, pipeline, reports)
+            if report is not None:  # inside interruptible: SIGTERM removes its temporary too
+                _write_report(report, pipeline, reports)
         if len(reports) > 1 and not quiet:
             _summary(reports)
         if any(r.status == "failed" for r in reports):
@@ -212,7 +220,11 @@ def _summary(reports: list[SceneReport]) -> None:
 
 
 def _write_report(path: Path, pipeline: Path, reports: list[SceneReport]) -> None:
-    """Write the JSON report atomically (a temporary file in the same folder, then renamed)."""
+    """Write the JSON report atomically: a temporary file beside it, then renamed.
+
+    The temporary is named like the outputs' (``REPORT.json.geomask-PID-RANDOM.partial``), so an
+    interrupt removes it and the next run removes it after a SIGKILL (:func:`remove_stale_partials`).
+    """
     document = {
         "geomask_version": __version__,
         "pipeline": str(pipeline),
@@ -222,9 +234,9 @@ def _write_report(path: Path, pipeline: Path, reports: list[SceneReport]) -> Non
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
+        tmp = partial_path(folder / path.name)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with open(tmp, "x", encoding="utf-8") as f:
                 json.dump(document, f, indent=2)
                 f.write("\n")
             os.replace(tmp, path)

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from geomask import kernels
+from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
 from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
@@ -1217,11 +1218,15 @@ class Profile(_Strict):
         "(dask.distributed worker processes on this machine), or the address of a running "
         "dask.distributed scheduler, tcp://HOST:PORT",
     )
-    workers: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="parallel workers (default: all cores); for local-cluster, worker processes"
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = Field(
+        None,
+        description="parallel workers (default: all cores); for local-cluster, worker processes; "
+        "capped at run time to what the machine holds (threads: 4 per core; processes: one per core "
+        "and 256 MiB each)",
     )
-    threads_per_worker: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="threads in each local-cluster worker process (default: 1)"
+    threads_per_worker: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = Field(
+        None,
+        description="threads in each local-cluster worker process (default: 1; 4 per core in all at most)",
     )
     memory_limit: MemoryLimit | None = Field(
         None,

@@ -47,13 +47,15 @@ def _sections(section: object, key: Key) -> Iterator[tuple[Key, object]]:
         yield from _sections(section.mask, (*key, "mask"))
 
 
-def _header(path: Path) -> tuple[int, str, Grid]:
-    """(band count, dtype, grid) of a raster, from its header only."""
+def _header(path: Path) -> tuple[int, str, Grid, str | None]:
+    """(band count, dtype, grid, block problem or None) of a raster, from its header only."""
     import rasterio  # here: validating a pipeline without scenes does not load GDAL
+
+    from geomask.io import block_problem
 
     with rasterio.open(path) as ds:
         grid = Grid(ds.crs if ds.crs else None, ds.transform, ds.height, ds.width)
-        return ds.count, ds.dtypes[0], grid
+        return ds.count, ds.dtypes[0], grid, block_problem(ds)
 
 
 def scene_problems(pipeline: Pipeline) -> list[Problem]:
@@ -87,9 +89,11 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         if "://" in str(scene) or not Path(scene).is_file():
             continue
         try:
-            count, dtype, grid = _header(Path(scene))
+            count, dtype, grid, blocks = _header(Path(scene))
         except Exception:
             continue
+        if blocks is not None:
+            add(("input",), f"{scene}: {blocks}")
         for band in pipeline.bands or []:
             if band > count:
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
