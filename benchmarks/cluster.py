@@ -28,8 +28,9 @@ import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from geomask.engine import OutputSpec, RunOptions, Step, compute_window, plan_scene
+from geomask.engine import compute_window, plan_scene
 from geomask.kernels import get
+from geomask.spec import OutputSpec, RunOptions, Step
 
 KERNEL: dict[str, object] = {"name": "median", "size": 5}
 """Compute-bound on purpose (about 2 s a scene on one core): the workers' share must dominate the

@@ -12,10 +12,11 @@ __version__ = "0.1.0"
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, SceneReport, Step, process_scene
+from geomask.engine import process_scene
 from geomask.errors import GeomaskError
 from geomask.masks import ArraySource, VectorSource
 from geomask.pipeline import run_pipeline
+from geomask.spec import OutputSpec, RunOptions, SceneReport, Step
 
 __all__ = [
     "ArraySource",

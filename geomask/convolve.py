@@ -13,7 +13,7 @@ import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from geomask import _kernels_nb as nb
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.kernels import Kernel, as_kernel
+from geomask.spec import Op
 from geomask.windows import check_mode, source_index
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "valid_pixels",
 ]
 
-Op = Literal["convolve", "correlate"]
 SUPPORTED_DTYPES = tuple(
     np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 )

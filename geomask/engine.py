@@ -68,125 +68,15 @@ from geomask.io import OutputFile, SceneInfo, gdal_env, inspect_scene, open_scen
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask, FullMask, MaskContext, MaskSource
 from geomask.progress import NullObserver, Observer
-from geomask.windows import Mode, check_mode, contiguous_runs, covers_whole_tiles, expand, plan_windows
+from geomask.spec import GroupStep, OutputSpec, RunOptions, SceneReport, Step, is_distributed
+from geomask.windows import check_mode, contiguous_runs, covers_whole_tiles, expand, plan_windows
 
 __all__ = [
-    "GroupStep",
-    "OutputSpec",
-    "RunOptions",
     "ScenePlan",
-    "SceneReport",
-    "Step",
     "compute_window",
-    "is_distributed",
     "plan_scene",
     "process_scene",
 ]
-
-Scheduler = str
-"""``threads``, ``processes``, ``synchronous`` (dask's local schedulers), ``local-cluster`` (a
-``distributed.LocalCluster`` started for the run) or a dask.distributed scheduler address
-``tcp://HOST:PORT`` (see :func:`geomask.cluster.is_distributed`)."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One kernel applied inside one mask.
-
-    Attributes
-    ----------
-    kernel : Kernel
-        What to apply (:func:`geomask.kernels.get`).
-    mask : MaskSource or None
-        Where output pixels change (the target); None = everywhere.
-    op : {"convolve", "correlate"}
-        ``convolve`` flips the kernel, as ``scipy.ndimage.convolve``.
-    mode : str
-        Boundary mode at the scene edge (``reflect``, ``mirror``, ``nearest``, ``wrap``,
-        ``constant``, ``leave``).
-    cval : float
-        Value beyond the scene edge for ``constant``.
-    normalize : bool
-        Renormalise over contributing neighbours where some are nodata or unsupported.
-    support : MaskSource or None
-        Which neighbours may contribute (None = all valid pixels).
-    """
-
-    kernel: Kernel
-    mask: MaskSource | None = None
-    op: Literal["convolve", "correlate"] = "convolve"
-    mode: Mode = "reflect"
-    cval: float = 0.0
-    normalize: bool = True
-    support: MaskSource | None = None
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """Where and how to write a scene's result.
-
-    ``format`` COG converts the finished tiled GeoTIFF once with GDAL's COG driver.
-    ``creation_options`` are GDAL GTiff/COG creation options (e.g. ``{"PREDICTOR": "2"}``);
-    ``tags`` are extra metadata tags written on the output. ``block_size``: the output's tile side
-    in pixels (a multiple of 16); None (default): the input's tiles when they are square and 128
-    to 2048 pixels (so unchanged tiles can be copied, see ``RunOptions.copy_tiles``), else 512.
-    """
-
-    path: Path
-    format: Literal["GTiff", "COG"] = "GTiff"
-    compress: str = "deflate"
-    creation_options: Mapping[str, str] = field(default_factory=dict)
-    overwrite: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
-    block_size: int | None = None
-    overview_resampling: str = "average"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run: window size, scheduler, workers, GDAL configuration.
-
-    ``window_size`` (pixels) is rounded up to a multiple of the input's block shape and
-    of the output's tile size unless ``align_windows`` is False (then windows are exactly
-    ``window_size`` pixels, for tests of arbitrary tilings). ``copy_tiles``: where the
-    output's tiles decode like the input's (same codec, predictor, tile size; see
-    :mod:`geomask.tiffraw`), unchanged tiles are copied compressed instead of re-encoded
-    (False: every tile is re-encoded; the pixels are the same either way). ``batch`` bounds how many
-    windows are in memory at once (default: 4 per worker; on a cluster, 4 per worker thread
-    in flight across all scenes). ``threads_per_worker`` and ``memory_limit`` (bytes as text,
-    e.g. ``"2 GiB"``, or ``"auto"``) size the workers of ``scheduler="local-cluster"``; the
-    workers of an existing cluster are sized by whoever started them.
-    """
-
-    window_size: int = 1024
-    scheduler: Scheduler = "threads"
-    workers: int | None = None
-    gdal_options: Mapping[str, str] = field(default_factory=dict)
-    align_windows: bool = True
-    batch: int | None = None
-    threads_per_worker: int | None = None
-    memory_limit: str | None = None
-    copy_tiles: bool = True
-
-
-@dataclass
-class SceneReport:
-    """What happened to one scene.
-
-    ``notes`` are remarks for the user, e.g. how kernel sizes in map units converted to pixels.
-    """
-
-    input: str
-    output: str
-    status: Literal["done", "failed", "skipped"]
-    windows_total: int = 0
-    windows_computed: int = 0
-    windows_skipped: int = 0
-    pixels_selected: int = 0
-    pixels_changed: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -508,11 +398,6 @@ def worker_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     return Path(path).absolute()
 
 
-def is_distributed(scheduler: Scheduler) -> bool:
-    """Whether ``scheduler`` is dask.distributed (``local-cluster`` or an address), not a local one."""
-    return scheduler not in ("threads", "processes", "synchronous")
-
-
 @dataclass
 class ScenePlan:
     """One scene ready to run: its window task arguments, its windows and its (unopened) writer.
@@ -771,68 +656,6 @@ def _terminate_pool(pool: ProcessPoolExecutor) -> None:
 
 
 @dataclass(frozen=True)
-class GroupStep:
-    """Several kernels in one step, each applied inside its own region of the same input.
-
-    Attributes
-    ----------
-    regions : tuple of (MaskSource, Kernel)
-        Each region's mask and kernel. Where regions overlap, the later one wins.
-    op, mode, cval, normalize
-        As for :class:`Step`, shared by every region.
-    support : MaskSource, "target" or None
-        Which neighbours may contribute: a mask for every region, ``"target"`` for each region's own
-        mask (so classes never mix), or None (every valid pixel).
-    label : str
-        What the regions are (``"landcover"``), for descriptions.
-    """
-
-    regions: tuple[tuple[MaskSource, Kernel], ...]
-    op: Literal["convolve", "correlate"] = "convolve"
-    mode: Mode = "reflect"
-    cval: float = 0.0
-    normalize: bool = True
-    support: MaskSource | Literal["target"] | None = None
-    label: str = "class"
-
-    def __post_init__(self) -> None:
-        if not self.regions:
-            raise ConfigError("a per-class step needs at least one region and kernel")
-
-    @property
-    def mask(self) -> MaskSource:
-        """The union of the regions: where output pixels may change."""
-        from geomask.masks.algebra import AnySource
-
-        return AnySource(tuple(region for region, _ in self.regions))
-
-    def describe(self) -> str:
-        """``by LABEL: REGION kernel, ...`` for reports and provenance tags."""
-        parts = ", ".join(f"{region.describe()} {kernel.describe()}" for region, kernel in self.regions)
-        return f"by {self.label}: {parts}"
-
-    def branches(self) -> list[Step]:
-        """One :class:`Step` per region, as the region would run on its own."""
-        return [
-            Step(
-                kernel,
-                region,
-                op=self.op,
-                mode=self.mode,
-                cval=self.cval,
-                normalize=self.normalize,
-                support=region if self.support == "target" else self.support,
-            )
-            for region, kernel in self.regions
-        ]
-
-
-def describe_kernels(step: Step | GroupStep) -> str:
-    """The kernel(s) of a step, for reports and provenance tags."""
-    return step.describe() if isinstance(step, GroupStep) else step.kernel.describe()
-
-
-@dataclass(frozen=True)
 class _BoundGroup(_BoundStep):
     branches: tuple[_BoundStep, ...] = ()
 
@@ -848,6 +671,18 @@ def _bind_group(scene: SceneInfo, step: GroupStep, nodata: float | None) -> _Bou
     target = BoundAny(tuple(b.target for b in branches), scene.grid.shape)
     first = branches[0]
     return _BoundGroup(envelope, target, None, first.mode, first.cval, first.normalize, branches)
+
+
+def step_mask(step: Step | GroupStep) -> MaskSource | None:
+    """Where ``step`` may change output pixels: its mask, or the union of a per-class step's regions.
+
+    None: everywhere.
+    """
+    if not isinstance(step, GroupStep):
+        return step.mask  # type: ignore[return-value]
+    from geomask.masks.algebra import AnySource
+
+    return AnySource(tuple(region for region, _ in step.regions))  # type: ignore[arg-type]
 
 
 def _apply_group(

@@ -25,26 +25,24 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
-from geomask.engine import (
-    OutputSpec,
-    RunOptions,
-    ScenePlan,
-    SceneReport,
-    Step,
-    describe_kernels,
-    is_distributed,
-    plan_scene,
-    process_scene,
-    worker_path,
-)
+from geomask.engine import ScenePlan, plan_scene, process_scene, step_mask, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
 from geomask.lock import output_lock
 from geomask.progress import NullObserver, Observer
+from geomask.spec import (
+    OutputSpec,
+    ResumeAction,
+    RunOptions,
+    SceneReport,
+    Step,
+    describe_kernels,
+    is_distributed,
+)
 from geomask.stac import write_item
 from geomask.urls import is_url
 
@@ -52,9 +50,6 @@ __all__ = ["ResumeAction", "profile_digest", "provenance_tags", "resume_action",
 
 TAG_PREFIX = "GEOMASK_"
 """Prefix of the GDAL metadata tags geomask writes on its outputs."""
-
-ResumeAction = Literal["write", "replace", "skip"]
-"""What to do with a scene's output: write a new file, replace an existing one, or skip the scene."""
 
 _CURRENT_KEYS = tuple(
     TAG_PREFIX + k for k in ("VERSION", "PIPELINE_SHA256", "PROFILE_SHA256", "INPUT_SIZE", "INPUT_MTIME")
@@ -148,7 +143,7 @@ def provenance_tags(
         "PIPELINE_SHA256": pipeline.digest(),
         "PROFILE_SHA256": profile_sha256 if profile_sha256 is not None else profile_digest(),
         "KERNEL": "; ".join(f"{s.op} {describe_kernels(s)}" for s in steps),
-        "MASK": "; ".join(s.mask.describe() if s.mask is not None else "whole scene" for s in steps),
+        "MASK": "; ".join(m.describe() if (m := step_mask(s)) is not None else "whole scene" for s in steps),
     }
     if input_path is not None:
         try:

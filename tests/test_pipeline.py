@@ -16,12 +16,12 @@ import geomask.pipeline
 from geomask import __version__
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
-from geomask.engine import RunOptions, SceneReport
 from geomask.errors import OutputExistsError
 from geomask.io import read_tags
 from geomask.kernels import get
 from geomask.pipeline import profile_digest, run_pipeline
 from geomask.progress import NullObserver, Observer
+from geomask.spec import RunOptions, SceneReport
 
 
 class Recorder:

@@ -28,9 +28,9 @@ from geomask.cli.options import (
 from geomask.cli.progress import CliObserver
 from geomask.config import Profile, load_pipeline, load_profile
 from geomask.config.models import parse_scheduler
-from geomask.engine import RunOptions, SceneReport, is_distributed
 from geomask.errors import OutputError
 from geomask.pipeline import run_pipeline
+from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["run"]
 
