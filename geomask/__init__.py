@@ -12,10 +12,10 @@ __version__ = "0.1.0"
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import process_scene
 from geomask.errors import GeomaskError
 from geomask.masks import ArraySource, VectorSource
 from geomask.pipeline import run_pipeline
+from geomask.process import process_scene
 from geomask.spec import OutputSpec, RunOptions, SceneReport, Step
 
 __all__ = [

@@ -4,7 +4,7 @@ This is the library behind ``geomask run``: :func:`run_pipeline` loads and valid
 (:mod:`geomask.config`), builds the engine's steps once (per scene, from its grid, when a kernel
 size is in map units: :mod:`geomask.units`), expands the inputs (paths, globs, lists)
 into (input, output) pairs, checks that no two scenes share an output, then calls
-:func:`geomask.engine.process_scene` for each scene in turn. Nothing here prints; progress goes to
+:func:`geomask.process.process_scene` for each scene in turn. Nothing here prints; progress goes to
 the observer.
 
 Resume. Every output carries provenance tags (:func:`provenance_tags`). Before a scene runs,
@@ -29,10 +29,12 @@ from typing import Any
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
-from geomask.engine import ScenePlan, plan_scene, process_scene, step_mask, worker_path
+from geomask.engine.bind import step_mask
+from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.io import gdal_env, inspect_scene, read_tags, remove_stale_partials, staged_output
 from geomask.lock import output_lock
+from geomask.process import process_scene
 from geomask.progress import NullObserver, Observer
 from geomask.spec import (
     OutputSpec,
@@ -222,7 +224,7 @@ def run_pipeline(
         ``output.overwrite``). Otherwise scenes whose output is current are skipped and older
         geomask outputs are replaced (see :func:`resume_action`).
     options : RunOptions or None
-        Window size, scheduler, workers, GDAL options (default: :class:`~geomask.engine.RunOptions`).
+        Window size, scheduler, workers, GDAL options (default: :class:`~geomask.spec.RunOptions`).
     observer : Observer or None
         Receives progress events; nothing is printed.
     creation_options : mapping or None
@@ -262,7 +264,7 @@ def run_pipeline(
     comes up.
 
     With a distributed scheduler the windows of all scenes share one dask graph, a bounded number
-    in flight at a time (:mod:`geomask.cluster`); each output is still written by this process
+    in flight at a time (:mod:`geomask.executors.distributed`); each output is still written by this process
     only, and renamed into place as soon as its last window is written.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
@@ -274,7 +276,7 @@ def run_pipeline(
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
     redo = overwrite or model.output.overwrite
     if is_distributed(options.scheduler):
-        from geomask import cluster  # distributed is imported only when a cluster is used
+        from geomask.executors import distributed as cluster  # imported only when a cluster is used
 
         plans = _plans(model, scenes, options, creation_options, profile_sha256, redo, continue_on_error)
         if client is not None:

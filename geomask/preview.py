@@ -40,7 +40,7 @@ from rasterio.windows import Window
 
 from geomask.config import Pipeline, load_pipeline
 from geomask.convolve import masked_convolve
-from geomask.engine import bind_steps, resolve_nodata
+from geomask.engine.bind import bind_steps, resolve_nodata
 from geomask.errors import InputError, OutputError
 from geomask.io import gdal_env, inspect_scene
 from geomask.masks.base import BoundMask, FullMask

@@ -40,7 +40,7 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from geomask import __version__
-from geomask.engine import bind_steps, resolve_nodata
+from geomask.engine.bind import bind_steps, resolve_nodata
 from geomask.errors import OutputError
 from geomask.grid import Grid
 from geomask.io import gdal_env, inspect_scene

@@ -10,10 +10,10 @@ from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 
 import geomask
-from geomask.engine import process_scene
 from geomask.io import inspect_scene, overview_resampling_for
 from geomask.kernels import get
 from geomask.masks import ArraySource
+from geomask.process import process_scene
 from geomask.spec import OutputSpec, Step
 
 

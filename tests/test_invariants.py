@@ -24,8 +24,8 @@ from rasterio.transform import from_origin
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import process_scene
 from geomask.masks import ArraySource
+from geomask.process import process_scene
 from geomask.spec import OutputSpec, RunOptions, Step
 
 KERNELS = [

@@ -160,7 +160,7 @@ def _check_scheduler(value: str | None) -> str | None:
 @contextlib.contextmanager
 def _cluster(options: RunOptions, *, debug: bool) -> Iterator[Any]:
     """Connect to the cluster for the run; print where its dashboard is (stderr)."""
-    from geomask.cluster import connect, dashboard_link
+    from geomask.executors.distributed import connect, dashboard_link
 
     if not debug:
         # distributed logs every reconnection attempt and lost worker with a traceback; the run

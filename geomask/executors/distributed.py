@@ -3,10 +3,10 @@
 Strategy
 --------
 The client (this process) walks the scenes in input order. For each scene it plans the windows
-(:func:`geomask.engine.plan_scene`), opens the scene's writer (a temporary file beside the output)
+(:func:`geomask.engine.plan.plan_scene`), opens the scene's writer (a temporary file beside the output)
 and submits one task per window, :func:`_window_task`, a thin wrapper of the pure
-:func:`geomask.engine.compute_window`. A task opens the scene on the worker that runs it (the
-:class:`~geomask.engine.SceneJob` holds paths and bound masks, never a dataset handle) and sets the
+:func:`geomask.engine.task.compute_window`. A task opens the scene on the worker that runs it (the
+:class:`~geomask.engine.task.SceneJob` holds paths and bound masks, never a dataset handle) and sets the
 job's GDAL options inside the task, since the client's environment does not reach the workers.
 
 One graph for many scenes. Windows of all scenes go to one client, in scene order, with at most
@@ -57,11 +57,13 @@ from distributed import Client, Future, LocalCluster, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 from rasterio.windows import Window
 
-from geomask import __version__, engine
-from geomask.engine import RunOptions, ScenePlan, SceneReport, WindowResult, is_distributed
+from geomask import __version__
+from geomask.engine.plan import ScenePlan
+from geomask.engine.task import SceneJob, WindowResult, compute_window
 from geomask.errors import GeomaskError, RunError
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
+from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["CONNECT_TIMEOUT", "connect", "dashboard_link", "is_distributed", "run_scenes"]
 
@@ -141,11 +143,11 @@ def _check_versions(client: Client) -> None:
             )
 
 
-def _window_task(job: engine.SceneJob, window: tuple[int, int, int, int]) -> WindowResult:
+def _window_task(job: SceneJob, window: tuple[int, int, int, int]) -> WindowResult:
     """Compute one window on a worker; errors name the worker."""
     col_off, row_off, width, height = window
     try:
-        return engine.compute_window(job, Window(col_off, row_off, width, height))
+        return compute_window(job, Window(col_off, row_off, width, height))
     except GeomaskError as e:
         error = type(e)(f"{e} (on dask worker {get_worker().address})")
     # Raised without its cause: dask pickles the cause chain, and a GDAL error in it may not
