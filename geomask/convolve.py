@@ -551,13 +551,11 @@ def masked_convolve(
     pixels times the kernel size (separable kernels: about the sum of its side lengths where
     the mask is dense), plus one copy of the array.
     """
-    if type(array).__name__ == "DataArray":  # xarray (lazy when dask-backed): geomask.xarray
-        if out is not None:
-            raise InputError("out= is for numpy arrays; an xarray result is a new DataArray")
-        from geomask.xarray import masked_convolve_xarray
-
-        kw = {"mode": mode, "cval": cval, "nodata": nodata, "op": op, "normalize": normalize}
-        return masked_convolve_xarray(array, kernel, mask, support=support, **kw)  # type: ignore[no-any-return]
+    if type(array).__name__ == "DataArray":
+        raise InputError(
+            "geomask.convolve.masked_convolve takes numpy arrays; for an xarray DataArray call "
+            "geomask.masked_convolve"
+        )
     arr = np.asarray(array)
     check_dtype(arr.dtype)
     if arr.ndim not in (2, 3):

@@ -10,7 +10,6 @@ import typer
 from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
 from geomask.config import TEMPLATE_FIELDS, load_pipeline
 from geomask.errors import ConfigError
-from geomask.masks.write import write_mask
 
 __all__ = ["mask"]
 
@@ -63,6 +62,8 @@ def mask(
                 f"-o {output}: the pipeline has {len(scenes)} scenes; use {{stem}}, {{name}} or {{parent}} "
                 "in the path so each gets its own mask"
             )
+        from geomask.masks.write import write_mask  # here, not at import: `--help` stays fast
+
         for scene in scenes:
             try:
                 target = Path(template.format(stem=scene.stem, name=scene.name, parent=scene.parent.name))

@@ -29,7 +29,6 @@ from geomask.cli.progress import CliObserver
 from geomask.config import Profile, load_pipeline, load_profile
 from geomask.config.models import parse_scheduler
 from geomask.errors import OutputError
-from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["run"]
@@ -131,6 +130,8 @@ def run(
                 client = stack.enter_context(_cluster(options, debug=debug))
             observer = stack.enter_context(CliObserver(len(scenes), progress=not quiet))
             stack.enter_context(interruptible(lambda: observer.reports, len(scenes)))
+            from geomask.pipeline import run_pipeline  # here, not at import: `--help` stays fast
+
             reports = run_pipeline(
                 model,
                 overwrite=overwrite,
