@@ -10,7 +10,7 @@ least 1.8x with 2 workers on 2 cores.
 ``--design`` also times the alternative to streaming, per-window part files: each task writes its
 window to a ``.npy`` file in a scratch folder and returns only its name; the client reads the parts
 back and writes the output (still one writer per output, as it must be). This is the measurement
-behind streaming in :mod:`geomask.cluster`.
+behind streaming in :mod:`geomask.executors.distributed`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from geomask.engine import OutputSpec, RunOptions, Step, compute_window, plan_scene
+from geomask.engine.plan import plan_scene
+from geomask.engine.task import compute_window
 from geomask.kernels import get
+from geomask.spec import OutputSpec, RunOptions, Step
 
 KERNEL: dict[str, object] = {"name": "median", "size": 5}
 """Compute-bound on purpose (about 2 s a scene on one core): the workers' share must dominate the
@@ -79,12 +81,12 @@ def _pipeline(folder: Path, scenes: list[Path], name: str = "pipeline.yaml") -> 
 
 def time_run(pipeline: Path, workers: int) -> float:
     """Seconds of ``run_pipeline`` on a LocalCluster of ``workers`` single-threaded processes."""
-    from geomask.cluster import connect
+    from geomask.executors.distributed import connect
     from geomask.pipeline import run_pipeline
 
     options = RunOptions(scheduler="local-cluster", workers=workers, threads_per_worker=1)
     with connect(options) as client:
-        client.run(lambda: __import__("geomask.engine"))  # imports outside the timing
+        client.run(lambda: __import__("geomask.engine.task"))  # imports outside the timing
         started = time.perf_counter()
         reports = run_pipeline(pipeline, options=options, client=client)
         seconds = time.perf_counter() - started
@@ -106,13 +108,13 @@ def time_design(scenes: list[Path], folder: Path, workers: int) -> dict[str, flo
     """Seconds of the same batch, results streamed back vs written as part files and read back."""
     from distributed import as_completed
 
-    from geomask.cluster import connect
+    from geomask.executors.distributed import connect
 
     options = RunOptions(scheduler="local-cluster", workers=workers, threads_per_worker=1)
     steps = [Step(kernel=get(str(KERNEL["name"]), **{k: v for k, v in KERNEL.items() if k != "name"}))]
     times = {}
     with connect(options) as client:
-        client.run(lambda: __import__("geomask.engine"))
+        client.run(lambda: __import__("geomask.engine.task"))
         for design in ("stream", "parts"):
             scratch = folder / "parts"
             scratch.mkdir(exist_ok=True)

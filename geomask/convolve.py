@@ -14,7 +14,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from geomask import _nb as nb
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.kernels import Kernel, as_kernel
+from geomask.spec import Op
 from geomask.windows import check_mode, source_index
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "valid_pixels",
 ]
 
-Op = Literal["convolve", "correlate"]
 SUPPORTED_DTYPES = tuple(
     np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 )
@@ -573,13 +573,11 @@ def masked_convolve(
     pixels times the kernel size (separable kernels: about the sum of its side lengths where
     the mask is dense), plus one copy of the array.
     """
-    if type(array).__name__ == "DataArray":  # xarray (lazy when dask-backed): geomask.xarray
-        if out is not None:
-            raise InputError("out= is for numpy arrays; an xarray result is a new DataArray")
-        from geomask.xarray import masked_convolve_xarray
-
-        kw = {"mode": mode, "cval": cval, "nodata": nodata, "op": op, "normalize": normalize}
-        return masked_convolve_xarray(array, kernel, mask, support=support, **kw)  # type: ignore[no-any-return]
+    if type(array).__name__ == "DataArray":
+        raise InputError(
+            "geomask.convolve.masked_convolve takes numpy arrays; for an xarray DataArray call "
+            "geomask.masked_convolve"
+        )
     arr = np.asarray(array)
     check_dtype(arr.dtype)
     if arr.ndim not in (2, 3):

@@ -26,7 +26,6 @@ from rasterio.enums import ColorInterp, Interleaving
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from geomask.convolve import check_dtype
 from geomask.errors import ConfigError, GridError, InputError, RunError
 from geomask.grid import Grid
 from geomask.messages import name_too_long
@@ -216,6 +215,8 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
         dtypes = set(ds.dtypes)
         if len(dtypes) != 1:
             raise InputError(f"{p}: bands have different data types {sorted(dtypes)}; geomask needs one")
+        from geomask.convolve import check_dtype  # here: the compiled kernels load only to process
+
         try:
             check_dtype(ds.dtypes[0])
         except InputError as e:

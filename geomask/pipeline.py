@@ -4,7 +4,7 @@ This is the library behind ``geomask run``: :func:`run_pipeline` loads and valid
 (:mod:`geomask.config`), builds the engine's steps once (per scene, from its grid, when a kernel
 size is in map units: :mod:`geomask.units`), expands the inputs (paths, globs, lists)
 into (input, output) pairs, checks that no two scenes share an output, then calls
-:func:`geomask.engine.process_scene` for each scene in turn. Nothing here prints; progress goes to
+:func:`geomask.process.process_scene` for each scene in turn. Nothing here prints; progress goes to
 the observer.
 
 Resume. Every output carries provenance tags (:func:`provenance_tags`). Before a scene runs,
@@ -25,31 +25,31 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline, source_files
-from geomask.engine import (
-    OutputSpec,
-    RunOptions,
-    ScenePlan,
-    SceneReport,
-    Step,
-    describe_kernels,
-    fit_options,
-    is_distributed,
-    plan_scene,
-    process_scene,
-    worker_path,
-)
+from geomask.engine.bind import step_mask
+from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
+from geomask.executors.sizing import fit_options
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
 from geomask.output.check import read_tags
 from geomask.output.staging import remove_stale_partials, staged_output
+from geomask.process import process_scene
 from geomask.progress import NullObserver, Observer
+from geomask.spec import (
+    OutputSpec,
+    ResumeAction,
+    RunOptions,
+    SceneReport,
+    Step,
+    describe_kernels,
+    is_distributed,
+)
 from geomask.stac import write_item
 from geomask.urls import is_url
 
@@ -64,9 +64,6 @@ __all__ = [
 
 TAG_PREFIX = "GEOMASK_"
 """Prefix of the GDAL metadata tags geomask writes on its outputs."""
-
-ResumeAction = Literal["write", "replace", "skip"]
-"""What to do with a scene's output: write a new file, replace an existing one, or skip the scene."""
 
 _CURRENT_KEYS = tuple(
     TAG_PREFIX + k
@@ -169,7 +166,7 @@ def provenance_tags(
         "PIPELINE_SHA256": pipeline.digest(),
         "PROFILE_SHA256": profile_sha256 if profile_sha256 is not None else profile_digest(),
         "KERNEL": "; ".join(f"{s.op} {describe_kernels(s)}" for s in steps),
-        "MASK": "; ".join(s.mask.describe() if s.mask is not None else "whole scene" for s in steps),
+        "MASK": "; ".join(m.describe() if (m := step_mask(s)) is not None else "whole scene" for s in steps),
     }
     if input_path is not None:
         try:
@@ -264,7 +261,7 @@ def run_pipeline(
         ``output.overwrite``). Otherwise scenes whose output is current are skipped and older
         geomask outputs are replaced (see :func:`resume_action`).
     options : RunOptions or None
-        Window size, scheduler, workers, GDAL options (default: :class:`~geomask.engine.RunOptions`).
+        Window size, scheduler, workers, GDAL options (default: :class:`~geomask.spec.RunOptions`).
     observer : Observer or None
         Receives progress events; nothing is printed.
     creation_options : mapping or None
@@ -306,7 +303,7 @@ def run_pipeline(
     comes up.
 
     With a distributed scheduler the windows of all scenes share one dask graph, a bounded number
-    in flight at a time (:mod:`geomask.cluster`); each output is still written by this process
+    in flight at a time (:mod:`geomask.executors.distributed`); each output is still written by this process
     only, and renamed into place as soon as its last window is written.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
@@ -320,7 +317,7 @@ def run_pipeline(
     sources_sha256 = pipeline_sources_digest(model)  # once: fingerprints taken before any scene reads
     redo = overwrite or model.output.overwrite
     if is_distributed(options.scheduler):
-        from geomask import cluster  # distributed is imported only when a cluster is used
+        from geomask.executors import distributed as cluster  # imported only when a cluster is used
 
         plans = _plans(
             model,

@@ -53,7 +53,8 @@ from scipy import ndimage
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
-from geomask.engine import SceneJob, _BoundGroup, _BoundStep, bind_steps, compute_window, resolve_nodata
+from geomask.engine.bind import bind_steps, resolve_nodata
+from geomask.engine.task import BoundGroup, BoundStep, SceneJob, compute_window
 from geomask.errors import InputError, OutputError
 from geomask.guard import PNG_SOFTWARE
 from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene
@@ -174,11 +175,11 @@ def _current_output(
         return False
 
 
-def _regions(bound: Sequence[_BoundStep]) -> list[BoundMask]:
+def _regions(bound: Sequence[BoundStep]) -> list[BoundMask]:
     """The masks to outline: each step's target, and each class's with ``kernels_by``."""
     out: list[BoundMask] = []
     for step in bound:
-        if isinstance(step, _BoundGroup):
+        if isinstance(step, BoundGroup):
             out.extend(branch.target for branch in step.branches)
         else:
             out.append(step.target)

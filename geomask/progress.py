@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from geomask.engine import SceneReport
+    from geomask.spec import SceneReport
 
 __all__ = ["NullObserver", "Observer"]
 

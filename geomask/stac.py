@@ -40,11 +40,12 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from geomask import __version__
-from geomask.engine import Step, bind_steps, resolve_nodata
+from geomask.engine.bind import bind_steps, resolve_nodata
 from geomask.errors import OutputError
 from geomask.grid import Grid
 from geomask.io import gdal_env, inspect_scene
 from geomask.masks.base import BoundMask, FullMask
+from geomask.spec import Step
 
 __all__ = ["FOOTPRINT_CELLS", "build_item", "item_path", "mask_footprint", "write_item"]
 

@@ -15,13 +15,14 @@ makes a tiled result equal the whole-image result.
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.errors import ConfigError
+from geomask.spec import Mode
 
 __all__ = [
     "MODES",
@@ -33,7 +34,6 @@ __all__ = [
     "source_index",
 ]
 
-Mode = Literal["reflect", "mirror", "nearest", "wrap", "constant", "leave"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 

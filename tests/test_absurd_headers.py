@@ -20,9 +20,11 @@ from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM, make_project
 from typer.testing import CliRunner
 
 from geomask.cli import app
-from geomask.engine import OutputSpec, RunOptions, Step, compute_window, plan_scene
+from geomask.engine.plan import plan_scene
+from geomask.engine.task import compute_window
 from geomask.io import MAX_BLOCK_BYTES, block_problem, inspect_scene
 from geomask.kernels import get as get_kernel
+from geomask.spec import OutputSpec, RunOptions, Step
 
 runner = CliRunner()
 

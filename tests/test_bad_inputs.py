@@ -800,11 +800,11 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 def test_output_directory_not_writable_fails_before_any_work(
     tmp_path: Path, read_only_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geomask.engine
+    import geomask.executors.local
 
     computed = []
-    real = geomask.engine.compute_window
-    monkeypatch.setattr(geomask.engine, "compute_window", lambda *a: computed.append(a) or real(*a))
+    real = geomask.executors.local.compute_window
+    monkeypatch.setattr(geomask.executors.local, "compute_window", lambda *a: computed.append(a) or real(*a))
     args = _project(tmp_path, output={"path": str(read_only_dir / "x.tif")})
     result = runner.invoke(app, ["run", *args])
     assert result.exit_code == 1

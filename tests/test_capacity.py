@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from geomask.capacity import MAX_WORKERS, PROCESS_MEMORY, Capacity, fit_workers, machine
 from geomask.cli import app
 from geomask.config import load_profile
-from geomask.engine import OutputSpec, RunOptions, Step, fit_options, process_scene
 from geomask.errors import ConfigError, WorkersCappedWarning
+from geomask.executors.sizing import fit_options
 from geomask.kernels import get as get_kernel
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 runner = CliRunner()
 GiB = 1 << 30

@@ -24,7 +24,7 @@ from _fixtures_cli import (
 )
 from typer.testing import CliRunner
 
-import geomask.engine
+import geomask.executors.local
 import geomask.pipeline
 from geomask.cli import app
 from geomask.errors import RunError
@@ -120,7 +120,7 @@ def test_failure_mid_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     """A window that fails after others were written: exit 1, no output and no temporary file."""
     pipeline = make_project(tmp_path, input="big.tif")
     make_scene(tmp_path / "big.tif", width=1100, height=1100, count=1, tiled=True)
-    real = geomask.engine.compute_window
+    real = geomask.executors.local.compute_window
     calls = []
 
     def flaky(job, window):  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ def test_failure_mid_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
             raise RunError(f"simulated failure in window {window}")
         return real(job, window)
 
-    monkeypatch.setattr(geomask.engine, "compute_window", flaky)
+    monkeypatch.setattr(geomask.executors.local, "compute_window", flaky)
     code, _, err = _run(str(pipeline), "-q", "--window-size", "512", "--scheduler", "synchronous")
     assert code == 1, err
     assert "simulated failure" in err

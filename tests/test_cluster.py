@@ -28,11 +28,11 @@ from conftest import raw_tiles
 from typer.testing import CliRunner
 
 from geomask.cli import app
-from geomask.cluster import connect, dashboard_link
 from geomask.config import load_profile
-from geomask.engine import RunOptions, SceneReport
 from geomask.errors import RunError
+from geomask.executors.distributed import connect, dashboard_link
 from geomask.pipeline import run_pipeline
+from geomask.spec import RunOptions, SceneReport
 
 pytestmark = pytest.mark.cluster
 
@@ -323,10 +323,11 @@ def test_bad_scheduler_option_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_scene_a_worker_cannot_open_names_the_worker(cluster: Cluster, tmp_path: Path) -> None:
     """The window task, on a real worker, with a scene path that is not there: the worker is named."""
-    from geomask.cluster import _window_task
-    from geomask.engine import OutputSpec, Step, plan_scene
+    from geomask.engine.plan import plan_scene
     from geomask.errors import InputError
+    from geomask.executors.distributed import _window_task
     from geomask.kernels import get
+    from geomask.spec import OutputSpec, Step
 
     make_scene(tmp_path / "scene.tif")
     plan = plan_scene(tmp_path / "scene.tif", OutputSpec(path=tmp_path / "o.tif"), [Step(get("box", size=3))])
@@ -390,9 +391,10 @@ def test_local_cluster_two_workers(tmp_path: Path) -> None:
 
 def test_process_scene_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
     """The one-scene API with a scheduler address: the same bytes as with threads."""
-    from geomask.engine import OutputSpec, Step, process_scene
     from geomask.kernels import get
     from geomask.masks import VectorSource
+    from geomask.process import process_scene
+    from geomask.spec import OutputSpec, Step
 
     make_scene(tmp_path / "scene.tif", width=300, height=200, tiled=True)
     make_roi(tmp_path / "roi.geojson")

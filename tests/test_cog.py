@@ -10,11 +10,12 @@ from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 
 import geomask
-from geomask.engine import OutputSpec, Step, process_scene
 from geomask.io import inspect_scene
 from geomask.kernels import get
 from geomask.masks import ArraySource
 from geomask.output.cog import overview_resampling_for
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, Step
 
 
 def _cog(src, out, mask, **spec):

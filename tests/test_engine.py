@@ -15,10 +15,11 @@ from rasterio.enums import ColorInterp
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.errors import ConfigError, GeomaskError, KernelError, OutputExistsError, RunError
 from geomask.masks import ArraySource, MaskContext, VectorSource
 from geomask.masks.base import MaskSource
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 DTYPES = ["uint8", "uint16", "int16", "int32", "float32", "float64"]
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant", "leave"]

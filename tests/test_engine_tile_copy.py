@@ -18,8 +18,9 @@ from rio_cogeo.cogeo import cog_validate
 
 from geomask import kernels, tiffraw
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.masks import ArraySource
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 TILE = 32
 SOURCE = {"block": TILE, "compress": "deflate", "predictor": 2, "interleave": "pixel"}

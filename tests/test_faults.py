@@ -443,7 +443,7 @@ _PARTIAL_RESULT = """
 import gc, os, struct, sys, time
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
-from geomask.engine import _process_pool
+from geomask.executors.local import _process_pool
 
 def send_half_a_result(flag):
     # What a worker killed mid-send leaves: a message header promising 1 MB, then 10 bytes.

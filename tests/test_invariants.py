@@ -24,8 +24,9 @@ from rasterio.transform import from_origin
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.masks import ArraySource
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 KERNELS = [
     ("gaussian", {"sigma": 1.0}),

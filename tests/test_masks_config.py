@@ -21,7 +21,6 @@ from geomask import kernels
 from geomask.cli import app
 from geomask.config import Pipeline, YamlError, load_pipeline, pipeline_problems
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.masks import (
     AllSource,
     AnySource,
@@ -37,6 +36,8 @@ from geomask.masks import (
     VectorSource,
 )
 from geomask.pipeline import run_pipeline
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 runner = CliRunner()
 KERNEL = {"name": "gaussian", "sigma": 1}

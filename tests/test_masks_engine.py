@@ -15,7 +15,6 @@ from test_engine import assert_bits_equal
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.grid import Grid
 from geomask.masks import (
     AllSource,
@@ -28,6 +27,8 @@ from geomask.masks import (
     RasterSource,
     ShrinkSource,
 )
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 
 @pytest.fixture(scope="module")

@@ -24,21 +24,16 @@ from geomask import kernels
 from geomask.cli import app
 from geomask.config import YamlError, load_pipeline
 from geomask.convolve import masked_convolve
-from geomask.engine import (
-    GroupStep,
-    OutputSpec,
-    RunOptions,
-    SceneJob,
-    bind_steps,
-    compute_window,
-    process_scene,
-)
+from geomask.engine.bind import bind_steps
+from geomask.engine.task import SceneJob, compute_window
 from geomask.errors import MaskError
 from geomask.grid import Grid
 from geomask.io import inspect_scene
 from geomask.kernels import Kernel
 from geomask.masks import MaskContext, MaskSource, RasterSource, VectorSource
 from geomask.pipeline import run_pipeline
+from geomask.process import process_scene
+from geomask.spec import GroupStep, OutputSpec, RunOptions
 
 UTM = "EPSG:32618"
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_100_000.0)

@@ -15,11 +15,12 @@ from test_engine import assert_bits_equal
 
 from geomask import kernels
 from geomask.convolve import masked_convolve
-from geomask.engine import OutputSpec, RunOptions, Step, process_scene
 from geomask.errors import ConfigError, MaskError
 from geomask.grid import Grid
 from geomask.masks import KMeansSource, MaskContext
 from geomask.masks.kmeans import BoundKMeansMask, label_pixels, order_centroids
+from geomask.process import process_scene
+from geomask.spec import OutputSpec, RunOptions, Step
 
 # Three well separated groups of pixel values (bands 1..3), listed bright, dark, middle, so that
 # the numbering by ascending mean has to reorder them.

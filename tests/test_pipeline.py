@@ -19,13 +19,13 @@ import geomask.pipeline
 from geomask import __version__
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
-from geomask.engine import RunOptions, SceneReport
 from geomask.errors import OutputExistsError
 from geomask.fingerprint import file_fingerprint, sidecars, sources_digest
 from geomask.kernels import get
 from geomask.output.check import read_tags
 from geomask.pipeline import profile_digest, run_pipeline
 from geomask.progress import NullObserver, Observer
+from geomask.spec import RunOptions, SceneReport
 
 
 class Recorder:

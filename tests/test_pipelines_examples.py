@@ -19,11 +19,11 @@ from geomask import kernels
 from geomask.cli import app
 from geomask.config import Pipeline, load_pipeline, pipeline_problems
 from geomask.convolve import masked_convolve
-from geomask.engine import RunOptions
 from geomask.grid import Grid
 from geomask.masks import KMeansSource, MaskContext, RasterSource
 from geomask.masks.algebra import disk
 from geomask.pipeline import run_pipeline
+from geomask.spec import RunOptions
 
 SCENE = DATA / "RGB.byte.tif"
 EXAMPLES = sorted(PIPELINES.glob("*.yaml"))

@@ -77,3 +77,14 @@ def test_leave_mode_is_refused_lazily(scene):
     da = rioxarray.open_rasterio(scene[0], chunks={"y": 32, "x": 32})
     with pytest.raises(geomask.errors.ConfigError, match="leave"):
         geomask.masked_convolve(da, get("box", size=3), None, mode="leave")
+
+
+def test_numpy_function_refuses_a_dataarray_and_names_the_dispatcher(scene):
+    """geomask.convolve.masked_convolve is the numpy implementation; DataArrays go through geomask's."""
+    import geomask.convolve
+
+    da = rioxarray.open_rasterio(scene[0])
+    with pytest.raises(geomask.errors.InputError, match=r"DataArray call geomask\.masked_convolve$"):
+        geomask.convolve.masked_convolve(da, get("box", size=3), _mask())
+    with pytest.raises(geomask.errors.InputError, match="out= is for numpy arrays"):
+        geomask.masked_convolve(da, get("box", size=3), _mask(), out=np.empty(da.shape, da.dtype))

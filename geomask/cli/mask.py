@@ -11,7 +11,6 @@ from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
 from geomask.config import load_pipeline
 from geomask.errors import ConfigError
 from geomask.guard import RunFiles, check_output, is_geomask_tiff, run_files
-from geomask.masks.write import write_mask
 from geomask.templates import check_template, expand_template
 
 __all__ = ["mask"]
@@ -76,6 +75,8 @@ def mask(
                 f"-o {output}: the pipeline has {len(pairs)} scenes; use {{stem}}, {{name}} or {{parent}} "
                 "in the path so each gets its own mask"
             )
+        from geomask.masks.write import write_mask  # here, not at import: `--help` stays fast
+
         files = run_files(model, pairs)  # the pipeline's inputs, mask files and outputs
         masks = RunFiles()
         targets = []

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from geomask.cli.options import one_line
-from geomask.engine import SceneReport
+from geomask.spec import SceneReport
 
 __all__ = ["CliObserver", "progress_line", "scene_line"]
 

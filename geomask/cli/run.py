@@ -28,11 +28,10 @@ from geomask.cli.options import (
 from geomask.cli.progress import CliObserver
 from geomask.config import Profile, load_pipeline, load_profile
 from geomask.config.models import parse_scheduler
-from geomask.engine import RunOptions, SceneReport, is_distributed
 from geomask.errors import OutputError
 from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
 from geomask.output.staging import partial_path, remove_stale_partials
-from geomask.pipeline import run_pipeline
+from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["run"]
 
@@ -158,6 +157,8 @@ def run(
                 CliObserver(len(scenes), progress=not quiet, lines=progress == "lines")
             )
             stack.enter_context(interruptible(lambda: observer.reports, len(scenes)))
+            from geomask.pipeline import run_pipeline  # here, not at import: `--help` stays fast
+
             reports = run_pipeline(
                 model,
                 overwrite=overwrite,
@@ -193,7 +194,7 @@ def _check_scheduler(value: str | None) -> str | None:
 @contextlib.contextmanager
 def _cluster(options: RunOptions, *, debug: bool) -> Iterator[Any]:
     """Connect to the cluster for the run; print where its dashboard is (stderr)."""
-    from geomask.cluster import connect, dashboard_link
+    from geomask.executors.distributed import connect, dashboard_link
 
     if not debug:
         # distributed logs every reconnection attempt and lost worker with a traceback; the run

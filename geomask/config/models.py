@@ -53,9 +53,9 @@ from geomask.units import LENGTH_PARAMS, Length, looks_like_length, parse_length
 from geomask.urls import is_url, location
 
 if TYPE_CHECKING:
-    from geomask.engine import GroupStep, RunOptions, Step
     from geomask.grid import Grid
     from geomask.masks.base import MaskSource
+    from geomask.spec import GroupStep, RunOptions, Step
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -866,7 +866,7 @@ class StepConfig(_Strict):
     def to_step(self, grid: Grid | None = None) -> Step | GroupStep:
         """The engine's :class:`~geomask.engine.Step` (or, with ``kernels_by``, its
         :class:`~geomask.engine.GroupStep`), kernel lengths converted with ``grid``."""
-        from geomask.engine import Step
+        from geomask.spec import Step
 
         if self.kernels_by is not None:
             return self._group(grid)
@@ -906,7 +906,7 @@ class StepConfig(_Strict):
         return sources
 
     def _group(self, grid: Grid | None) -> GroupStep:
-        from geomask.engine import GroupStep
+        from geomask.spec import GroupStep
 
         by = self.kernels_by
         if by is None:
@@ -1251,7 +1251,7 @@ class Profile(_Strict):
 
     def to_options(self, **overrides: Any) -> RunOptions:
         """The engine's :class:`~geomask.engine.RunOptions`; ``overrides`` that are not None win."""
-        from geomask.engine import RunOptions
+        from geomask.spec import RunOptions
 
         values: dict[str, Any] = {
             "window_size": self.window_size,

@@ -3,10 +3,10 @@
 Strategy
 --------
 The client (this process) walks the scenes in input order. For each scene it plans the windows
-(:func:`geomask.engine.plan_scene`), opens the scene's writer (a temporary file beside the output)
+(:func:`geomask.engine.plan.plan_scene`), opens the scene's writer (a temporary file beside the output)
 and submits one task per window, :func:`_window_task`, a thin wrapper of the pure
-:func:`geomask.engine.compute_window`. A task opens the scene on the worker that runs it (the
-:class:`~geomask.engine.SceneJob` holds paths and bound masks, never a dataset handle) and sets the
+:func:`geomask.engine.task.compute_window`. A task opens the scene on the worker that runs it (the
+:class:`~geomask.engine.task.SceneJob` holds paths and bound masks, never a dataset handle) and sets the
 job's GDAL options inside the task, since the client's environment does not reach the workers.
 
 One graph for many scenes. Windows of all scenes go to one client, in scene order, with at most
@@ -57,11 +57,14 @@ from distributed import Client, Future, LocalCluster, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 from rasterio.windows import Window
 
-from geomask import __version__, engine
-from geomask.engine import RunOptions, ScenePlan, SceneReport, WindowResult, is_distributed
-from geomask.errors import GeomaskError, RunError
+from geomask import __version__
+from geomask.engine.plan import ScenePlan
+from geomask.engine.task import SceneJob, WindowResult, compute_window
+from geomask.errors import GeomaskError, RunError, SchedulerLost
+from geomask.executors.sizing import fit_options
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
+from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["CONNECT_TIMEOUT", "connect", "dashboard_link", "is_distributed", "run_scenes"]
 
@@ -89,7 +92,7 @@ def connect(options: RunOptions) -> Iterator[Client]:
     cluster: LocalCluster | None = None
     try:
         if options.scheduler == "local-cluster":
-            options = engine.fit_options(options)  # no more processes than the machine holds
+            options = fit_options(options)  # no more processes than the machine holds
             cluster = LocalCluster(
                 n_workers=options.workers or os.cpu_count() or 1,
                 threads_per_worker=options.threads_per_worker or 1,
@@ -142,11 +145,11 @@ def _check_versions(client: Client) -> None:
             )
 
 
-def _window_task(job: engine.SceneJob, window: tuple[int, int, int, int]) -> WindowResult:
+def _window_task(job: SceneJob, window: tuple[int, int, int, int]) -> WindowResult:
     """Compute one window on a worker; errors name the worker."""
     col_off, row_off, width, height = window
     try:
-        return engine.compute_window(job, Window(col_off, row_off, width, height))
+        return compute_window(job, Window(col_off, row_off, width, height))
     except GeomaskError as e:
         error = type(e)(f"{e} (on dask worker {get_worker().address})")
     # Raised without its cause: dask pickles the cause chain, and a GDAL error in it may not
@@ -343,7 +346,7 @@ def run_scenes(
                         del scenes[scene.index]
                         events.scene_finished(scene.index, reports[scene.index])
                 except GeomaskError as e:
-                    if not continue_on_error or isinstance(e, _SchedulerLost):
+                    if not continue_on_error or isinstance(e, SchedulerLost):
                         raise
                     drop(scene)
                     fail(scene.index, scene.plan.report, e)
@@ -367,10 +370,6 @@ def _open(client: Client, index: int, plan: ScenePlan) -> _Scene:
     return _Scene(index, plan, job)
 
 
-class _SchedulerLost(RunError):
-    """The client lost its scheduler: every scene stops, even with ``continue_on_error``."""
-
-
 def _result(future: Future, scene: str) -> WindowResult:
     """The future's result; connection losses and killed workers become RunError."""
     try:
@@ -379,7 +378,7 @@ def _result(future: Future, scene: str) -> WindowResult:
         else:
             return future.result()  # type: ignore[no-any-return]
     except (OSError, TimeoutError, concurrent.futures.CancelledError) as e:
-        raise _SchedulerLost(
+        raise SchedulerLost(
             f"lost the connection to the dask scheduler while running {scene} ({type(e).__name__}); "
             "unfinished outputs were removed: rerun to resume (finished scenes are skipped)"
         ) from e

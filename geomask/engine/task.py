@@ -1,0 +1,234 @@
+"""The pure window task: one window of one scene through every step, opened, read and computed inside.
+
+:func:`compute_window` is what every executor runs (:mod:`geomask.executors`): given a
+:class:`SceneJob` (paths and bound masks, picklable) and a window, it returns the window's finished
+pixels for every band (:class:`WindowResult`). It opens its own handle, writes nothing and is safe to
+run twice. How the halos and index sets work: :mod:`geomask.engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from rasterio.windows import Window
+
+from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
+from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
+from geomask.kernels import Kernel
+from geomask.masks.base import BoundMask
+from geomask.windows import contiguous_runs, expand
+
+__all__ = ["BoundGroup", "BoundStep", "SceneJob", "WindowResult", "compute_window"]
+
+
+@dataclass(frozen=True)
+class BoundStep:
+    kernel: Kernel  # prepared for correlation
+    target: BoundMask
+    support: BoundMask | None
+    mode: str
+    cval: float
+    normalize: bool
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """Everything a window task needs; picklable (paths and bound masks, no handles)."""
+
+    scene: SceneInfo
+    steps: tuple[BoundStep, ...]
+    bands: tuple[int, ...]
+    nodata: float | None
+    gdal_options: Mapping[str, str] = field(default_factory=dict)
+    copy_tile: int | None = None  # the writer copies unchanged tiles of this side from the input
+
+
+@dataclass
+class WindowResult:
+    """The finished pixels of one window (all bands) and its counts.
+
+    With tile copy (``SceneJob.copy_tile``), ``data`` is None for a window without targets (not
+    even read) and ``tiles`` flags the tiles of the window that changed (the rest are the input's).
+    """
+
+    window: Window
+    data: NDArray[Any] | None
+    computed: bool
+    selected: int
+    changed: int
+    tiles: NDArray[np.bool_] | None = None
+
+
+def _render(mask: BoundMask, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Render ``mask`` at the product of sorted index sets, one call per pair of runs."""
+    out = np.zeros((rows.size, cols.size), dtype=bool)
+    r_pos = 0
+    for r0, r1 in contiguous_runs(rows):
+        c_pos = 0
+        for c0, c1 in contiguous_runs(cols):
+            block = mask.render(Window(c0, r0, c1 - c0, r1 - r0))
+            out[r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0] = block
+            c_pos += c1 - c0
+        r_pos += r1 - r0
+    return out
+
+
+def _positions(needed: NDArray[np.int64], available: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of ``needed`` scene indices within the sorted ``available`` (-1 stays -1)."""
+    pos = np.searchsorted(available, np.maximum(needed, 0))
+    return np.where(needed < 0, -1, pos)
+
+
+def compute_window(job: SceneJob, window: Window) -> WindowResult:
+    """Compute the finished pixels of ``window``: pure, safe to run twice, opens its own handle."""
+    scene = job.scene
+    height, width = scene.grid.shape
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    # Index sets, from the last step back to the first: rows[k+1] x cols[k+1] is what step k
+    # produces, rows[k] x cols[k] what it reads. A step computes only its target pixels (the
+    # others pass its input through), so it reads what it produces plus the halo of the rows
+    # and columns that hold targets: a window whose targets stay clear of its edges reads no
+    # halo at all (no neighbouring tiles decoded). Every computed pixel reads the same cells
+    # as in the whole-image computation, through index maps, whatever set holds them.
+    rows = [np.arange(r0, r0 + h, dtype=np.int64)]
+    cols = [np.arange(c0, c0 + w, dtype=np.int64)]
+    targets: list[NDArray[np.bool_]] = []
+    for step in reversed(job.steps):
+        target = _render(step.target, rows[0], cols[0])
+        targets.insert(0, target)
+        ry, rx = step.kernel.halo
+        t_rows = rows[0][target.any(axis=1)]
+        t_cols = cols[0][target.any(axis=0)]
+        rows.insert(0, np.union1d(rows[0], expand(t_rows, ry, height, step.mode)))
+        cols.insert(0, np.union1d(cols[0], expand(t_cols, rx, width, step.mode)))
+    selected = _count_selected(targets, rows, cols)
+    all_bands = range(1, scene.count + 1)
+    if job.copy_tile and not any(t.any() for t in targets):
+        return WindowResult(window, None, False, selected, 0)  # the writer copies the input's tiles
+    with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
+        if not any(t.any() for t in targets):
+            data = read_indexed(ds, all_bands, rows[-1], cols[-1])
+            return WindowResult(window, data, False, selected, 0)
+        # One read of every band (a pixel-interleaved file decodes them all anyway).
+        read = read_indexed(ds, all_bands, rows[0], cols[0])
+    own_r = _positions(rows[-1], rows[0])
+    own_c = _positions(cols[-1], cols[0])
+    values = read if len(job.bands) == scene.count else read[[b - 1 for b in job.bands]]
+    for k, step in enumerate(job.steps):
+        values = _apply_any(step)(job, step, values, rows[k], cols[k], rows[k + 1], cols[k + 1], targets[k])
+    if len(job.bands) == scene.count:
+        result = values
+    else:
+        result = read[:, own_r][:, :, own_c]
+        result[[b - 1 for b in job.bands]] = values
+    tile = job.copy_tile or max(h, w)  # counted per output tile when unchanged tiles are copied
+    per_tile = changed_per_tile(read, result, (tile, tile), own_r, own_c)
+    tiles = per_tile > 0 if job.copy_tile else None
+    return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles)
+
+
+def _apply_step(
+    job: SceneJob,
+    step: BoundStep,
+    values: NDArray[Any],
+    in_rows: NDArray[np.int64],
+    in_cols: NDArray[np.int64],
+    out_rows: NDArray[np.int64],
+    out_cols: NDArray[np.int64],
+    target: NDArray[np.bool_],
+) -> NDArray[Any]:
+    """Apply one step: ``values`` at in_rows x in_cols -> result at out_rows x out_cols.
+
+    No padded or float64 copy: the compiled loops read ``values`` in its dtype through
+    per-tap index maps (:func:`geomask.convolve.tap_index`) that fold in the boundary mode
+    and any gaps in the index sets (wrap, several steps), and visit only ``target`` pixels.
+    """
+    height, width = job.scene.grid.shape
+    ry, rx = step.kernel.halo
+    prow = tap_index(out_rows, ry, height, step.mode, in_rows)
+    pcol = tap_index(out_cols, rx, width, step.mode, in_cols)
+    support = _render(step.support, in_rows, in_cols) if step.support is not None else None
+    if step.mode == "leave":
+        target = target & interior(out_rows, out_cols, (height, width), (ry, rx))
+    out, _ = filter_indexed(
+        values,
+        prow,
+        pcol,
+        target,
+        step.kernel,
+        cval=step.cval,
+        nodata=job.nodata,
+        normalize=step.normalize,
+        support=support,
+    )
+    return out
+
+
+# --- per-class kernels (kernels_by) ---------------------------------------------------------------
+#
+# A GroupStep applies several kernels in one step, each inside its own region, all reading the same
+# input (the previous step's result), never each other's output. Bound, it is a BoundGroup: a
+# BoundStep whose kernel is only a halo envelope (zero weights of the largest half-sizes, so
+# compute_window's index arithmetic reads enough rows and columns for every branch) and whose target
+# is the union of the regions (for skipping windows and counting pixels). _apply_group calls
+# _apply_step once per branch, with the branch's own kernel and region, on the same input index sets,
+# and composites: a pixel takes the value of the last branch (in mapping order) whose region holds it,
+# others keep their input value. That equals, byte for byte,
+#
+#     out = input.copy()
+#     for region, kernel in regions:
+#         out[region] = masked_convolve(input, kernel, region, ...)[region]
+#
+# since each branch is the exact single-kernel computation.
+
+
+@dataclass(frozen=True)
+class BoundGroup(BoundStep):
+    branches: tuple[BoundStep, ...] = ()
+
+
+def _apply_group(
+    job: SceneJob,
+    group: BoundGroup,
+    values: NDArray[Any],
+    in_rows: NDArray[np.int64],
+    in_cols: NDArray[np.int64],
+    out_rows: NDArray[np.int64],
+    out_cols: NDArray[np.int64],
+    target: NDArray[np.bool_],
+) -> NDArray[Any]:
+    """Apply every branch of ``group`` to the same ``values`` and composite (later branches win)."""
+    result = values[:, _positions(out_rows, in_rows)][:, :, _positions(out_cols, in_cols)]
+    if not target.any():
+        return result
+    for branch in group.branches:
+        region = _render(branch.target, out_rows, out_cols)
+        if region.any():
+            out = _apply_step(job, branch, values, in_rows, in_cols, out_rows, out_cols, region)
+            result[:, region] = out[:, region]
+    return result
+
+
+def _apply_any(step: BoundStep) -> Callable[..., NDArray[Any]]:
+    """The function that applies ``step``: :func:`_apply_group` for per-class steps."""
+    return _apply_group if isinstance(step, BoundGroup) else _apply_step
+
+
+def _count_selected(
+    targets: Sequence[NDArray[np.bool_]], rows: Sequence[NDArray[np.int64]], cols: Sequence[NDArray[np.int64]]
+) -> int:
+    """Pixels of the window (``rows[-1]`` x ``cols[-1]``) that any step's target selects.
+
+    ``targets[k]`` covers ``rows[k + 1]`` x ``cols[k + 1]``, which hold the window's rows and columns.
+    """
+    if not targets:
+        return 0
+    union = targets[-1].copy()
+    for k, target in enumerate(targets[:-1]):
+        union |= target[np.ix_(_positions(rows[-1], rows[k + 1]), _positions(cols[-1], cols[k + 1]))]
+    return int(union.sum())
