@@ -29,6 +29,7 @@ from typing import Any
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline, source_files
+from geomask.config.build import build_output, build_steps, unit_notes
 from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
@@ -42,7 +43,6 @@ from geomask.output.staging import remove_stale_partials, staged_output
 from geomask.process import process_scene
 from geomask.progress import NullObserver, Observer
 from geomask.spec import (
-    OutputSpec,
     ResumeAction,
     RunOptions,
     SceneReport,
@@ -309,7 +309,7 @@ def run_pipeline(
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     observer = observer or NullObserver()
     per_scene = model.uses_map_units()
-    steps = [] if per_scene else model.to_steps()
+    steps = [] if per_scene else build_steps(model)
     scenes = model.scenes()
     check_run_outputs(model, scenes)
     options = options or RunOptions()
@@ -357,7 +357,8 @@ def run_pipeline(
                     reports.append(report)
                     continue
                 with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
-                    spec = _output_spec(model, local_output, creation_options, action, tags)
+                    replace = action == "replace"
+                    spec = build_output(model, local_output, creation_options, overwrite=replace, tags=tags)
                     report = process_scene(
                         input_path,
                         spec,
@@ -387,7 +388,7 @@ def _scene_steps(
     """Steps with kernel sizes in map units converted on ``input_path``'s grid, and a note for each."""
     with gdal_env(options.gdal_options):
         grid = inspect_scene(input_path).grid
-    return model.to_steps(grid), model.unit_notes(grid)
+    return build_steps(model, grid), unit_notes(model, grid)
 
 
 def _plans(
@@ -407,7 +408,7 @@ def _plans(
     """
     profile_sha256, sources_sha256 = digests
     per_scene = model.uses_map_units()
-    steps = [] if per_scene else model.to_steps()
+    steps = [] if per_scene else build_steps(model)
     for input_path, output_path in scenes:
         notes: list[str] = []
         hold = contextlib.ExitStack()
@@ -427,7 +428,8 @@ def _plans(
                 yield SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                 continue
             local_output = hold.enter_context(staged_output(output_path))  # s3://: uploaded at close
-            spec = _output_spec(model, local_output, creation_options, action, tags)
+            replace = action == "replace"
+            spec = build_output(model, local_output, creation_options, overwrite=replace, tags=tags)
             # Workers open the scene with their own working directory: send them an absolute path.
             plan = plan_scene(
                 worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
@@ -456,25 +458,6 @@ def _plans(
         plan.report.notes.extend(notes)
         plan.hold.push(hold)
         yield plan
-
-
-def _output_spec(
-    model: Pipeline,
-    path: Path,
-    creation_options: Mapping[str, str] | None,
-    action: ResumeAction,
-    tags: Mapping[str, str],
-) -> OutputSpec:
-    """The engine's OutputSpec for one scene's (local, possibly staged) output ``path``."""
-    return OutputSpec(
-        path=path,
-        format=model.output.format,
-        compress=model.output.compress,
-        creation_options=dict(creation_options or {}),
-        overwrite=action == "replace",
-        tags=dict(tags),
-        overview_resampling=model.output.overview_resampling,
-    )
 
 
 class _WithNotes:

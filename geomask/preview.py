@@ -53,6 +53,7 @@ from scipy import ndimage
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
+from geomask.config.build import build_steps
 from geomask.engine.bind import bind_steps, resolve_nodata
 from geomask.engine.task import BoundGroup, BoundStep, SceneJob, compute_window
 from geomask.errors import InputError, OutputError
@@ -122,7 +123,7 @@ def render_preview(
     options = dict(gdal or {})
     with gdal_env(options):
         scene = inspect_scene(input_path)
-        steps = model.to_steps(scene.grid) if model.uses_map_units() else model.to_steps()
+        steps = build_steps(model, scene.grid) if model.uses_map_units() else build_steps(model)
         nodata = resolve_nodata(scene, model.nodata)
         bound = bind_steps(scene, steps, nodata)
         f = max(1, math.ceil(max(scene.grid.shape) / size))

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from geomask.cli import app
 from geomask.config import load_profile
+from geomask.config.build import build_run_options
 from geomask.errors import RunError
 from geomask.executors.distributed import connect, dashboard_link
 from geomask.pipeline import run_pipeline
@@ -379,7 +380,7 @@ def test_local_cluster_two_workers(tmp_path: Path) -> None:
     pipeline = _batch(tmp_path, 3, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
     profile = load_profile(CONFIGS / "local-cluster.yaml")
-    options = profile.to_options(workers=2, memory_limit="1 GiB", threads_per_worker=1)
+    options = build_run_options(profile, workers=2, memory_limit="1 GiB", threads_per_worker=1)
     with connect(options) as client:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         assert [(w["nthreads"], w["memory_limit"]) for w in workers] == [(1, 2**30)] * 2

@@ -17,6 +17,7 @@ from geomask.config import (
     load_profile,
     pipeline_problems,
 )
+from geomask.config.build import build_kernel, build_run_options
 from geomask.config.yamlsafe import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_NODES, loads_yaml
 from geomask.errors import ConfigError, InputError
 from geomask.messages import did_you_mean
@@ -233,7 +234,7 @@ def test_minimal_pipeline_resolves_paths_against_the_file(tmp_path: Path) -> Non
     assert pipeline.nodata == "auto"
     assert pipeline.output.format == "GTiff" and pipeline.output.compress == "deflate"
     [step] = pipeline.step_configs()
-    assert step.kernel.build().describe() == "gaussian(sigma=1.0, radius=3) 7x7"
+    assert build_kernel(step.kernel).describe() == "gaussian(sigma=1.0, radius=3) 7x7"
 
 
 def test_absolute_paths_stay(tmp_path: Path) -> None:
@@ -310,7 +311,7 @@ def test_kernel_values_checked_by_the_registry(tmp_path: Path) -> None:
 
 def test_custom_matrix_kernel(tmp_path: Path) -> None:
     text = "input: a.tif\nkernel:\n  matrix: [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]\noutput: {path: o.tif}\n"
-    kernel = load_pipeline(write_yaml(tmp_path / "p.yaml", text)).step_configs()[0].kernel.build()
+    kernel = build_kernel(load_pipeline(write_yaml(tmp_path / "p.yaml", text)).step_configs()[0].kernel)
     assert kernel.name == "custom" and kernel.shape == (3, 3) and kernel.weights[1, 1] == 5
 
 
@@ -369,7 +370,7 @@ def test_leading_zero_integer_is_refused(tmp_path: Path) -> None:
 
 def test_exponent_is_a_number(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", MINIMAL.replace("sigma: 1", "sigma: 1e0")))
-    assert pipeline.step_configs()[0].kernel.build().params["sigma"] == 1.0
+    assert build_kernel(pipeline.step_configs()[0].kernel).params["sigma"] == 1.0
     pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", MINIMAL + "cval: 1e3\n"))
     assert pipeline.cval == 1000.0
 
@@ -427,7 +428,7 @@ output: {path: o.tif}
 """
     pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
     first, second = pipeline.step_configs()
-    assert first.kernel.build().kind == "median" and first.mask is not None
+    assert build_kernel(first.kernel).kind == "median" and first.mask is not None
     assert second.mask is None and second.boundary == "nearest" and second.op == "convolve"
 
 
@@ -491,7 +492,7 @@ def test_digest_is_stable_and_ignores_overwrite(tmp_path: Path) -> None:
 def test_models_from_python() -> None:
     pipeline = Pipeline(input="scene.tif", kernel={"name": "box", "size": 5}, output={"path": "o.tif"})
     assert pipeline.input == ["scene.tif"] and pipeline.source is None
-    assert StepConfig(kernel={"matrix": [[1.0]]}).kernel.build().shape == (1, 1)
+    assert build_kernel(StepConfig(kernel={"matrix": [[1.0]]}).kernel).shape == (1, 1)
 
 
 def test_pipeline_problems_checks_files(tmp_path: Path) -> None:
@@ -523,7 +524,7 @@ def test_profile(tmp_path: Path) -> None:
     text += "gdal: {GDAL_CACHEMAX: 256, NUM_THREADS: ALL_CPUS}\n"
     profile = load_profile(write_yaml(tmp_path / "local.yaml", text))
     assert profile.gdal == {"GDAL_CACHEMAX": "256", "NUM_THREADS": "ALL_CPUS"}
-    options = profile.to_options(workers=3, window_size=None)
+    options = build_run_options(profile, workers=3, window_size=None)
     assert (options.scheduler, options.workers, options.window_size) == ("processes", 3, 512)
     assert options.gdal_options == {"GDAL_CACHEMAX": "256", "NUM_THREADS": "ALL_CPUS"}
     with pytest.raises(YamlError, match="window_size: input should be greater than or equal to 16"):
@@ -535,13 +536,13 @@ def test_profile(tmp_path: Path) -> None:
 def test_profile_scheduler_address(tmp_path: Path) -> None:
     """A dask.distributed address (or local-cluster) and the local-cluster worker sizes reach RunOptions."""
     profile = load_profile(write_yaml(tmp_path / "cluster.yaml", "scheduler: tcp://10.0.0.1:8786\n"))
-    assert profile.to_options().scheduler == "tcp://10.0.0.1:8786"
+    assert build_run_options(profile).scheduler == "tcp://10.0.0.1:8786"
     text = "scheduler: local-cluster\nthreads_per_worker: 2\nmemory_limit: 2 GiB\n"
-    lc = load_profile(write_yaml(tmp_path / "lc.yaml", text)).to_options()
+    lc = build_run_options(load_profile(write_yaml(tmp_path / "lc.yaml", text)))
     assert (lc.scheduler, lc.threads_per_worker, lc.memory_limit) == ("local-cluster", 2, "2 GiB")
     with pytest.raises(YamlError, match="memory_limit: expected bytes per worker with a unit"):
         load_profile(write_yaml(tmp_path / "bad.yaml", "memory_limit: 2 gigs\n"))
-    assert profile.to_options(scheduler="threads").scheduler == "threads"
+    assert build_run_options(profile, scheduler="threads").scheduler == "threads"
     with pytest.raises(YamlError, match=r"tcp://HOST:PORT, got 'thread'. Did you mean 'threads'\?"):
         load_profile(write_yaml(tmp_path / "bad.yaml", "scheduler: thread\n"))
     with pytest.raises(YamlError, match="got 'tcp://nohost'"):
@@ -561,8 +562,8 @@ def test_shipped_profiles() -> None:
         assert profile.scheduler == {"local": "threads", "processes": "processes"}.get(
             path.stem, profile.scheduler
         )
-    assert load_profile(CONFIGS / "local.yaml").to_options() == Profile().to_options(
-        gdal_options={"GDAL_CACHEMAX": "512"}
+    assert build_run_options(load_profile(CONFIGS / "local.yaml")) == build_run_options(
+        Profile(), gdal_options={"GDAL_CACHEMAX": "512"}
     )
 
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from geomask import kernels
 from geomask.cli import app
 from geomask.config import Pipeline, YamlError, load_pipeline, pipeline_problems
+from geomask.config.build import build_mask_source, build_source, build_steps
 from geomask.convolve import masked_convolve
 from geomask.masks import (
     AllSource,
@@ -145,7 +146,7 @@ def test_each_form_runs_and_equals_the_python_source(project: Path, tmp_path: Pa
     }
     pipeline = write_yaml(project / f"{form}.yaml", document)
     model = load_pipeline(pipeline)
-    assert model.mask is not None and model.mask.to_source() == source
+    assert model.mask is not None and build_source(model.mask) == source
     assert pipeline_problems(pipeline) == []
     options = RunOptions(window_size=16, align_windows=False, workers=2)
     [report] = run_pipeline(pipeline, options=options)
@@ -183,7 +184,7 @@ def test_yaml_expression_and_vector_equal_numpy_oracles(project: Path, tmp_path:
 def test_support_target_is_the_step_mask(project: Path) -> None:
     text = "input: scene.tif\nmask: {grow: 1, mask: {vector: roi.geojson}}\nkernel: {name: box}\n"
     text += "support: target\noutput: {path: o.tif}\n"
-    step = load_pipeline(write_yaml(project / "t.yaml", text)).to_steps()[0]
+    step = build_steps(load_pipeline(write_yaml(project / "t.yaml", text)))[0]
     assert step.support == step.mask == GrowSource(VectorSource(project / "roi.geojson"), 1)
 
 
@@ -205,10 +206,10 @@ def test_pixels_selected_is_the_union_over_steps(project: Path, tmp_path: Path) 
     union = roi_mask(shape) | second
     assert report.pixels_selected == int(union.sum()) > int(second.sum())
     model = load_pipeline(pipeline)
-    assert model.mask_source() == AnySource((VectorSource(project / "roi.geojson"), BboxSource(box)))
-    assert model.mask_source(2) == BboxSource(box)
+    assert build_mask_source(model) == AnySource((VectorSource(project / "roi.geojson"), BboxSource(box)))
+    assert build_mask_source(model, 2) == BboxSource(box)
     no_mask = Pipeline(input="a.tif", kernel={"name": "box"}, output={"path": "o.tif"})
-    assert no_mask.mask_source() == FullSource()
+    assert build_mask_source(no_mask) == FullSource()
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:

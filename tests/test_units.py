@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from geomask.cli import app
 from geomask.config import load_pipeline
+from geomask.config.build import build_steps, unit_notes
 from geomask.errors import ConfigError, GridError, KernelError
 from geomask.grid import Grid
 from geomask.pipeline import run_pipeline
@@ -116,10 +117,10 @@ def test_pipeline_model_with_units(tmp_path: Path) -> None:
         "radius": "0.1 km",
     }
     with pytest.raises(ConfigError, match="in map units and needs a scene"):
-        model.to_steps()
-    [step] = model.to_steps(grid())
+        build_steps(model)
+    [step] = build_steps(model, grid())
     assert step.kernel.describe() == "gaussian(sigma=1.0, radius=3) 7x7"
-    assert model.unit_notes(grid()) == ["gaussian sigma 30 m = 1 px", "gaussian radius 0.1 km = 3 px"]
+    assert unit_notes(model, grid()) == ["gaussian sigma 30 m = 1 px", "gaussian radius 0.1 km = 3 px"]
 
 
 def test_run_with_units_equals_pixels(tmp_path: Path) -> None:

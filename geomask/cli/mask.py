@@ -63,7 +63,9 @@ def mask(
     """
     with handle_errors(debug):
         model = load_pipeline(pipeline)
-        source = model.mask_source(step)
+        from geomask.config.build import build_mask_source  # imports the engine: when the command runs
+
+        source = build_mask_source(model, step)
         pairs = model.scenes()
         template = str(output)
         try:

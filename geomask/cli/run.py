@@ -27,7 +27,7 @@ from geomask.cli.options import (
 )
 from geomask.cli.progress import CliObserver
 from geomask.config import Profile, load_pipeline, load_profile
-from geomask.config.models import parse_scheduler
+from geomask.config.profile import parse_scheduler
 from geomask.errors import OutputError
 from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
 from geomask.output.staging import partial_path, remove_stale_partials
@@ -138,7 +138,10 @@ def run(
     with handle_errors(debug):
         model = load_pipeline(pipeline)
         settings = load_profile(profile) if profile is not None else Profile()
-        options = settings.to_options(
+        from geomask.config.build import build_run_options  # imports the engine: when the command runs
+
+        options = build_run_options(
+            settings,
             window_size=window_size,
             scheduler=scheduler,
             workers=workers,

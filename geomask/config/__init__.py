@@ -11,6 +11,13 @@ reader) and reports every problem as ``FILE:LINE:COL: key.path: message``: it ra
 the first problem and whose ``.problems`` holds all of them.
 
 Relative paths inside a file resolve against the file's folder.
+
+The models live in :mod:`~geomask.config.fields` (field types), :mod:`~geomask.config.masks`,
+:mod:`~geomask.config.kernels`, :mod:`~geomask.config.pipeline` and :mod:`~geomask.config.profile`;
+:mod:`~geomask.config.paths` resolves paths and expands input globs. Importing this package or
+validating a file loads no rasterio, dask or numba: :mod:`geomask.config.build`, which turns the
+models into the engine's steps, output spec, run options and mask sources, is imported by the code
+that runs them, never from here.
 """
 
 from __future__ import annotations
@@ -22,34 +29,27 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from geomask.config._report import problems_at, problems_from, show
+from geomask.config.fields import Boundary, Compress, Op
 from geomask.config.files import Source, SourceFile, source_files
-from geomask.config.models import (
+from geomask.config.kernels import KernelConfig, KernelsBy, MatrixKernel
+from geomask.config.masks import (
     MASK_FORMS,
-    TEMPLATE_FIELDS,
     AllMask,
     AnyMask,
     BboxMask,
-    Boundary,
-    Compress,
     ExpressionMask,
     GrowMask,
-    KernelConfig,
-    KernelsBy,
     KMeansMask,
-    MatrixKernel,
     NotMask,
-    Op,
-    OutputConfig,
-    Pipeline,
-    Profile,
     RasterMask,
     ShrinkMask,
-    StepConfig,
     VectorMask,
-    shape_problems,
 )
+from geomask.config.pipeline import OutputConfig, Pipeline, StepConfig, shape_problems
+from geomask.config.profile import Profile
 from geomask.config.yamlsafe import Key, key_text, load_yaml
 from geomask.errors import ConfigError, Position, Problem, YamlError
+from geomask.templates import TEMPLATE_FIELDS
 from geomask.urls import is_url
 
 __all__ = [

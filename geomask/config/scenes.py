@@ -12,16 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from geomask.config.models import (
-    AllMask,
-    AnyMask,
-    ExpressionMask,
-    GrowMask,
-    KMeansMask,
-    NotMask,
-    Pipeline,
-    ShrinkMask,
-)
+from geomask.config.masks import AllMask, AnyMask, ExpressionMask, GrowMask, KMeansMask, NotMask, ShrinkMask
+from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
 from geomask.errors import ConfigError, GeomaskError, Problem
 from geomask.grid import Grid
@@ -64,8 +56,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     Inputs that do not exist, URLs and unreadable files are skipped (the first are reported by
     :func:`geomask.config.file_problems`, the others by a run).
     """
+    from geomask.bandmath import check_expression as expression_bands
     from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
-    from geomask.masks.expression import _check as expression_bands
 
     source = pipeline.source
     if source is None:  # not reachable: load_pipeline records it
