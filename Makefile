@@ -2,7 +2,7 @@
 # Every target creates .venv on first use and reinstalls only when pyproject.toml changes.
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench lint docs
+.PHONY: help install demo test test-fast bench lint docs
 
 PYTHON ?= python3
 VENV := .venv
@@ -40,6 +40,9 @@ demo: install ## Run the sample pipeline on data/ and say where the output is
 
 test: install ## Run the whole test suite (the docs build check included)
 	$(BIN)/pytest
+
+test-fast: install ## The edit-test loop: every test not marked slow (about a minute on 2 cores)
+	$(BIN)/pytest -m "not slow"
 
 bench: $(INSTALLED_BENCH) ## Run the benchmarks (installs the bench extras)
 	$(BIN)/python -m benchmarks

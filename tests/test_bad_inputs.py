@@ -688,6 +688,7 @@ def test_the_catalogue_is_large_and_distinct() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a `touch` reaching a shell would land here
@@ -713,6 +714,7 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
+@pytest.mark.slow
 def test_signal_during_a_runaway_where_stops_within_two_seconds(
     tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:

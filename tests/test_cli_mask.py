@@ -124,6 +124,7 @@ def test_help() -> None:
         assert option in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("all_touched", [False, True])
 def test_vector_mask_file_written_like_the_bound_mask(tmp_path: Path, all_touched: bool) -> None:
     scene = DATA / "RGB.byte.tif"

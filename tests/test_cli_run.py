@@ -176,6 +176,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> dict:
     return calls
 
 
+@pytest.mark.slow
 def test_options_reach_the_engine(tmp_path: Path, seen: dict) -> None:
     profile = write_yaml(tmp_path / "local.yaml", "scheduler: processes\nworkers: 2\nwindow_size: 256\n")
     pipeline = make_project(tmp_path)
@@ -273,6 +274,7 @@ def test_real_scene_with_roi_in_another_crs(tmp_path: Path) -> None:
     assert 0 < changed.sum() <= 71_407
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
     """Every pipeline in pipelines/ runs, its output redirected to a temporary folder."""
@@ -285,6 +287,7 @@ def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
     assert all(r.pixels_changed > 0 for r in reports)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["local", "processes"])
 def test_shipped_profiles_run(name: str, tmp_path: Path, seen: dict) -> None:
     """configs/local.yaml and configs/processes.yaml run a small pipeline (output in tmp_path)."""
@@ -313,6 +316,7 @@ def test_cluster_profile_with_a_local_scheduler(tmp_path: Path, seen: dict) -> N
     assert seen["options"].gdal_options["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "geomask").exists(), reason="no .venv/bin/geomask")
 def test_console_script(tmp_path: Path) -> None:
     """The installed `geomask` script: exit codes and stderr of a real process."""

@@ -35,7 +35,7 @@ from geomask.executors.distributed import connect, dashboard_link
 from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions, SceneReport
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]  # real scheduler/worker processes
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 

@@ -100,6 +100,7 @@ def test_yaml_refuses_alias_bomb() -> None:
         loads_yaml("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_yaml_too_many_plain_values_is_not_called_an_alias_bomb() -> None:
     text = "a: [" + ",".join(["0"] * (MAX_NODES + 10)) + "]\n"  # under MAX_BYTES, no alias at all
     with pytest.raises(YamlError, match=f"more than {MAX_NODES} values: too large for a pipeline") as caught:

@@ -444,6 +444,7 @@ def _warm_up():
         masked_convolve(a, kernels.get("median"), np.ones((5, 5), dtype=bool), nodata=3)
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(case=cases())
 def test_matches_scipy_oracle(case):

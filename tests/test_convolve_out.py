@@ -34,6 +34,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(_bits(a), _bits(b))
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(case=cases(with_support=True), threads=st.sampled_from([1, 2, 3]))
 def test_in_place_and_given_output_equal_the_new_array(case, threads):
@@ -140,6 +141,7 @@ def test_out_errors():
         masked_convolve(xr.DataArray(a, dims=("y", "x")), "box", mask, out=a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["box31", "median31"])
 @pytest.mark.parametrize("mode", ["wrap", "reflect", "constant"])
 def test_in_place_with_31x31_kernels_and_parts(name, mode):

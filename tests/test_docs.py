@@ -86,6 +86,7 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path / "pipelines"
 
 
+@pytest.mark.slow
 def test_docs_build_strict(tmp_path: Path) -> None:
     """`mkdocs build --strict` (as `make docs`): broken links, missing snippets or API objects fail.
 

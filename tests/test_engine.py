@@ -76,6 +76,7 @@ KERNEL_CHOICES = [
     density=st.sampled_from([0.0, 0.05, 0.5, 1.0]),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.slow
 def test_windowed_equals_whole_array(
     data, height, width, bands, dtype, kernel_choice, mode, window, with_nodata, density, seed
 ):
@@ -120,6 +121,7 @@ def test_big_kernel_small_windows_last_window_one_pixel(make_raster, dtype):
     assert_bits_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_processes_scheduler_equals_threads(make_raster):
     rng = np.random.default_rng(2)
     array = random_scene(rng, "uint16", (2, 70, 90))

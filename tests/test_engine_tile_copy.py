@@ -117,6 +117,7 @@ def test_cog_output_with_tile_copy(tmp_path: Path) -> None:
     boxes=st.lists(st.tuples(st.integers(0, 90), st.integers(0, 120), st.integers(1, 30)), max_size=4),
     scheduler=st.sampled_from(["threads", "synchronous", "processes"]),
 )
+@pytest.mark.slow
 def test_tile_copy_equals_the_reference(seed, window_tiles, dtype, boxes, scheduler) -> None:
     import tempfile
 

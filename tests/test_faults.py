@@ -29,6 +29,8 @@ from geomask.cli import app
 from geomask.lock import lock_path, output_lock
 from geomask.output.check import read_tags
 
+pytestmark = pytest.mark.slow  # subprocesses started and signalled: see pyproject's markers
+
 DATA = Path(__file__).parent / "data"
 SIDE = 2048
 WINDOW = "128"

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from conftest import write_raster
 from hypothesis import given, settings
@@ -59,6 +60,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
     windows=st.tuples(st.integers(2, 40), st.integers(2, 40)),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.slow
 def test_run_invariants(
     height, width, bands, dtype, kernel_choice, mode, crs, pixel, nodata_kind, density, windows, seed
 ):

@@ -170,6 +170,7 @@ def test_windowed_equals_whole_mask(
     radius=st.one_of(st.integers(0, 8), st.integers(9, 90)),
     window=st.tuples(st.integers(0, 39), st.integers(0, 39), st.integers(1, 12), st.integers(1, 12)),
 )
+@pytest.mark.slow
 def test_grow_and_shrink_equal_scipy_on_random_masks(
     seed: int,
     density: float,
@@ -235,6 +236,7 @@ print(elapsed, grown * 1024)
 """
 
 
+@pytest.mark.slow
 def test_large_radii_run_in_memory_linear_in_the_window() -> None:
     # grow 100 took 10 GB on a 337x300 scene and >= 200 raised MemoryError (scipy's structuring-element
     # dilation keeps per-border offset tables of (2r+1)² entries each, allocated in C: measured as the

@@ -59,6 +59,7 @@ def _bind(source: BboxSource, grid: Grid = UTM_GRID):
 # ---------------------------------------------------------------- oracles
 
 
+@pytest.mark.slow
 def test_box_in_the_scene_crs_equals_both_oracles() -> None:
     bounds = _in_grid_units(UTM_GRID, 10.3, 70.6, 95.2, 12.1)
     mask = _bind(BboxSource(bounds))
@@ -97,6 +98,7 @@ def _no_centre_ties(corners: tuple[float, ...]) -> bool:
     phase=st.tuples(st.integers(0, 40), st.integers(0, 40)),
     window=st.tuples(st.integers(0, 89), st.integers(0, 109), st.integers(1, 90), st.integers(1, 110)),
 )
+@pytest.mark.slow
 def test_windowed_equals_whole_grid_rasterize(
     corners: tuple[float, float, float, float],
     size: tuple[int, int],
@@ -114,6 +116,7 @@ def test_windowed_equals_whole_grid_rasterize(
     np.testing.assert_array_equal(mask.render(win), expected[r : r + win.height, c : c + win.width])
 
 
+@pytest.mark.slow
 def test_lonlat_box_on_a_utm_scene() -> None:
     lonlat = gpd.GeoSeries([shapely.box(*UTM_GRID.bounds)], crs=UTM).to_crs(WGS84).total_bounds
     w, s, e, n = lonlat

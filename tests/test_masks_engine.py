@@ -60,6 +60,7 @@ def rgb_scene_path() -> Path:
     ],
     ids=["threads-100", "sync-37", "processes-256"],
 )
+@pytest.mark.slow
 def test_composite_mask_through_the_engine(
     rgb_scene_path: Path, lonlat_classes: Path, tmp_path: Path, options: RunOptions
 ) -> None:

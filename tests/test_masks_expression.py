@@ -92,6 +92,7 @@ def _oracle(data: NDArray[np.uint16], bands: tuple[int, ...], condition: Callabl
         return condition(values) & _valid(data, *bands)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("text", "bands", "condition"), CASES, ids=[case[0] for case in CASES])
 def test_equals_numpy_on_the_whole_scene(
     scene: tuple[Path, NDArray[np.uint16]], text: str, bands: tuple[int, ...], condition: Callable
@@ -117,6 +118,7 @@ def test_equals_numpy_on_the_whole_scene(
     phase=st.tuples(st.integers(0, 40), st.integers(0, 40)),
     window=st.tuples(st.integers(0, 59), st.integers(0, 69), st.integers(1, 60), st.integers(1, 70)),
 )
+@pytest.mark.slow
 def test_windowed_equals_whole_scene(
     scene: tuple[Path, NDArray[np.uint16]],
     case: tuple[str, tuple[int, ...], Callable],

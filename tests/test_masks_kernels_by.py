@@ -186,6 +186,7 @@ def test_vector_classes_overlap_later_wins(folder: Path, tmp_path: Path) -> None
     assert np.array_equal(first[:, ~overlap], second[:, ~overlap])
 
 
+@pytest.mark.slow
 def test_group_step_from_python_with_a_shared_support(folder: Path, tmp_path: Path) -> None:
     data, grid = _scene(folder)
     support = VectorSource(folder / "fields.gpkg", where="landcover <> 'water'")
@@ -285,6 +286,7 @@ def test_unknown_class_value_is_an_input_error(folder: Path, tmp_path: Path) -> 
         )
 
 
+@pytest.mark.slow
 def test_bound_group_pickles_for_worker_processes(folder: Path) -> None:
     scene = inspect_scene(folder / "scene.tif")
     step = GroupStep(

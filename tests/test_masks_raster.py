@@ -93,6 +93,7 @@ def same_grid_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, N
 # ---------------------------------------------------------------- oracles
 
 
+@pytest.mark.slow
 def test_same_grid_equals_isin(same_grid_classes: tuple[Path, NDArray[np.uint8]]) -> None:
     path, classes = same_grid_classes
     mask = _bind(RasterSource(path, values=[1, 3, NODATA]))
@@ -115,6 +116,7 @@ def test_same_grid_range(same_grid_classes: tuple[Path, NDArray[np.uint8]]) -> N
     np.testing.assert_array_equal(everything, classes != NODATA)
 
 
+@pytest.mark.slow
 def test_lonlat_classes_on_a_utm_scene(lonlat_classes: Path) -> None:
     mask = _bind(RasterSource(lonlat_classes, values=[2, 5]))
     expected = _nearest_oracle(lonlat_classes, SCENE, [2, 5])
@@ -150,6 +152,7 @@ def test_lonlat_classes_agree_with_gdal_nearest(lonlat_classes: Path) -> None:
     window=st.tuples(st.integers(0, 99), st.integers(0, 119), st.integers(1, 100), st.integers(1, 120)),
     max_read=st.sampled_from([1, 7, 64, 1 << 22]),
 )
+@pytest.mark.slow
 def test_windowed_equals_whole_scene(
     lonlat_classes: Path,
     size: tuple[int, int],
@@ -194,6 +197,7 @@ def test_coarser_offset_grid_in_the_same_crs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(tiled(mask, SCENE.shape, (9, 11), (4, 4)), expected)
 
 
+@pytest.mark.slow
 def test_finer_grid_reads_in_pieces(tmp_path: Path) -> None:
     # 7.5 m classes offset by 3 m: each scene pixel takes the class under its centre, 4 x 4 apart.
     t = SCENE.transform

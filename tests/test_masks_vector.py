@@ -144,6 +144,7 @@ def test_whole_render_equals_oracle_for_every_format(vectors: dict[str, Path], k
     phase=st.tuples(st.integers(0, 40), st.integers(0, 40)),
     window=st.tuples(st.integers(0, 89), st.integers(0, 109), st.integers(1, 90), st.integers(1, 110)),
 )
+@pytest.mark.slow
 def test_windowed_equals_whole_grid_oracle(
     bound: BoundVectorMask,
     oracle: NDArray[np.bool_],
@@ -219,6 +220,7 @@ def test_all_touched_is_tile_invariant_and_close_to_whole_image(vectors: dict[st
     assert not (whole & ~reference.astype(bool) & ~boundary).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("all_touched", [False, True])
 def test_ties_on_pixel_centres_and_edges_are_decided_alike_in_every_window(
     tmp_path: Path, all_touched: bool
@@ -302,6 +304,7 @@ def test_negative_buffer_erasing_everything_warns(tmp_path: Path) -> None:
     assert mask.is_empty
 
 
+@pytest.mark.slow
 def test_where_filters_features(tmp_path: Path) -> None:
     polygons = _random_polygons(UTM_GRID, 6, seed=5)
     covers = ["forest", "urban", "forest", "water", "urban", "forest"]
@@ -429,6 +432,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
         _bind(VectorSource(DATA / "RGB.byte.tif"))
 
 
+@pytest.mark.slow
 def test_empty_file_and_empty_filter(tmp_path: Path, vectors: dict[str, Path]) -> None:
     path = _write(tmp_path / "empty.gpkg", [], UTM, id=[])
     with pytest.raises(MaskError, match=r"empty\.gpkg.*(empty|no features)"):
@@ -440,6 +444,7 @@ def test_empty_file_and_empty_filter(tmp_path: Path, vectors: dict[str, Path]) -
         _bind(VectorSource(nulls))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gpkg", "geojson"])
 @pytest.mark.parametrize("where", ["no_such_column = 1", "id = = 1"])
 def test_invalid_where_names_the_layer_and_lists_its_fields(
@@ -470,6 +475,7 @@ def test_runaway_where_is_stopped_at_its_time_limit(vectors: dict[str, Path]) ->
     assert not [p for p in psutil.Process().children() if "resource_tracker" not in " ".join(p.cmdline())]
 
 
+@pytest.mark.slow
 def test_where_read_in_a_child_gives_the_same_features(vectors: dict[str, Path]) -> None:
     where = "id IN (SELECT id FROM fields WHERE id % 2 = 0)"  # SQLite subqueries still work on a GPKG
     mask = _bind(VectorSource(vectors["gpkg"], where=where))
@@ -570,6 +576,7 @@ def landsat() -> tuple[Grid, NDArray[np.bool_]]:
         return Grid(dataset.crs, dataset.transform, dataset.height, dataset.width), dataset.dataset_mask() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["roi_fields.geojson", "roi_fields.gpkg"])
 def test_sample_rois_over_landsat(landsat: tuple[Grid, NDArray[np.bool_]], name: str) -> None:
     grid, valid = landsat

@@ -61,6 +61,7 @@ def test_at_least_three_documented_examples() -> None:
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_class_sharpen_equals_the_per_class_oracle(tmp_path: Path) -> None:
     data, grid, nodata = _scene()
     context = MaskContext(grid, str(SCENE), nodata)
@@ -89,6 +90,7 @@ def test_index_smooth_equals_two_whole_array_steps(tmp_path: Path) -> None:
     assert_bits_equal(_run("index_smooth.yaml", tmp_path, 173), expected)
 
 
+@pytest.mark.slow
 def test_kmeans_smooth_equals_the_oracle(tmp_path: Path) -> None:
     data, grid, nodata = _scene()
     source = KMeansSource(4, [1], bands=[1, 2, 3], sample=20000, seed=0)

@@ -30,6 +30,8 @@ from typer.testing import CliRunner
 from geomask.cli import app
 from geomask.qgis_install import PLUGIN_NAME
 
+pytestmark = pytest.mark.slow  # subprocesses started and signalled: see pyproject's markers
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 MODEL = REPO / "pipelines" / "qgis" / "geomask_model.model3"

@@ -13,6 +13,7 @@ from _fixtures_cli import make_project
 RIO = Path(sys.executable).with_name("rio")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not RIO.exists(), reason=f"needs the rio command beside the interpreter ({RIO})")
 def test_rio_geomask_run(tmp_path):
     pipeline = make_project(tmp_path)

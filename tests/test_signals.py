@@ -325,6 +325,7 @@ def test_tile_copied_output_gets_its_tags_only_after_the_copy(
 # --- the environment: full disk during the COG conversion, read-only folder ---------------------------
 
 
+@pytest.mark.slow
 def test_disk_full_during_cog_conversion_is_one_line(tmp_path: Path) -> None:
     """The GeoTIFF (about 650 kB) fits a 1 MiB tmpfs, its COG copy next to it does not. libtiff
     printed one ``_tiffWriteProc: No space left on device.`` line per strip straight to stderr."""
