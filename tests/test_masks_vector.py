@@ -597,3 +597,18 @@ def test_box_shapefile_over_landsat(landsat: tuple[Grid, NDArray[np.bool_]]) -> 
     pixel_area = grid.res[0] * grid.res[1]
     assert whole.sum() == pytest.approx(75_000 * 50_000 / pixel_area, rel=0.01)
     assert (whole & valid).sum() > 0.99 * whole.sum()
+
+
+def test_vector_mask_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes (GDAL deaf to Ctrl-C): refused from its stat."""
+    import os
+
+    from geomask.errors import MaskError
+    from geomask.grid import Grid
+    from geomask.masks import MaskContext, VectorSource
+
+    fifo = tmp_path / "roi.geojson"
+    os.mkfifo(fifo)
+    grid = Grid("EPSG:32618", Affine(30.0, 0.0, 300000.0, 0.0, -30.0, 5000000.0), 8, 8)
+    with pytest.raises(MaskError, match="FIFO"):
+        VectorSource(str(fifo)).bind(MaskContext(grid, "scene.tif", None))

@@ -37,6 +37,7 @@ for any other geometry the result equals it pixel for pixel.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,13 @@ class VectorSource(MaskSource):
                 f"vector file not found: {path}; check the mask's vector: path (relative paths resolve "
                 "from the YAML file's folder)"
             )
+        if "://" not in path and not path.startswith("/vsi"):
+            mode = os.stat(path).st_mode
+            # A FIFO or device would block (or never end) in GDAL's open, deaf to Ctrl-C; a folder is
+            # fine (a FileGDB, a folder of shapefiles).
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device or socket"
+                raise MaskError(f"vector file {path} is {kind}, not a file; give the path of a vector file")
         import pyogrio  # here, not at the top: it imports geopandas and pandas (~0.2 s)
 
         read_errors = _read_errors()
