@@ -140,7 +140,7 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
         if not file.exists():
             problems.append(Problem(source.file, source.value_position(key), key_text(key), f"{what} {file}"))
 
-    for i, pattern in enumerate(pipeline.input):
+    for i, pattern in enumerate(pipeline.input if isinstance(pipeline.input, list) else []):
         key: Key = ("input", i) if ("input", i) in source.values else ("input",)
         if is_url(pattern):  # a URL is checked when it is read
             continue

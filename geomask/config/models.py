@@ -45,6 +45,7 @@ from geomask import kernels
 from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
 from geomask.config.files import Source
+from geomask.config.stac_input import StacInput, input_form
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError, InputError, KernelError
 from geomask.messages import did_you_mean
@@ -999,7 +1000,13 @@ class Pipeline(_Strict):
     ``support``) at the top level, or ``steps:`` with a list of them, not both.
     """
 
-    input: InputPaths = Field(description="GeoTIFF scene(s): a path, a glob or a list, relative to this file")
+    input: Annotated[
+        Union[Annotated[InputPaths, Tag("paths")], Annotated[StacInput, Tag("stac")]],  # noqa: UP007
+        Discriminator(input_form),
+    ] = Field(
+        description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or STAC Items: "
+        "{stac: item.json, assets: [...], items: [...]}"
+    )
     bands: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, min_length=1, description="1-based bands to filter (default all); others are copied unchanged"
     )
@@ -1114,7 +1121,9 @@ class Pipeline(_Strict):
             Two inputs map to the same output, or an output would replace its input.
         """
         inputs: list[Path] = []
-        for pattern in self.input:
+        if isinstance(self.input, StacInput):  # every selected asset of every Item is a scene
+            inputs = [location(a.href) for p in self.input.products() for a in p.bands.values()]  # type: ignore[misc]
+        for pattern in self.input if isinstance(self.input, list) else []:
             if not is_url(pattern) and glob.has_magic(pattern):
                 matches = sorted(glob.glob(pattern))
                 if not matches:
