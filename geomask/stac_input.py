@@ -102,9 +102,10 @@ def read_products(
         found = {item.id for item, _ in stac_items}
         for wanted in items:
             if wanted not in found:
+                hint = did_you_mean(wanted, sorted(found))
                 raise InputError(
-                    f"{location}: no Item has the id {wanted!r}{did_you_mean(wanted, sorted(found))} "
-                    f"({len(found)} Item{'s' * (len(found) != 1)} in the document)"
+                    f"{location}: no Item has the id {wanted!r} "
+                    f"({len(found)} Item{'s' * (len(found) != 1)} in the document).{hint}"
                 )
         keep = set(items)
         stac_items = [(item, base) for item, base in stac_items if item.id in keep]
