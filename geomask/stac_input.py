@@ -87,11 +87,11 @@ def read_products(
     ------
     InputError
         The document is missing, unreachable or not JSON (``FILE:LINE:COL``), a field geomask reads
-        has the wrong type (named by its JSON path), an Item has no GeoTIFF asset, or an id of
-        ``items`` is not in the document.
+        has the wrong type (named by its JSON path), or an Item has no GeoTIFF asset.
     ConfigError
         A name of ``assets`` is neither an asset key nor a common name of an Item (with the closest
-        key), or ``href`` is an ``s3://`` URL.
+        key), an id of ``items`` is not in the document (with the closest id), or ``href`` is an
+        ``s3://`` URL.
     """
     import pystac  # here: `geomask --help` and pipelines without STAC input load no pystac
 
@@ -103,7 +103,7 @@ def read_products(
         for wanted in items:
             if wanted not in found:
                 hint = did_you_mean(wanted, sorted(found))
-                raise InputError(
+                raise ConfigError(
                     f"{location}: no Item has the id {wanted!r} "
                     f"({len(found)} Item{'s' * (len(found) != 1)} in the document).{hint}"
                 )

@@ -98,7 +98,7 @@ def test_item_collection_and_items_filter(tmp_path):
     [landsat] = read_products(collection, items=["LC09_L2SP_190028_20240715_20240716_02_T1"])
     assert list(landsat.bands) == ["SR_B4", "SR_B5"]
     with pytest.raises(
-        InputError,
+        ConfigError,
         match=r"'S2B_33TWN_20240715_0_L2B' \(2 Items in the document\)\. Did you mean '[^']+_L2A'",
     ):
         read_products(collection, items=["S2B_33TWN_20240715_0_L2B"])

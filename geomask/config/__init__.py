@@ -48,6 +48,7 @@ from geomask.config.models import (
     VectorMask,
     shape_problems,
 )
+from geomask.config.stac_input import StacInput, stac_problems
 from geomask.config.yamlsafe import Key, key_text, load_yaml
 from geomask.errors import ConfigError, Position, Problem, YamlError
 from geomask.urls import is_url
@@ -156,6 +157,8 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
     for found in source_files(pipeline):
         if not is_url(found.path):
             check(found.key, Path(found.path), f"no such {found.what}:")
+    if not problems and isinstance(pipeline.input, StacInput):  # the STAC document, its items and assets
+        problems += stac_problems(pipeline.input, source)
     if not problems:  # every input exists: expand output.path for each (placeholders, collisions)
         try:
             pipeline.scenes()

@@ -1001,7 +1001,7 @@ class Pipeline(_Strict):
     """
 
     input: Annotated[
-        Union[Annotated[InputPaths, Tag("paths")], Annotated[StacInput, Tag("stac")]],  # noqa: UP007
+        Union[Annotated[InputPaths, Tag("input paths")], Annotated[StacInput, Tag("stac input")]],  # noqa: UP007
         Discriminator(input_form),
     ] = Field(
         description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or STAC Items: "

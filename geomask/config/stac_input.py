@@ -27,12 +27,14 @@ from pydantic_core import PydanticCustomError
 
 from geomask.config._report import show
 from geomask.config.files import Source
+from geomask.config.yamlsafe import SourceMap, key_text
+from geomask.errors import ConfigError, InputError, Problem
 from geomask.urls import is_url
 
 if TYPE_CHECKING:
     from geomask.product import Product
 
-__all__ = ["StacInput", "input_form"]
+__all__ = ["StacInput", "input_form", "stac_problems"]
 
 
 def _document(value: Any, info: ValidationInfo) -> str:
@@ -45,6 +47,13 @@ def _document(value: Any, info: ValidationInfo) -> str:
             {"got": show(value)},
         )
     if is_url(value):
+        if not value.lower().startswith(("http://", "https://")):
+            raise PydanticCustomError(
+                "path_type",
+                "expected a local STAC file or an http(s):// URL, got {got}: download it, or give its "
+                "https:// URL (its assets may stay on s3://)",
+                {"got": show(value)},
+            )
         return value
     path = Path(value).expanduser()
     context = info.context if isinstance(info.context, Mapping) else {}
@@ -88,8 +97,36 @@ class StacInput(BaseModel):
 
 
 def input_form(value: Any) -> str:
-    """The union tag of an ``input:`` value: ``"stac"`` for a mapping with a ``stac`` key (or a
-    :class:`StacInput`), ``"paths"`` for everything else (a path, a glob, a list)."""
+    """The union tag of an ``input:`` value: ``"stac input"`` for a mapping with a ``stac`` key (or a
+    :class:`StacInput`), ``"input paths"`` for everything else (a path, a glob, a list). Tags hold a
+    space: they are never keys of the data (see :func:`geomask.config._report._data_key`)."""
     if isinstance(value, StacInput) or (isinstance(value, Mapping) and "stac" in value):
-        return "stac"
-    return "paths"
+        return "stac input"
+    return "input paths"
+
+
+def stac_problems(section: StacInput, source: SourceMap) -> list[Problem]:
+    """What ``geomask validate`` reports about a STAC input: the document read (``input.stac``), the
+    ids of ``input.items`` and the names of ``input.assets`` checked against it; [] when all is well.
+
+    The document is read twice (once without the asset selection), so that each problem is placed
+    at the key it is about.
+    """
+    from geomask.stac_input import read_products
+
+    def problem(key: tuple[str, ...], e: Exception) -> list[Problem]:
+        message = str(e).removeprefix(f"{key_text(key)}: ")
+        where = source.value_position(key) or source.key_position(key)
+        return [Problem(source.file, where, key_text(key), message)]
+
+    try:
+        read_products(section.stac, None, section.items)
+    except ConfigError as e:  # an id of items (an s3:// document is refused by the model)
+        return problem(("input", "items"), e)
+    except InputError as e:
+        return problem(("input", "stac"), e)
+    try:
+        read_products(section.stac, section.assets, section.items)
+    except (ConfigError, InputError) as e:
+        return problem(("input", "assets"), e)
+    return []
