@@ -1,8 +1,8 @@
 """Write two small synthetic satellite products with their STAC Items: data/S2/ and data/LC09/.
 
 Both are **synthetic** (no download, no real image): a deterministic landscape (fields, a forest, a
-lake, bare soil, a cloud with its shadow, a thin cirrus veil, a snow patch and a nodata corner where
-the orbit ends) rendered as the bands of
+lake, bare soil, a cloud with a thinner edge and its shadow, a thin cirrus veil, a snow patch with a
+saturated top, a ridge's cast shadow and a nodata corner where the orbit ends) rendered as the bands of
 
 * ``S2/``: a Sentinel-2 L2A-like product, UTM 33N (EPSG:32633): ``B04`` (red) and ``B08`` (nir) at
   10 m (400 x 400 pixels), ``B11`` (swir16) and ``SCL`` (scene classification) at 20 m (200 x 200
@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 import pystac
 import rasterio
+from affine import Affine
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
-from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +82,7 @@ QA_BITS = {
 """The Landsat Collection 2 QA_PIXEL bits."""
 
 # Land cover of the synthetic landscape, on a 10 m grid, and the surface reflectance of each cover.
-NODATA, VEG, FOREST, BARE, WATER, CLOUD, SHADOW, CIRRUS, SNOW = range(9)
+NODATA, VEG, FOREST, BARE, WATER, CLOUD, SHADOW, CIRRUS, SNOW, CLOUD_EDGE, DARK, SATURATED = range(12)
 # (red, nir, swir16) reflectance of each cover
 REFLECTANCE = {
     VEG: (0.05, 0.40, 0.20),
@@ -93,8 +93,24 @@ REFLECTANCE = {
     SHADOW: (0.02, 0.10, 0.05),
     CIRRUS: (0.12, 0.42, 0.24),
     SNOW: (0.80, 0.75, 0.10),
+    CLOUD_EDGE: (0.35, 0.45, 0.35),
+    DARK: (0.015, 0.06, 0.03),
+    SATURATED: (6.0, 6.0, 6.0),  # clipped to 65535
 }
-SCL_OF = {NODATA: 0, VEG: 4, FOREST: 4, BARE: 5, WATER: 6, CLOUD: 9, SHADOW: 3, CIRRUS: 10, SNOW: 11}
+SCL_OF = {
+    NODATA: 0,
+    SATURATED: 1,
+    DARK: 2,
+    SHADOW: 3,
+    VEG: 4,
+    FOREST: 4,
+    BARE: 5,
+    WATER: 6,
+    CLOUD_EDGE: 8,
+    CLOUD: 9,
+    CIRRUS: 10,
+    SNOW: 11,
+}
 
 
 def _qa(*, fill=0, dilated=0, cirrus=0, cloud=0, shadow=0, snow=0, clear=0, water=0, conf=(1, 1, 1, 1)):
@@ -108,11 +124,14 @@ QA_OF = {
     VEG: _qa(clear=1),  # 21824
     FOREST: _qa(clear=1),
     BARE: _qa(clear=1),
+    DARK: _qa(clear=1),
+    SATURATED: _qa(clear=1),  # Landsat flags saturation in QA_RADSAT, not here
     WATER: _qa(clear=1, water=1),  # 21952
-    CLOUD: _qa(dilated=1, cloud=1, conf=(3, 1, 1, 1)),  # 22282
-    SHADOW: _qa(shadow=1, conf=(1, 3, 1, 1)),  # 23888
-    CIRRUS: _qa(cirrus=1, conf=(1, 1, 1, 3)),  # 54596
-    SNOW: _qa(snow=1, conf=(1, 1, 3, 1)),  # 30048
+    CLOUD: _qa(cloud=1, conf=(3, 1, 1, 1)),  # 22280
+    CLOUD_EDGE: _qa(dilated=1, conf=(2, 1, 1, 1)),  # 22018: dilated cloud, medium confidence
+    SHADOW: _qa(shadow=1, conf=(1, 3, 1, 1)),  # 23824
+    CIRRUS: _qa(cirrus=1, conf=(1, 1, 1, 3)),  # 54532
+    SNOW: _qa(snow=1, conf=(1, 1, 3, 1)),  # 29984
 }
 DATETIME = dt.datetime(2024, 7, 15, 10, 6, 29, tzinfo=dt.timezone.utc)
 
@@ -123,7 +142,7 @@ def landscape(pixel: float) -> np.ndarray:
     Shapes are defined in metres from the north-west corner, so every resolution sees the same
     landscape (sampled at pixel centres).
     """
-    n = int(round(SIDE_M / pixel))
+    n = round(SIDE_M / pixel)
     centres = (np.arange(n) + 0.5) * pixel
     y, x = np.meshgrid(centres, centres, indexing="ij")  # metres south and east of the corner
     cover = np.full((n, n), VEG, dtype=np.uint8)
@@ -133,7 +152,10 @@ def landscape(pixel: float) -> np.ndarray:
     cover[np.hypot(x - 3300, y - 3300) < 250] = SNOW
     cover[(np.abs(x - 1900 - 0.3 * (y - 2000)) < 180) & (y > 600) & (y < 3400)] = CIRRUS
     cover[np.hypot(x - 1200, y - 2000) < 350] = SHADOW  # the cloud's shadow, offset to the south-west
-    cover[np.hypot(x - 1500, y - 1600) < 380] = CLOUD
+    cover[(np.abs(y - 3700) < 60) & (x > 1800) & (x < 2800)] = DARK  # a ridge's cast shadow
+    cover[np.hypot(x - 3300, y - 3300) < 45] = SATURATED  # the brightest snow
+    cover[np.hypot(x - 1500, y - 1600) < 440] = CLOUD_EDGE
+    cover[np.hypot(x - 1500, y - 1600) < 360] = CLOUD
     cover[x + y < 500] = NODATA  # the edge of the orbit's swath
     return cover
 
@@ -200,8 +222,10 @@ def _item(item_id: str, properties: dict) -> pystac.Item:
     return item
 
 
-def _add_band_asset(item, folder, key, array, pixel, *, title, common_name=None, raster=None, roles=("data",)):
-    transform = from_origin(WEST, NORTH, pixel, pixel)
+def _add_band_asset(
+    item, folder, key, array, pixel, *, title, common_name=None, raster=None, roles=("data",)
+):
+    transform = Affine(pixel, 0.0, WEST, 0.0, -pixel, NORTH)
     path = folder / f"{key}.tif"
     write_cog(path, array, transform, raster.get("nodata") if raster else None)
     asset = pystac.Asset(href=f"./{key}.tif", media_type=pystac.MediaType.COG, roles=list(roles), title=title)
@@ -230,9 +254,19 @@ def make_s2(out: Path) -> pystac.Item:
         },
     )
     scale, offset = 0.0001, -0.1
-    reflect = {"nodata": 0, "scale": scale, "offset": offset, "data_type": DataType.UINT16, "spatial_resolution": 0}
+    reflect = {
+        "nodata": 0,
+        "scale": scale,
+        "offset": offset,
+        "data_type": DataType.UINT16,
+        "spatial_resolution": 0,
+    }
     cover10, cover20 = landscape(10.0), landscape(20.0)
-    bands = [("B04", "red", 0, 10.0, cover10), ("B08", "nir", 1, 10.0, cover10), ("B11", "swir16", 2, 20.0, cover20)]
+    bands = [
+        ("B04", "red", 0, 10.0, cover10),
+        ("B08", "nir", 1, 10.0, cover10),
+        ("B11", "swir16", 2, 20.0, cover20),
+    ]
     for i, (key, common, index, pixel, cover) in enumerate(bands):
         dn = reflectance_dn(cover, index, scale, offset, SEED + i)
         fields = {**reflect, "spatial_resolution": pixel}
@@ -276,7 +310,7 @@ def make_landsat(out: Path) -> pystac.Item:
     item = _item(
         "LC09_L2SP_190028_20240715_20240716_02_T1",
         {
-            "title": "synthetic Landsat Collection 2 Level-2-like product made by geomask's data/make_products.py",
+            "title": "synthetic Landsat C2 L2-like product made by geomask's data/make_products.py",
             "platform": "landsat-9",
             "instruments": ["oli", "tirs"],
             "eo:cloud_cover": 0.0,
@@ -286,7 +320,13 @@ def make_landsat(out: Path) -> pystac.Item:
     cover = landscape(30.0)
     for i, (key, common, index) in enumerate([("SR_B4", "red", 0), ("SR_B5", "nir08", 1)]):
         dn = reflectance_dn(cover, index, scale, offset, SEED + 10 + i)
-        raster = {"nodata": 0, "scale": scale, "offset": offset, "data_type": DataType.UINT16, "spatial_resolution": 30.0}
+        raster = {
+            "nodata": 0,
+            "scale": scale,
+            "offset": offset,
+            "data_type": DataType.UINT16,
+            "spatial_resolution": 30.0,
+        }
         title = f"{'Red' if common == 'red' else 'Near Infrared (NIR)'} Band ({key})"
         _add_band_asset(item, out, key, dn, 30.0, title=title, common_name=common, raster=raster)
     qa = np.vectorize(QA_OF.get, otypes=[np.uint16])(cover)
@@ -300,7 +340,7 @@ def make_landsat(out: Path) -> pystac.Item:
         raster={"nodata": 1, "data_type": DataType.UINT16, "spatial_resolution": 30.0},
         roles=("cloud", "cloud-shadow", "snow-ice", "water-mask"),
     )
-    cloudy = ((qa & 0b1100) != 0).sum() / np.count_nonzero(qa != 1)
+    cloudy = ((qa & 0b1110) != 0).sum() / np.count_nonzero(qa != 1)
     item.properties["eo:cloud_cover"] = round(float(cloudy) * 100, 2)
     EOExtension.ext(item, add_if_missing=True)
     RasterExtension.add_to(item)
