@@ -77,3 +77,18 @@ def test_scl_has_every_class_and_qa_pixel_the_landsat_bits():
     assert not (cloud & clear).any()  # a cloud is never clear
     assert (((qa >> 8) & 3)[cloud == 1] == 3).all()  # high cloud confidence where the cloud bit is set
     assert (qa[fill] == 1).all()  # fill has no other flag
+
+
+def test_class_counts_in_the_data_readme():
+    """data/README.md lists the pixels of each SCL class and QA_PIXEL value."""
+    rows = [
+        line.split("|") for line in (DATA / "README.md").read_text().splitlines() if line.startswith("| ")
+    ]
+    with rasterio.open(DATA / "S2" / "SCL.tif") as ds:
+        scl = ds.read(1)
+    with rasterio.open(DATA / "LC09" / "QA_PIXEL.tif") as ds:
+        qa = ds.read(1)
+    scl_rows = {r[1].split()[0]: r[2].strip() for r in rows if len(r) == 8 and r[1].split()[0].isdigit()}
+    qa_rows = {r[4].strip(): r[6].strip() for r in rows if len(r) == 8 and r[4].strip().isdigit()}
+    assert scl_rows == {str(v): f"{int((scl == v).sum()):,}" for v in range(12)}
+    assert qa_rows == {str(int(v)): f"{int((qa == v).sum()):,}" for v in np.unique(qa)}
