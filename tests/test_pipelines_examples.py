@@ -26,7 +26,10 @@ from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions
 
 SCENE = DATA / "RGB.byte.tif"
-EXAMPLES = sorted(PIPELINES.glob("*.yaml"))
+PENDING = {"s2_ndvi_smooth.yaml"}
+"""Product pipelines that need issue 17's core (band names in expressions, asset masks, {id}/{asset}):
+run by tests/test_pipelines_products.py; remove from here when the core is merged."""
+EXAMPLES = sorted(p for p in PIPELINES.glob("*.yaml") if p.name not in PENDING)
 
 
 def _redirected(path: Path, folder: Path) -> Pipeline:
