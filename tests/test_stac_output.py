@@ -154,3 +154,19 @@ def test_unreachable_asset_fails_its_item_only_with_continue_on_error(tmp_path):
         "LC09_L2SP_190028_20240715_20240716_02_T1.json",
         "SR_B4.smooth.tif",
     ]
+
+
+def test_rerun_skips_current_outputs_and_keeps_the_item_an_edited_item_redoes(tmp_path):
+    pipeline = _project(tmp_path)
+    geomask.run_pipeline(pipeline)
+    item_path = tmp_path / "out" / "S2" / f"{S2_ID}.json"
+    first = json.loads(item_path.read_text())
+    reports = geomask.run_pipeline(pipeline)
+    assert [r.status for r in reports] == ["skipped", "skipped"]
+    again = json.loads(item_path.read_text())
+    assert again["assets"]["B04"] == first["assets"]["B04"]  # same files, same checksums
+    source = tmp_path / "src" / "S2" / "item.json"
+    source.write_text(source.read_text().replace('"platform": "sentinel-2b"', '"platform": "sentinel-2a"'))
+    reports = geomask.run_pipeline(pipeline)
+    assert [r.status for r in reports] == ["done", "done"]  # the STAC document is a source file
+    assert json.loads(item_path.read_text())["properties"]["platform"] == "sentinel-2a"
