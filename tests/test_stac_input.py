@@ -200,3 +200,51 @@ def test_read_item_finds_the_source_item():
     assert isinstance(item, pystac.Item) and href == str(S2.resolve())
     with pytest.raises(InputError):
         read_item(S2, "other")
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A local HTTP server (127.0.0.1, a free port) serving ``tmp_path``; yields its base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_item_over_http_resolves_relative_hrefs_to_urls(tmp_path, http_root):
+    shutil.copytree(DATA / "S2", tmp_path / "S2")
+    [product] = read_products(f"{http_root}/S2/item.json", assets=["red"])
+    assert product.bands["B04"].href == f"{http_root}/S2/B04.tif"  # read by GDAL (/vsicurl/)
+    assert product.assets["SCL"].href == f"{http_root}/S2/SCL.tif"
+    assert product.item == f"{http_root}/S2/item.json"
+
+
+def test_unreachable_document_and_catalog_child_are_one_line(tmp_path, http_root):
+    with pytest.raises(
+        InputError, match=r"^http://127\.0\.0\.1:\d+/nope/item\.json: cannot be read \("
+    ) as info:
+        read_products(f"{http_root}/nope/item.json")
+    assert "\n" not in str(info.value)
+    catalog = {
+        "type": "Catalog",
+        "stac_version": "1.1.0",
+        "id": "c",
+        "description": "a catalog with a child that is not there",
+        "links": [{"rel": "item", "href": "./missing/item.json", "type": "application/json"}],
+    }
+    path = _write(tmp_path / "catalog.json", catalog)
+    with pytest.raises(InputError, match="does not resolve to a STAC object") as info:
+        read_products(path)
+    assert "missing/item.json" in str(info.value) and "\n" not in str(info.value)
