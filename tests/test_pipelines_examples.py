@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from _fixtures_cli import DATA, PIPELINES
+from _fixtures_cli import DATA, PIPELINES, shipped_pipelines
 from numpy.typing import NDArray
 from rasterio.windows import Window
 from scipy import ndimage
@@ -26,10 +26,7 @@ from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions
 
 SCENE = DATA / "RGB.byte.tif"
-PENDING = {"s2_ndvi_smooth.yaml"}
-"""Product pipelines that need issue 17's core (band names in expressions, asset masks, {id}/{asset}):
-run by tests/test_pipelines_products.py; remove from here when the core is merged."""
-EXAMPLES = sorted(p for p in PIPELINES.glob("*.yaml") if p.name not in PENDING)
+EXAMPLES = shipped_pipelines()
 
 
 def _redirected(path: Path, folder: Path) -> Pipeline:
