@@ -30,6 +30,7 @@ from typing import Any
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline, source_files
 from geomask.config.build import build_output, build_steps, unit_notes
+from geomask.config.stac_input import StacInput
 from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
@@ -329,12 +330,18 @@ def run_pipeline(
             continue_on_error,
         )
         if client is not None:
-            return cluster.run_scenes(
-                client, plans, options=options, observer=observer, continue_on_error=continue_on_error
+            return _product_items(
+                model,
+                cluster.run_scenes(
+                    client, plans, options=options, observer=observer, continue_on_error=continue_on_error
+                ),
             )
         with cluster.connect(options) as own:
-            return cluster.run_scenes(
-                own, plans, options=options, observer=observer, continue_on_error=continue_on_error
+            return _product_items(
+                model,
+                cluster.run_scenes(
+                    own, plans, options=options, observer=observer, continue_on_error=continue_on_error
+                ),
             )
     options = fit_options(options)  # once for the run (process_scene's own fit is then a no-op)
     reports: list[SceneReport] = []
@@ -368,7 +375,7 @@ def run_pipeline(
                         options=options,
                         observer=_WithNotes(observer, notes, str(output_path) if remote else None),
                     )
-                    if model.output.stac:
+                    if model.output.stac and not isinstance(model.input, StacInput):  # Items: see below
                         write_item(
                             local_output, input_path, steps, nodata=model.nodata, gdal=options.gdal_options
                         )
@@ -379,6 +386,16 @@ def run_pipeline(
             report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
             observer.scene_finished(report)
         reports.append(report)
+    return _product_items(model, reports)
+
+
+def _product_items(model: Pipeline, reports: list[SceneReport]) -> list[SceneReport]:
+    """With STAC input and ``output.stac``, write one output Item per input Item
+    (:func:`geomask.stac_output.write_product_items`); returns ``reports`` unchanged."""
+    if model.output.stac and isinstance(model.input, StacInput):
+        from geomask.stac_output import write_product_items
+
+        write_product_items(model.input.products(), reports)
     return reports
 
 
@@ -435,7 +452,7 @@ def _plans(
                 worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
             )
             plan.report.input, plan.report.output = str(input_path), str(output_path)
-            if model.output.stac:
+            if model.output.stac and not isinstance(model.input, StacInput):
                 plan.after_commit.append(
                     functools.partial(
                         write_item,

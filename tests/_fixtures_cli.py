@@ -26,6 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 PIPELINES = REPO / "pipelines"
 CONFIGS = REPO / "configs"
+PENDING_PIPELINES = frozenset({"s2_ndvi_smooth.yaml"})
+"""Shipped pipelines that need issue 17's core (band names in expressions, asset masks, {id}/{asset}),
+run by tests/test_pipelines_products.py: empty this set when the core is merged."""
+
+
+def shipped_pipelines() -> list[Path]:
+    """The pipelines of pipelines/ that the generic tests validate and run (all but the pending ones)."""
+    return sorted(p for p in PIPELINES.glob("*.yaml") if p.name not in PENDING_PIPELINES)
+
 
 SCENE_CRS = "EPSG:32618"
 SCENE_TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_100_000.0)

@@ -13,13 +13,13 @@ import rasterio
 from _fixtures_cli import (
     CONFIGS,
     DATA,
-    PIPELINES,
     REPO,
     corrupt_tiles,
     make_project,
     make_roi,
     make_scene,
     roi_mask,
+    shipped_pipelines,
     write_yaml,
 )
 from typer.testing import CliRunner
@@ -275,7 +275,7 @@ def test_real_scene_with_roi_in_another_crs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", shipped_pipelines(), ids=lambda p: p.name)
 def test_shipped_pipelines_run(path: Path, tmp_path: Path) -> None:
     """Every pipeline in pipelines/ runs, its output redirected to a temporary folder."""
     from geomask.config import load_pipeline

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _fixtures_cli import PIPELINES, make_project, write_yaml
+from _fixtures_cli import make_project, shipped_pipelines, write_yaml
 from typer.testing import CliRunner
 
 from geomask import kernels
@@ -80,7 +80,7 @@ def test_several_files_and_profile(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", shipped_pipelines(), ids=lambda p: p.name)
 def test_shipped_pipelines_validate(path: Path) -> None:
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output

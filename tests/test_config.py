@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _fixtures_cli import CONFIGS, PIPELINES, write_yaml
+from _fixtures_cli import CONFIGS, shipped_pipelines, write_yaml
 
 from geomask.config import (
     Pipeline,
@@ -568,7 +568,7 @@ def test_shipped_profiles() -> None:
     )
 
 
-@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", shipped_pipelines(), ids=lambda p: p.name)
 def test_shipped_pipelines_validate(path: Path) -> None:
     assert pipeline_problems(path) == []
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from _fixtures_cli import DATA, PIPELINES
+from _fixtures_cli import DATA, PIPELINES, shipped_pipelines
 from numpy.typing import NDArray
 from rasterio.windows import Window
 from scipy import ndimage
@@ -26,7 +26,7 @@ from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions
 
 SCENE = DATA / "RGB.byte.tif"
-EXAMPLES = sorted(PIPELINES.glob("*.yaml"))
+EXAMPLES = shipped_pipelines()
 
 
 def _redirected(path: Path, folder: Path) -> Pipeline:

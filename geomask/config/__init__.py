@@ -47,6 +47,7 @@ from geomask.config.masks import (
 )
 from geomask.config.pipeline import OutputConfig, Pipeline, StepConfig, shape_problems
 from geomask.config.profile import Profile
+from geomask.config.stac_input import StacInput, stac_problems
 from geomask.config.yamlsafe import Key, key_text, load_yaml
 from geomask.errors import ConfigError, Position, Problem, YamlError
 from geomask.templates import TEMPLATE_FIELDS
@@ -140,7 +141,7 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
         if not file.exists():
             problems.append(Problem(source.file, source.value_position(key), key_text(key), f"{what} {file}"))
 
-    for i, pattern in enumerate(pipeline.input):
+    for i, pattern in enumerate(pipeline.input if isinstance(pipeline.input, list) else []):
         key: Key = ("input", i) if ("input", i) in source.values else ("input",)
         if is_url(pattern):  # a URL is checked when it is read
             continue
@@ -156,6 +157,8 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
     for found in source_files(pipeline):
         if not is_url(found.path):
             check(found.key, Path(found.path), f"no such {found.what}:")
+    if not problems and isinstance(pipeline.input, StacInput):  # the STAC document, its items and assets
+        problems += stac_problems(pipeline.input, source)
     if not problems:  # every input exists: expand output.path for each (placeholders, collisions)
         try:
             pipeline.scenes()

@@ -13,9 +13,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Tag, model_validator
 
 from geomask.config.fields import (
     Boundary,
@@ -31,6 +31,7 @@ from geomask.config.fields import (
 from geomask.config.kernels import KernelConfig, KernelsBy, kernels_by_problems
 from geomask.config.masks import MaskConfig, SupportConfig
 from geomask.config.paths import scene_pairs
+from geomask.config.stac_input import StacInput, input_form
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError
 from geomask.templates import check_template
@@ -158,7 +159,13 @@ class Pipeline(_Strict):
     ``support``) at the top level, or ``steps:`` with a list of them, not both.
     """
 
-    input: InputPaths = Field(description="GeoTIFF scene(s): a path, a glob or a list, relative to this file")
+    input: Annotated[
+        Union[Annotated[InputPaths, Tag("input paths")], Annotated[StacInput, Tag("stac input")]],  # noqa: UP007
+        Discriminator(input_form),
+    ] = Field(
+        description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or STAC Items: "
+        "{stac: item.json, assets: [...], items: [...]}"
+    )
     bands: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, min_length=1, description="1-based bands to filter (default all); others are copied unchanged"
     )
@@ -224,4 +231,7 @@ class Pipeline(_Strict):
         ConfigError
             Two inputs map to the same output, or an output would replace its input.
         """
+        if isinstance(self.input, StacInput):  # every selected asset of every Item is a scene
+            hrefs = [str(a.href) for p in self.input.products() for a in p.bands.values()]
+            return scene_pairs(hrefs, str(self.output.path), literal=True)
         return scene_pairs(self.input, str(self.output.path))
