@@ -44,6 +44,7 @@ from pydantic_core import PydanticCustomError
 from geomask import kernels
 from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
+from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError, InputError, KernelError
@@ -332,11 +333,19 @@ class RasterMask(_MaskBase):
         None, min_length=2, max_length=2, description="[lo, hi]: select classes lo <= value <= hi"
     )
     band: Annotated[int, Field(ge=1)] = Field(1, description="1-based band of the class raster")
+    bits: list[BitIndex] | None = Field(
+        None, min_length=1, description="bit flags: select pixels with any of these bits set (0 = LSB)"
+    )
+    bitfield: Bitfield | None = Field(None, description="a bit field: {start, length, values}")
 
     @model_validator(mode="after")
     def _check(self) -> RasterMask:
-        if (self.values is None) == (self.range is None):
-            raise At(("raster",), "give exactly one of values: [..] (classes to select) or range: [lo, hi]")
+        if sum(x is not None for x in (self.values, self.range, self.bits, self.bitfield)) != 1:
+            raise At(
+                ("raster",),
+                "give exactly one of values: [..] (classes to select), range: [lo, hi], bits: [..] "
+                "(bit flags) or bitfield: {start, length, values}",
+            )
         if self.range is not None and self.range[0] > self.range[1]:
             raise At(("range",), f"range {self.range} needs lo <= hi")
         return self
@@ -347,6 +356,9 @@ class RasterMask(_MaskBase):
 
         if values is not None:
             return RasterSource(self.raster, values=values, band=self.band)
+        if self.bits is not None or self.bitfield is not None:
+            field = None if self.bitfield is None else self.bitfield.as_tuple()
+            return RasterSource(self.raster, bits=self.bits, bitfield=field, band=self.band)
         rng = None if self.range is None else (self.range[0], self.range[1])
         return RasterSource(self.raster, values=self.values, range=rng, band=self.band)
 
@@ -804,6 +816,14 @@ def kernels_by_problems(
                 At(
                     ("kernels_by", "attribute"),
                     "attribute is for vector masks; a raster mask's classes are its pixel values",
+                )
+            ]
+        if mask.bits is not None or mask.bitfield is not None:
+            return [
+                At(
+                    ("kernels_by",),
+                    "kernels_by needs a raster mask with values or range (classes); a bits/bitfield "
+                    "mask selects flags, not classes",
                 )
             ]
         for key in kernels_by.kernels:

@@ -20,6 +20,7 @@ from geomask.config.models import (
     KMeansMask,
     NotMask,
     Pipeline,
+    RasterMask,
     ShrinkMask,
 )
 from geomask.config.yamlsafe import Key, key_text
@@ -58,6 +59,28 @@ def _header(path: Path) -> tuple[int, str, Grid, str | None]:
         return ds.count, ds.dtypes[0], grid, block_problem(ds)
 
 
+def _bits_problem(section: object) -> str | None:
+    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header."""
+    if not isinstance(section, RasterMask) or (section.bits is None and section.bitfield is None):
+        return None
+    path = section.raster
+    if not isinstance(path, (str, Path)) or "://" in str(path) or not Path(path).is_file():
+        return None  # a missing file is file_problems' report, a URL is checked when it is read
+    try:
+        source = section.to_source()
+        import rasterio  # here: validating a pipeline without masks does not load GDAL
+
+        with rasterio.open(path) as ds:
+            if section.band > ds.count:
+                return None  # reported by the run, with the band count
+            dtype = ds.dtypes[section.band - 1]
+    except Exception:
+        return None  # unreadable: reported by the run
+    bits = source.bit_selection  # type: ignore[attr-defined]
+    problem: str | None = None if bits is None else bits.dtype_problem(dtype)
+    return None if problem is None else f"{path}: {problem}"
+
+
 def scene_problems(pipeline: Pipeline) -> list[Problem]:
     """Problems of ``pipeline`` with its actual scenes (see the module docstring); [] when none.
 
@@ -85,6 +108,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         return problems
     prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
     steps = list(zip(prefixes, pipeline.step_configs(), strict=True))
+    for prefix, step in steps:
+        for name in ("mask", "support"):
+            for key, section in _sections(getattr(step, name), (*prefix, name)):
+                problem = _bits_problem(section)
+                if problem is not None and isinstance(section, RasterMask):
+                    add((*key, "bits" if section.bits is not None else "bitfield"), problem)
     for scene, _ in pairs[:MAX_SCENES]:
         if "://" in str(scene) or not Path(scene).is_file():
             continue
