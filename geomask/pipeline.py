@@ -474,6 +474,8 @@ def _output_spec(
         overwrite=action == "replace",
         tags=dict(tags),
         overview_resampling=model.output.overview_resampling,
+        dtype=model.output.dtype,
+        clip=model.output.clip,
     )
 
 

@@ -144,6 +144,8 @@ class OutputSpec:
     ``tags`` are extra metadata tags written on the output. ``block_size``: the output's tile side
     in pixels (a multiple of 16); None (default): the input's tiles when they are square and 128
     to 2048 pixels (so unchanged tiles can be copied, see ``RunOptions.copy_tiles``), else 512.
+    ``dtype``: the output's data type (None: the input's; see :mod:`geomask.dtypes`); a conversion
+    that cannot hold every input value needs ``clip`` (round half to even and clip to its range).
     """
 
     path: Path
@@ -154,6 +156,8 @@ class OutputSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     block_size: int | None = None
     overview_resampling: str = "average"
+    dtype: str | None = None
+    clip: bool = False
 
 
 @dataclass(frozen=True)

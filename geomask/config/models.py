@@ -46,6 +46,7 @@ from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
 from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.files import Source
+from geomask.config.output import OutputDtype
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError, InputError, KernelError
 from geomask.messages import did_you_mean
@@ -969,6 +970,14 @@ class OutputConfig(_Strict):
         "nearest, average, mode, bilinear, cubic, cubicspline, lanczos, rms, gauss; nodata is ignored",
     )
     stac: bool = Field(False, description="also write a STAC Item (OUTPUT.json) beside each output")
+    dtype: OutputDtype | None = Field(
+        None, description="data type of the output (default: the input's), e.g. float32 or int16"
+    )
+    clip: bool = Field(
+        False,
+        description="allow an output dtype that cannot hold every input value: values are rounded half to "
+        "even and clipped to its range",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:

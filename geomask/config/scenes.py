@@ -88,6 +88,7 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     :func:`geomask.config.file_problems`, the others by a run).
     """
     from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
+    from geomask.dtypes import conversion_problem
     from geomask.masks.expression import _check as expression_bands
 
     source = pipeline.source
@@ -126,6 +127,10 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         for band in pipeline.bands or []:
             if band > count:
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
+        if pipeline.output.dtype is not None:
+            problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
+            if problem is not None:
+                add(("output", "dtype"), f"{scene} is {dtype}: {problem}")
         if isinstance(pipeline.nodata, float):
             problem = nodata_problem(pipeline.nodata, dtype)
             if problem is not None:

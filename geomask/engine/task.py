@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
+from geomask.dtypes import Conversion
 from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask
@@ -45,6 +46,7 @@ class SceneJob:
     nodata: float | None
     gdal_options: Mapping[str, str] = field(default_factory=dict)
     copy_tile: int | None = None  # the writer copies unchanged tiles of this side from the input
+    convert: Conversion | None = None  # output.dtype: pixels converted when read (nodata: the output's)
 
 
 @dataclass
@@ -113,9 +115,13 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
         if not any(t.any() for t in targets):
             data = read_indexed(ds, all_bands, rows[-1], cols[-1])
+            if job.convert is not None:
+                data = job.convert.apply(data)
             return WindowResult(window, data, False, selected, 0)
         # One read of every band (a pixel-interleaved file decodes them all anyway).
         read = read_indexed(ds, all_bands, rows[0], cols[0])
+    if job.convert is not None:  # the steps compute into the output dtype
+        read = job.convert.apply(read)
     own_r = _positions(rows[-1], rows[0])
     own_c = _positions(cols[-1], cols[0])
     values = read if len(job.bands) == scene.count else read[[b - 1 for b in job.bands]]
