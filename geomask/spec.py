@@ -41,6 +41,7 @@ __all__ = [
     "Scheduler",
     "Status",
     "Step",
+    "Validity",
     "describe_kernels",
     "is_distributed",
 ]
@@ -124,6 +125,10 @@ class Step:
         Renormalise over contributing neighbours where some are nodata or unsupported.
     support : MaskSource or None
         Which neighbours may contribute (None = all valid pixels).
+    fill : int or None
+        A fill step (:mod:`geomask.fill`): only nodata (and NaN) pixels of the mask change, each
+        one with at least ``fill`` valid cells under the kernel's footprint taking the kernel's
+        value over them; valid pixels keep theirs. None: an ordinary step.
     """
 
     kernel: Kernel
@@ -133,6 +138,11 @@ class Step:
     cval: float = 0.0
     normalize: bool = True
     support: MaskSourceLike | None = None
+    fill: int | None = None
+
+
+Validity = Literal["honour", "ignore"]
+"""Whether alpha bands and GDAL mask bands mark invalid pixels (``honour``) or are data (``ignore``)."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +282,10 @@ class GroupStep:
 
 def describe_kernels(step: Step | GroupStep) -> str:
     """The kernel(s) of a step, for reports and provenance tags."""
-    return step.describe() if isinstance(step, GroupStep) else step.kernel.describe()
+    if isinstance(step, GroupStep):
+        return step.describe()
+    fill = f" (fill nodata, min_valid {step.fill})" if step.fill is not None else ""
+    return step.kernel.describe() + fill
 
 
 def is_distributed(scheduler: Scheduler) -> bool:

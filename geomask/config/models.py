@@ -46,6 +46,7 @@ from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
 from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.files import Source
+from geomask.config.fill import FillConfig, fill_problems
 from geomask.config.output import OutputDtype
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError, InputError, KernelError
@@ -776,6 +777,10 @@ _KERNELS_BY = Field(
     "vector mask, or {kernels: {VALUE: KERNEL, ...}} on a raster mask; later classes win where they overlap"
 )
 _MASK = Field(description="where the kernel applies (default: the whole scene)")
+_FILL = Field(
+    description="{nodata: true, min_valid: N}: a fill step; only nodata pixels of the mask change, each "
+    "with at least N valid neighbours under the kernel taking its value over them"
+)
 
 
 def _class_value(key: str) -> float | None:
@@ -870,10 +875,12 @@ class StepConfig(_Strict):
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
     support: Annotated[SupportConfig | None, _SUPPORT] = None
+    fill: Annotated[FillConfig | None, _FILL] = None
 
     @model_validator(mode="after")
     def _check(self) -> StepConfig:
         problems = kernels_by_problems(self.mask, self.kernel, self.kernels_by)
+        problems += fill_problems(self.fill, self.kernels_by)
         if problems:
             raise problems[0]
         return self
@@ -906,6 +913,7 @@ class StepConfig(_Strict):
             cval=self.cval,
             normalize=self.normalize,
             support=support,
+            fill=None if self.fill is None else self.fill.min_valid,
         )
 
     def region_sources(self) -> list[MaskSource]:
@@ -988,7 +996,7 @@ class OutputConfig(_Strict):
         return self
 
 
-_STEP_KEYS = ("kernel", "kernels_by", "mask", "support", "op", "boundary", "cval", "normalize")
+_STEP_KEYS = ("kernel", "kernels_by", "mask", "support", "op", "boundary", "cval", "normalize", "fill")
 
 
 def shape_problems(data: Mapping[str, Any]) -> list[At]:
@@ -1037,6 +1045,11 @@ class Pipeline(_Strict):
         description="auto (the file's nodata), none (every pixel is data) or a number; nodata pixels do not "
         "contribute and stay unchanged",
     )
+    validity: Literal["honour", "ignore"] = Field(
+        "honour",
+        description="honour: an alpha band is not data (copied unchanged) and pixels whose alpha or GDAL "
+        "mask band is 0 are invalid like nodata; ignore: both are filtered like data",
+    )
     mask: Annotated[MaskConfig | None, _MASK] = None
     kernel: Annotated[KernelConfig | None, _KERNEL] = None
     kernels_by: Annotated[KernelsBy | None, _KERNELS_BY] = None
@@ -1045,6 +1058,7 @@ class Pipeline(_Strict):
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
     support: Annotated[SupportConfig | None, _SUPPORT] = None
+    fill: Annotated[FillConfig | None, _FILL] = None
     steps: list[StepConfig] | None = Field(
         None, min_length=1, description="steps applied in order (instead of kernel/mask at the top level)"
     )
@@ -1057,6 +1071,7 @@ class Pipeline(_Strict):
         problems = shape_problems({k: getattr(self, k) for k in self.model_fields_set})
         if self.steps is None:
             problems += kernels_by_problems(self.mask, self.kernel, self.kernels_by, present=False)
+            problems += fill_problems(self.fill, self.kernels_by)
         if problems:
             raise problems[0]
         return self

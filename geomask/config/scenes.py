@@ -89,6 +89,7 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     """
     from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
     from geomask.dtypes import conversion_problem
+    from geomask.fill import footprint_size
     from geomask.masks.expression import _check as expression_bands
 
     source = pipeline.source
@@ -163,4 +164,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                         f"the kernel is {rows}x{cols} but {scene} is only {grid.height}x{grid.width} "
                         "pixels: use a smaller kernel",
                     )
+                elif step.fill is not None and step.kernels_by is None:
+                    cells = footprint_size(kernel.build(grid))  # type: ignore[attr-defined]
+                    if step.fill.min_valid > cells:
+                        add(
+                            (*prefix, "fill", "min_valid"),
+                            f"min_valid {step.fill.min_valid} is more than the {cells} cells under the "
+                            "kernel's footprint, so no pixel could be filled",
+                        )
     return problems

@@ -26,7 +26,7 @@ from geomask.engine.task import SceneJob, WindowResult
 from geomask.errors import ConfigError, OutputError, OutputExistsError, RunError
 from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.output.writer import OutputFile
-from geomask.spec import OutputSpec, RunOptions, SceneReport, Step
+from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity
 from geomask.windows import covers_whole_tiles, plan_windows
 
 __all__ = ["ScenePlan", "plan_scene", "worker_path"]
@@ -120,7 +120,7 @@ class ScenePlan:
         """Write one window's pixels (its changed tiles, with tile copy) and add its counts to the report."""
         window, data, tiles = result.window, result.data, result.tiles
         if data is not None and tiles is None:
-            self.writer.write(data, window)
+            self.writer.write(data, window, result.mask)
         elif data is not None and tiles is not None and self.job.copy_tile:
             t = self.job.copy_tile
             for tr, tc in zip(*np.nonzero(tiles), strict=True):
@@ -168,6 +168,7 @@ def plan_scene(
     bands: Sequence[int] | None = None,
     nodata: float | Literal["auto"] | None = "auto",
     options: RunOptions | None = None,
+    validity: Validity = "honour",
 ) -> ScenePlan:
     """Inspect ``input_path``, bind ``steps`` to its grid and plan its windows and writer.
 
@@ -185,8 +186,11 @@ def plan_scene(
         scene = inspect_scene(input_path)
     final = _check_output(scene, output)
     nd = resolve_nodata(scene, nodata)
-    band_list = resolve_bands(scene, bands)
-    bound = bind_steps(scene, steps, nd)
+    honour = validity == "honour"
+    alpha = scene.alpha if honour else None
+    dataset_mask = honour and scene.dataset_mask
+    band_list = resolve_bands(scene, bands, alpha=alpha is not None)
+    bound = bind_steps(scene, steps, nd, masked=alpha is not None or dataset_mask)
     out_scene, convert, tags = _conversion(scene, output, nd)
     out_block = _output_block(scene, output.block_size)
     windows = _window_plan(scene, options, out_block)
@@ -200,14 +204,18 @@ def plan_scene(
         tags=tags,
         cog=output.format == "COG",
         overview_resampling=output.overview_resampling,
-        copy_tiles=options.copy_tiles and convert is None,  # copied tiles hold the input's dtype
+        # Copied tiles hold the input's dtype, and its mask band is not copied.
+        copy_tiles=options.copy_tiles and convert is None and not dataset_mask,
+        dataset_mask=dataset_mask,
     )
     tile = writer.copy_tile
     if tile and not all(covers_whole_tiles(w, (tile, tile), scene.grid.shape) for w in windows):
         writer.no_tile_copy()
         tile = None
     step_nodata = nd if convert is None else convert.out_nodata
-    job = SceneJob(scene, bound, band_list, step_nodata, dict(options.gdal_options), tile, convert)
+    job = SceneJob(
+        scene, bound, band_list, step_nodata, dict(options.gdal_options), tile, convert, alpha, dataset_mask
+    )
     return ScenePlan(job, windows, writer, report, started)
 
 
