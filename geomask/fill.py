@@ -13,13 +13,14 @@ NaN): where at least ``min_valid`` cells of the kernel's footprint are valid, th
 Valid pixels keep their value (smooth them in another step). Every fill reads the step's input, so a
 pixel filled by a step is data for the next one: repeated fill steps grow into larger holes, and the
 result never depends on the window (the cells come through the same index maps as the kernels').
-Plain numpy, vectorised over the fill targets: memory is a few arrays of the targets' count.
+Plain numpy, vectorised over the fill targets, in chunks of at most :data:`MAX_CELLS` footprint
+cells (about 19 MiB) whatever the number of holes.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 from geomask.convolve import to_dtype
 from geomask.kernels import Kernel
 
-__all__ = ["EPS", "fill_nodata", "footprint_size"]
+__all__ = ["EPS", "MAX_CELLS", "fill_nodata", "footprint_size"]
 
 EPS = float(np.finfo(np.float64).eps)
 """Linear weights at or below this magnitude are not in the footprint (as scipy.ndimage drops them)."""
@@ -82,45 +83,79 @@ def fill_nodata(
     """
     di, dj, ww = _taps(kernel)
     ry, rx = prow.shape[1] // 2, pcol.shape[1] // 2
-    full = float(ww.sum()) if kernel.kind == "linear" else 0.0
+    taps = _Taps(di, dj, ww, float(ww.sum()) if kernel.kind == "linear" else 0.0, kernel.kind)
     cval_ok = not (math.isnan(cval) or (nodata is not None and cval == nodata))
+    chunk = max(1, MAX_CELLS // max(1, di.size))
     filled = 0
     for b in range(values.shape[0]):
         band = values[b]
         centre = band[np.ix_(prow[:, ry], pcol[:, rx])]
-        holes = _invalid(centre, nodata) & target
-        ti, tx = np.nonzero(holes)
-        if ti.size == 0:
-            continue
-        cells = np.empty((di.size, ti.size), dtype=np.float64)
-        ok = np.empty((di.size, ti.size), dtype=bool)
-        for k in range(di.size):
-            p, q = prow[ti, di[k]], pcol[tx, dj[k]]
-            outside = (p < 0) | (q < 0)
-            pp, qq = np.maximum(p, 0), np.maximum(q, 0)
-            v = band[pp, qq].astype(np.float64)
-            good = ~_invalid(v, nodata)
-            if support is not None:
-                good &= support[pp, qq]
-            cells[k] = np.where(outside, cval, v)
-            ok[k] = np.where(outside, cval_ok, good)
-        enough = ok.sum(axis=0) >= min_valid
-        if kernel.kind == "linear":
-            t = np.zeros(ti.size)
-            den = np.zeros(ti.size)
-            for k in range(di.size):
-                t += np.where(ok[k], cells[k] * ww[k], 0.0)
-                den += np.where(ok[k], ww[k], 0.0)
-            if normalize:
-                enough &= den != 0
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    t = t * (full / den)
-        else:
-            t = _rank(cells, ok, kernel.kind)
-        t, rows, cols = t[enough], ti[enough], tx[enough]
-        out[b, rows, cols] = to_dtype(t, out.dtype)
-        filled += int(rows.size)
+        ti, tx = np.nonzero(_invalid(centre, nodata) & target)
+        for start in range(0, ti.size, chunk):
+            rows, cols = ti[start : start + chunk], tx[start : start + chunk]
+            cells, ok = _cells(band, prow[rows], pcol[cols], taps, cval, cval_ok, nodata, support)
+            t, enough = _values(cells, ok, taps, normalize, min_valid)
+            out[b, rows[enough], cols[enough]] = to_dtype(t[enough], out.dtype)
+            filled += int(enough.sum())
     return filled
+
+
+MAX_CELLS = 1 << 21
+"""Footprint cells gathered at once (targets x taps; float64 and bool: about 19 MiB)."""
+
+
+class _Taps(NamedTuple):
+    di: NDArray[np.int64]
+    dj: NDArray[np.int64]
+    ww: NDArray[np.float64]
+    full: float
+    kind: str
+
+
+def _cells(
+    band: NDArray[Any],
+    prow: NDArray[np.int64],
+    pcol: NDArray[np.int64],
+    taps: _Taps,
+    cval: float,
+    cval_ok: bool,
+    nodata: float | None,
+    support: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """(values, valid) of every footprint cell (taps x targets) of the targets whose maps are given."""
+    n = prow.shape[0]
+    cells = np.empty((taps.di.size, n), dtype=np.float64)
+    ok = np.empty((taps.di.size, n), dtype=bool)
+    for k in range(taps.di.size):
+        p, q = prow[:, taps.di[k]], pcol[:, taps.dj[k]]
+        outside = (p < 0) | (q < 0)
+        pp, qq = np.maximum(p, 0), np.maximum(q, 0)
+        v = band[pp, qq].astype(np.float64)
+        good = ~_invalid(v, nodata)
+        if support is not None:
+            good &= support[pp, qq]
+        cells[k] = np.where(outside, cval, v)
+        ok[k] = np.where(outside, cval_ok, good)
+    return cells, ok
+
+
+def _values(
+    cells: NDArray[np.float64], ok: NDArray[np.bool_], taps: _Taps, normalize: bool, min_valid: int
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """(fill value, whether filled) of each target column."""
+    enough = ok.sum(axis=0) >= min_valid
+    if taps.kind != "linear":
+        return _rank(cells, ok, taps.kind), enough
+    t = np.zeros(cells.shape[1])
+    den = np.zeros(cells.shape[1])
+    for k in range(cells.shape[0]):
+        t += np.where(ok[k], cells[k] * taps.ww[k], 0.0)
+        den += np.where(ok[k], taps.ww[k], 0.0)
+    if normalize:
+        enough &= den != 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = t * (taps.full / den)
+    return t, enough
 
 
 def _invalid(v: NDArray[Any], nodata: float | None) -> NDArray[np.bool_]:

@@ -174,3 +174,14 @@ def test_pipeline_fill_key(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(big), "-q", "--overwrite"])
     assert result.exit_code == 2 and "min_valid must be a whole number from 1 to" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fill_in_small_chunks_is_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import geomask.fill
+
+    scene, mask = _scene(11, "float32")
+    src = write_raster(tmp_path / "s.tif", scene)
+    kernel = kernels.get("gaussian", sigma=1.0)
+    monkeypatch.setattr(geomask.fill, "MAX_CELLS", 7)  # fewer cells than one footprint: 1 target at a time
+    got = _run(src, [Step(kernel, ArraySource(mask), fill=2)], 64)
+    assert_bits_equal(got, oracle(scene, np.asarray(kernel.weights), "linear", mask, None, 2))
