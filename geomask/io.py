@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from rasterio.enums import ColorInterp, Interleaving
+from rasterio.enums import ColorInterp, Interleaving, MaskFlags
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
@@ -75,6 +75,11 @@ class SceneInfo:
         The file's nodata value.
     block_shape : (int, int)
         Rows and columns of the internal tiles or strips of band 1.
+    alpha : int or None
+        The 1-based band whose colour interpretation is alpha (0: transparent), if any.
+    dataset_mask : bool
+        The file has a GDAL per-dataset mask band (an internal mask or a ``.msk`` sidecar; 0:
+        invalid) other than its alpha band.
     """
 
     path: str
@@ -90,6 +95,13 @@ class SceneInfo:
     offsets: tuple[float, ...] = ()
     units: tuple[str | None, ...] = ()
     colormap: Mapping[int, tuple[int, ...]] | None = None
+    alpha: int | None = None
+    dataset_mask: bool = False
+
+    @property
+    def data_bands(self) -> tuple[int, ...]:
+        """The 1-based bands that hold data: every band but the alpha band."""
+        return tuple(b for b in range(1, self.count + 1) if b != self.alpha)
 
 
 def gdal_env(options: Mapping[str, str]) -> rasterio.Env:
@@ -257,7 +269,14 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             offsets=tuple(ds.offsets),
             units=tuple(ds.units),
             colormap=_colormap(ds),
+            alpha=next((i for i, c in enumerate(ds.colorinterp, start=1) if c == ColorInterp.alpha), None),
+            dataset_mask=_has_dataset_mask(ds),
         )
+
+
+def _has_dataset_mask(ds: rasterio.io.DatasetReader) -> bool:
+    """Whether a band's GDAL mask is a per-dataset mask band (internal or ``.msk``), not the alpha band."""
+    return any(MaskFlags.per_dataset in f and MaskFlags.alpha not in f for f in ds.mask_flag_enums)
 
 
 def block_problem(ds: rasterio.io.DatasetReader) -> str | None:
@@ -309,21 +328,25 @@ def read_indexed(
     bands: Sequence[int],
     rows: NDArray[np.int64],
     cols: NDArray[np.int64],
+    *,
+    masks: bool = False,
 ) -> NDArray[Any]:
     """Read ``bands`` (1-based) at the product of sorted unique ``rows`` x ``cols`` indices.
 
     Each pair of contiguous runs is one windowed read, so a plain window is one read and a
-    wrapped halo a few. Returns (len(bands), len(rows), len(cols)) of the file's dtype.
+    wrapped halo a few. Returns (len(bands), len(rows), len(cols)) of the file's dtype; with
+    ``masks``, the bands' GDAL masks instead (uint8, 0: invalid, 255: valid).
     Raises :class:`RunError` naming the scene and window when GDAL cannot decode it.
     """
-    out = np.empty((len(bands), rows.size, cols.size), dtype=ds.dtypes[0])
+    read = ds.read_masks if masks else ds.read
+    out = np.empty((len(bands), rows.size, cols.size), dtype=np.uint8 if masks else ds.dtypes[0])
     r_pos = 0
     for r0, r1 in contiguous_runs(rows):
         c_pos = 0
         for c0, c1 in contiguous_runs(cols):
             window = Window(c0, r0, c1 - c0, r1 - r0)
             try:
-                out[:, r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0] = ds.read(list(bands), window=window)
+                out[:, r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0] = read(list(bands), window=window)
             except RasterioError as e:
                 raise RunError(
                     f"{ds.name}: cannot read window rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1} "

@@ -373,6 +373,7 @@ def run_pipeline(
                         bands=model.bands,
                         nodata=model.nodata,
                         options=options,
+                        validity=model.validity,
                         observer=_WithNotes(observer, notes, str(output_path) if remote else None),
                     )
                     if model.output.stac and not isinstance(model.input, StacInput):  # Items: see below
@@ -449,7 +450,13 @@ def _plans(
             spec = build_output(model, local_output, creation_options, overwrite=replace, tags=tags)
             # Workers open the scene with their own working directory: send them an absolute path.
             plan = plan_scene(
-                worker_path(input_path), spec, steps, bands=model.bands, nodata=model.nodata, options=options
+                worker_path(input_path),
+                spec,
+                steps,
+                bands=model.bands,
+                nodata=model.nodata,
+                options=options,
+                validity=model.validity,
             )
             plan.report.input, plan.report.output = str(input_path), str(output_path)
             if model.output.stac and not isinstance(model.input, StacInput):

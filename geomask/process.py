@@ -17,7 +17,7 @@ from geomask.executors.local import run_windows
 from geomask.executors.sizing import fit_options
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
-from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, is_distributed
+from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity, is_distributed
 
 __all__ = ["process_scene"]
 
@@ -31,6 +31,7 @@ def process_scene(
     nodata: float | Literal["auto"] | None = "auto",
     options: RunOptions | None = None,
     observer: Observer | None = None,
+    validity: Validity = "honour",
 ) -> SceneReport:
     """Run ``steps`` over one scene and write the georeferenced result.
 
@@ -50,6 +51,10 @@ def process_scene(
         Window size, scheduler, workers, GDAL configuration options.
     observer : Observer
         Receives progress events (from the calling thread).
+    validity : "honour" or "ignore"
+        ``honour``: an alpha band (colour interpretation alpha) is not data (default ``bands`` leave it
+        out; it is copied unchanged) and pixels whose alpha or GDAL per-dataset mask (internal or
+        ``.msk``) is 0 are invalid like nodata; the output keeps the mask. ``ignore``: both are data.
 
     Returns
     -------
@@ -71,13 +76,23 @@ def process_scene(
     if is_distributed(options.scheduler):
         from geomask.executors import distributed as cluster  # imported only when a cluster is used
 
-        plan = plan_scene(worker_path(input_path), output, steps, bands=bands, nodata=nodata, options=options)
+        plan = plan_scene(
+            worker_path(input_path),
+            output,
+            steps,
+            bands=bands,
+            nodata=nodata,
+            options=options,
+            validity=validity,
+        )
         plan.report.input = str(input_path)
         with cluster.connect(options) as client:
             [report] = cluster.run_scenes(client, [plan], options=options, observer=observer)
         return report
     options = fit_options(options)
-    plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
+    plan = plan_scene(
+        input_path, output, steps, bands=bands, nodata=nodata, options=options, validity=validity
+    )
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:
         for result in run_windows(plan.job, plan.windows, options):

@@ -41,6 +41,7 @@ __all__ = [
     "Scheduler",
     "Status",
     "Step",
+    "Validity",
     "describe_kernels",
     "is_distributed",
 ]
@@ -124,6 +125,10 @@ class Step:
         Renormalise over contributing neighbours where some are nodata or unsupported.
     support : MaskSource or None
         Which neighbours may contribute (None = all valid pixels).
+    fill : int or None
+        A fill step (:mod:`geomask.fill`): only nodata (and NaN) pixels of the mask change, each
+        one with at least ``fill`` valid cells under the kernel's footprint taking the kernel's
+        value over them; valid pixels keep theirs. None: an ordinary step.
     """
 
     kernel: Kernel
@@ -133,6 +138,11 @@ class Step:
     cval: float = 0.0
     normalize: bool = True
     support: MaskSourceLike | None = None
+    fill: int | None = None
+
+
+Validity = Literal["honour", "ignore"]
+"""Whether alpha bands and GDAL mask bands mark invalid pixels (``honour``) or are data (``ignore``)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,8 @@ class OutputSpec:
     ``tags`` are extra metadata tags written on the output. ``block_size``: the output's tile side
     in pixels (a multiple of 16); None (default): the input's tiles when they are square and 128
     to 2048 pixels (so unchanged tiles can be copied, see ``RunOptions.copy_tiles``), else 512.
+    ``dtype``: the output's data type (None: the input's; see :mod:`geomask.dtypes`); a conversion
+    that cannot hold every input value needs ``clip`` (round half to even and clip to its range).
     """
 
     path: Path
@@ -154,6 +166,8 @@ class OutputSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     block_size: int | None = None
     overview_resampling: str = "average"
+    dtype: str | None = None
+    clip: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,7 +282,10 @@ class GroupStep:
 
 def describe_kernels(step: Step | GroupStep) -> str:
     """The kernel(s) of a step, for reports and provenance tags."""
-    return step.describe() if isinstance(step, GroupStep) else step.kernel.describe()
+    if isinstance(step, GroupStep):
+        return step.describe()
+    fill = f" (fill nodata, min_valid {step.fill})" if step.fill is not None else ""
+    return step.kernel.describe() + fill
 
 
 def is_distributed(scheduler: Scheduler) -> bool:

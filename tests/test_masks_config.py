@@ -243,8 +243,8 @@ output: {path: o.tif}
         "ymin < ymax (order [xmin, ymin, xmax, ymax])",
         "5:7: mask.any[1].vectr: unknown mask form 'vectr'. Did you mean 'vector'?",
         "6:13: mask.any[2].grow: input should be greater than or equal to 0, got -1",
-        "7:14: mask.any[2].mask.raster: give exactly one of values: [..] (classes to select) or "
-        "range: [lo, hi]",
+        "7:14: mask.any[2].mask.raster: give exactly one of values: [..] (classes to select), "
+        "range: [lo, hi], bits: [..] (bit flags) or bitfield: {start, length, values}",
         "8:22: mask.any[3].kmeans.select: clusters [4] do not exist: k is 3, so select from 1..3",
         "9:12: mask.any[4].not: expected a mask mapping such as {vector: PATH} or {bbox: [xmin, ymin, "
         "xmax, ymax]} (forms: vector, bbox, raster, expression, kmeans, any, all, not, grow, shrink), "

@@ -93,6 +93,9 @@ def build_source(mask: MaskConfig) -> MaskSource:
         xmin, ymin, xmax, ymax = mask.bbox
         return BboxSource((xmin, ymin, xmax, ymax), crs=mask.crs)
     if isinstance(mask, RasterMask):
+        if mask.bits is not None or mask.bitfield is not None:
+            field = None if mask.bitfield is None else mask.bitfield.as_tuple()
+            return RasterSource(mask.raster, bits=mask.bits, bitfield=field, band=mask.band)
         rng = None if mask.range is None else (mask.range[0], mask.range[1])
         return RasterSource(mask.raster, values=mask.values, range=rng, band=mask.band)
     if isinstance(mask, ExpressionMask):
@@ -241,6 +244,7 @@ def build_step(step: StepConfig, grid: Grid | None = None) -> Step | GroupStep:
         cval=step.cval,
         normalize=step.normalize,
         support=support,
+        fill=None if step.fill is None else step.fill.min_valid,
     )
 
 
@@ -323,6 +327,8 @@ def build_output(
         creation_options=dict(creation_options or {}),
         overwrite=overwrite,
         tags=dict(tags or {}),
+        dtype=pipeline.output.dtype,
+        clip=pipeline.output.clip,
         overview_resampling=pipeline.output.overview_resampling,
     )
 

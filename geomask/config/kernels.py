@@ -172,6 +172,14 @@ def kernels_by_problems(
                     "attribute is for vector masks; a raster mask's classes are its pixel values",
                 )
             ]
+        if mask.bits is not None or mask.bitfield is not None:
+            return [
+                At(
+                    ("kernels_by",),
+                    "kernels_by needs a raster mask with values or range (classes); a bits/bitfield "
+                    "mask selects flags, not classes",
+                )
+            ]
         for key in kernels_by.kernels:
             value = _class_value(key)
             if value is None:

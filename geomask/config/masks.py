@@ -16,6 +16,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geomask.bandmath import check_expression
+from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.fields import FilePath, Finite, Name, _Strict
 from geomask.config.files import Source
 from geomask.errors import At, ConfigError
@@ -139,11 +140,19 @@ class RasterMask(_MaskBase):
         None, min_length=2, max_length=2, description="[lo, hi]: select classes lo <= value <= hi"
     )
     band: Annotated[int, Field(ge=1)] = Field(1, description="1-based band of the class raster")
+    bits: list[BitIndex] | None = Field(
+        None, min_length=1, description="bit flags: select pixels with any of these bits set (0 = LSB)"
+    )
+    bitfield: Bitfield | None = Field(None, description="a bit field: {start, length, values}")
 
     @model_validator(mode="after")
     def _check(self) -> RasterMask:
-        if (self.values is None) == (self.range is None):
-            raise At(("raster",), "give exactly one of values: [..] (classes to select) or range: [lo, hi]")
+        if sum(x is not None for x in (self.values, self.range, self.bits, self.bitfield)) != 1:
+            raise At(
+                ("raster",),
+                "give exactly one of values: [..] (classes to select), range: [lo, hi], bits: [..] "
+                "(bit flags) or bitfield: {start, length, values}",
+            )
         if self.range is not None and self.range[0] > self.range[1]:
             raise At(("range",), f"range {self.range} needs lo <= hi")
         return self

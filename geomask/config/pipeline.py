@@ -28,8 +28,10 @@ from geomask.config.fields import (
     _lower,
     _Strict,
 )
+from geomask.config.fill import FillConfig, fill_problems
 from geomask.config.kernels import KernelConfig, KernelsBy, kernels_by_problems
 from geomask.config.masks import MaskConfig, SupportConfig
+from geomask.config.output import OutputDtype
 from geomask.config.paths import scene_pairs
 from geomask.config.stac_input import StacInput, input_form
 from geomask.config.yamlsafe import SourceMap
@@ -55,6 +57,10 @@ _KERNELS_BY = Field(
     "vector mask, or {kernels: {VALUE: KERNEL, ...}} on a raster mask; later classes win where they overlap"
 )
 _MASK = Field(description="where the kernel applies (default: the whole scene)")
+_FILL = Field(
+    description="{nodata: true, min_valid: N}: a fill step; only nodata pixels of the mask change, each "
+    "with at least N valid neighbours under the kernel taking its value over them"
+)
 
 
 class StepConfig(_Strict):
@@ -76,10 +82,12 @@ class StepConfig(_Strict):
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
     support: Annotated[SupportConfig | None, _SUPPORT] = None
+    fill: Annotated[FillConfig | None, _FILL] = None
 
     @model_validator(mode="after")
     def _check(self) -> StepConfig:
         problems = kernels_by_problems(self.mask, self.kernel, self.kernels_by)
+        problems += fill_problems(self.fill, self.kernels_by)
         if problems:
             raise problems[0]
         return self
@@ -109,6 +117,14 @@ class OutputConfig(_Strict):
         "nearest, average, mode, bilinear, cubic, cubicspline, lanczos, rms, gauss; nodata is ignored",
     )
     stac: bool = Field(False, description="also write a STAC Item (OUTPUT.json) beside each output")
+    dtype: OutputDtype | None = Field(
+        None, description="data type of the output (default: the input's), e.g. float32 or int16"
+    )
+    clip: bool = Field(
+        False,
+        description="allow an output dtype that cannot hold every input value: values are rounded half to "
+        "even and clipped to its range",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:
@@ -119,7 +135,7 @@ class OutputConfig(_Strict):
         return self
 
 
-_STEP_KEYS = ("kernel", "kernels_by", "mask", "support", "op", "boundary", "cval", "normalize")
+_STEP_KEYS = ("kernel", "kernels_by", "mask", "support", "op", "boundary", "cval", "normalize", "fill")
 
 
 def shape_problems(data: Mapping[str, Any]) -> list[At]:
@@ -174,6 +190,11 @@ class Pipeline(_Strict):
         description="auto (the file's nodata), none (every pixel is data) or a number; nodata pixels do not "
         "contribute and stay unchanged",
     )
+    validity: Literal["honour", "ignore"] = Field(
+        "honour",
+        description="honour: an alpha band is not data (copied unchanged) and pixels whose alpha or GDAL "
+        "mask band is 0 are invalid like nodata; ignore: both are filtered like data",
+    )
     mask: Annotated[MaskConfig | None, _MASK] = None
     kernel: Annotated[KernelConfig | None, _KERNEL] = None
     kernels_by: Annotated[KernelsBy | None, _KERNELS_BY] = None
@@ -182,6 +203,7 @@ class Pipeline(_Strict):
     cval: Annotated[float, _CVAL] = 0.0
     normalize: Annotated[bool, _NORMALIZE] = True
     support: Annotated[SupportConfig | None, _SUPPORT] = None
+    fill: Annotated[FillConfig | None, _FILL] = None
     steps: list[StepConfig] | None = Field(
         None, min_length=1, description="steps applied in order (instead of kernel/mask at the top level)"
     )
@@ -194,6 +216,7 @@ class Pipeline(_Strict):
         problems = shape_problems({k: getattr(self, k) for k in self.model_fields_set})
         if self.steps is None:
             problems += kernels_by_problems(self.mask, self.kernel, self.kernels_by, present=False)
+            problems += fill_problems(self.fill, self.kernels_by)
         if problems:
             raise problems[0]
         return self

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from geomask.config.masks import AllMask, AnyMask, ExpressionMask, GrowMask, KMeansMask, NotMask, ShrinkMask
+from geomask.config.masks import (
+    AllMask,
+    AnyMask,
+    ExpressionMask,
+    GrowMask,
+    KMeansMask,
+    NotMask,
+    RasterMask,
+    ShrinkMask,
+)
 from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
 from geomask.errors import ConfigError, GeomaskError, Problem
@@ -50,6 +59,30 @@ def _header(path: Path) -> tuple[int, str, Grid, str | None]:
         return ds.count, ds.dtypes[0], grid, block_problem(ds)
 
 
+def _bits_problem(section: object) -> str | None:
+    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header."""
+    if not isinstance(section, RasterMask) or (section.bits is None and section.bitfield is None):
+        return None
+    path = section.raster
+    if not isinstance(path, (str, Path)) or "://" in str(path) or not Path(path).is_file():
+        return None  # a missing file is file_problems' report, a URL is checked when it is read
+    from geomask.masks.bits import BitSelection  # here: only a bits mask with an existing file gets here
+
+    field = None if section.bitfield is None else section.bitfield.as_tuple()
+    bits = BitSelection(None if section.bits is None else tuple(section.bits), field)
+    try:
+        import rasterio  # here: validating a pipeline without masks does not load GDAL
+
+        with rasterio.open(path) as ds:
+            if section.band > ds.count:
+                return None  # reported by the run, with the band count
+            dtype = ds.dtypes[section.band - 1]
+    except Exception:
+        return None  # unreadable: reported by the run
+    problem: str | None = bits.dtype_problem(dtype)
+    return None if problem is None else f"{path}: {problem}"
+
+
 def scene_problems(pipeline: Pipeline) -> list[Problem]:
     """Problems of ``pipeline`` with its actual scenes (see the module docstring); [] when none.
 
@@ -58,6 +91,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     """
     from geomask.bandmath import check_expression as expression_bands
     from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
+    from geomask.dtypes import conversion_problem
+    from geomask.fill import footprint_size
 
     source = pipeline.source
     if source is None:  # not reachable: load_pipeline records it
@@ -77,6 +112,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         return problems
     prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
     steps = list(zip(prefixes, pipeline.step_configs(), strict=True))
+    for prefix, step in steps:
+        for name in ("mask", "support"):
+            for key, section in _sections(getattr(step, name), (*prefix, name)):
+                problem = _bits_problem(section)
+                if problem is not None and isinstance(section, RasterMask):
+                    add((*key, "bits" if section.bits is not None else "bitfield"), problem)
     for scene, _ in pairs[:MAX_SCENES]:
         if "://" in str(scene) or not Path(scene).is_file():
             continue
@@ -89,6 +130,10 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         for band in pipeline.bands or []:
             if band > count:
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
+        if pipeline.output.dtype is not None:
+            problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
+            if problem is not None:
+                add(("output", "dtype"), f"{scene} is {dtype}: {problem}")
         if isinstance(pipeline.nodata, float):
             problem = nodata_problem(pipeline.nodata, dtype)
             if problem is not None:
@@ -121,4 +166,14 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                         f"the kernel is {rows}x{cols} but {scene} is only {grid.height}x{grid.width} "
                         "pixels: use a smaller kernel",
                     )
+                elif step.fill is not None and step.kernels_by is None:
+                    from geomask.config.build import build_kernel  # here: only a fill step builds one
+
+                    cells = footprint_size(build_kernel(kernel, grid))
+                    if step.fill.min_valid > cells:
+                        add(
+                            (*prefix, "fill", "min_valid"),
+                            f"min_valid {step.fill.min_valid} is more than the {cells} cells under the "
+                            "kernel's footprint, so no pixel could be filled",
+                        )
     return problems

@@ -43,14 +43,21 @@ def resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | Non
     return effective_nodata(value, scene.dtype)
 
 
-def resolve_bands(scene: SceneInfo, bands: Sequence[int] | None) -> tuple[int, ...]:
+def resolve_bands(scene: SceneInfo, bands: Sequence[int] | None, *, alpha: bool = False) -> tuple[int, ...]:
+    """The 1-based bands the steps filter: ``bands``, or by default every band (with ``alpha``, the
+    honoured alpha band is not data: every band but it, and listing it is refused)."""
     if bands is None:
-        return tuple(range(1, scene.count + 1))
+        return scene.data_bands if alpha else tuple(range(1, scene.count + 1))
     out = []
     for b in bands:
         if isinstance(b, bool) or int(b) != b or not 1 <= int(b) <= scene.count:
             raise InputError(
                 f"{scene.path}: band {b} does not exist: bands are numbered 1..{scene.count} (1-based)"
+            )
+        if alpha and int(b) == scene.alpha:
+            raise ConfigError(
+                f"{scene.path}: band {b} is the alpha band, copied unchanged; leave it out of bands, or set "
+                "validity: ignore to filter it like data"
             )
         out.append(int(b))
     if len(set(out)) != len(out):
@@ -58,15 +65,20 @@ def resolve_bands(scene: SceneInfo, bands: Sequence[int] | None) -> tuple[int, .
     return tuple(out)
 
 
-def bind_steps(scene: SceneInfo, steps: Sequence[Step], nodata: float | None) -> tuple[BoundStep, ...]:
-    """Validate ``steps`` against ``scene`` and bind their masks to its grid."""
+def bind_steps(
+    scene: SceneInfo, steps: Sequence[Step], nodata: float | None, *, masked: bool = False
+) -> tuple[BoundStep, ...]:
+    """Validate ``steps`` against ``scene`` and bind their masks to its grid.
+
+    ``masked``: some pixels are invalid by an alpha band or a GDAL mask (as nodata).
+    """
     if not steps:
         raise ConfigError("a pipeline needs at least one step (a mask and a kernel)")
     context = MaskContext(scene.grid, scene.path, nodata)
     bound = []
     for step in steps:
         if isinstance(step, GroupStep):  # per-class kernels: see geomask.engine.task
-            bound.append(_bind_group(scene, step, nodata))
+            bound.append(_bind_group(scene, step, nodata, masked))
             continue
         check_mode(step.mode)
         kernel = prepare_kernel(step.kernel, step.op)
@@ -75,7 +87,7 @@ def bind_steps(scene: SceneInfo, steps: Sequence[Step], nodata: float | None) ->
             kernel.kind == "linear"
             and step.normalize
             and kernel.weight_sum <= 0
-            and (nodata is not None or step.support is not None)
+            and (nodata is not None or masked or step.support is not None)
         ):
             raise KernelError(
                 f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be "
@@ -84,13 +96,29 @@ def bind_steps(scene: SceneInfo, steps: Sequence[Step], nodata: float | None) ->
             )
         target = step.mask.bind(context) if step.mask is not None else FullMask()
         support = step.support.bind(context) if step.support is not None else None
-        bound.append(BoundStep(kernel, target, support, step.mode, float(step.cval), step.normalize))
+        if step.fill is not None:
+            _check_fill(kernel, step.fill)
+        bound.append(
+            BoundStep(kernel, target, support, step.mode, float(step.cval), step.normalize, step.fill)
+        )
     return tuple(bound)
 
 
-def _bind_group(scene: SceneInfo, step: GroupStep, nodata: float | None) -> BoundGroup:
+def _check_fill(kernel: Kernel, min_valid: int) -> None:
+    """Refuse a ``min_valid`` no pixel can reach, or a fill with a kernel that has no footprint."""
+    from geomask.fill import footprint_size
+
+    cells = footprint_size(kernel)
+    if isinstance(min_valid, bool) or not isinstance(min_valid, int) or not 1 <= min_valid <= cells:
+        raise ConfigError(
+            f"fill: min_valid must be a whole number from 1 to {cells} (the cells under kernel "
+            f"{kernel.name!r}'s footprint), got {min_valid!r}"
+        )
+
+
+def _bind_group(scene: SceneInfo, step: GroupStep, nodata: float | None, masked: bool) -> BoundGroup:
     """Bind every branch as a step of its own, and the envelope compute_window needs."""
-    branches = bind_steps(scene, step.branches(), nodata)
+    branches = bind_steps(scene, step.branches(), nodata, masked=masked)
     ry = max(b.kernel.halo[0] for b in branches)
     rx = max(b.kernel.halo[1] for b in branches)
     envelope = Kernel("kernels_by", np.zeros((2 * ry + 1, 2 * rx + 1)))
@@ -98,7 +126,7 @@ def _bind_group(scene: SceneInfo, step: GroupStep, nodata: float | None) -> Boun
 
     target = BoundAny(tuple(b.target for b in branches), scene.grid.shape)
     first = branches[0]
-    return BoundGroup(envelope, target, None, first.mode, first.cval, first.normalize, branches)
+    return BoundGroup(envelope, target, None, first.mode, first.cval, first.normalize, branches=branches)
 
 
 def step_mask(step: Step | GroupStep) -> MaskSource | None:

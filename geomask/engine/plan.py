@@ -8,6 +8,7 @@ window's result in window order, commit (or close without commit: nothing is lef
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -19,12 +20,13 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
+from geomask.dtypes import Conversion, conversion_problem, output_nodata
 from geomask.engine.bind import bind_steps, resolve_bands, resolve_nodata
 from geomask.engine.task import SceneJob, WindowResult
 from geomask.errors import ConfigError, OutputError, OutputExistsError, RunError
 from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.output.writer import OutputFile
-from geomask.spec import OutputSpec, RunOptions, SceneReport, Step
+from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity
 from geomask.windows import covers_whole_tiles, plan_windows
 
 __all__ = ["ScenePlan", "plan_scene", "worker_path"]
@@ -118,7 +120,7 @@ class ScenePlan:
         """Write one window's pixels (its changed tiles, with tile copy) and add its counts to the report."""
         window, data, tiles = result.window, result.data, result.tiles
         if data is not None and tiles is None:
-            self.writer.write(data, window)
+            self.writer.write(data, window, result.mask)
         elif data is not None and tiles is not None and self.job.copy_tile:
             t = self.job.copy_tile
             for tr, tc in zip(*np.nonzero(tiles), strict=True):
@@ -166,6 +168,7 @@ def plan_scene(
     bands: Sequence[int] | None = None,
     nodata: float | Literal["auto"] | None = "auto",
     options: RunOptions | None = None,
+    validity: Validity = "honour",
 ) -> ScenePlan:
     """Inspect ``input_path``, bind ``steps`` to its grid and plan its windows and writer.
 
@@ -183,28 +186,61 @@ def plan_scene(
         scene = inspect_scene(input_path)
     final = _check_output(scene, output)
     nd = resolve_nodata(scene, nodata)
-    band_list = resolve_bands(scene, bands)
-    bound = bind_steps(scene, steps, nd)
+    honour = validity == "honour"
+    alpha = scene.alpha if honour else None
+    dataset_mask = honour and scene.dataset_mask
+    band_list = resolve_bands(scene, bands, alpha=alpha is not None)
+    bound = bind_steps(scene, steps, nd, masked=alpha is not None or dataset_mask)
+    out_scene, convert, tags = _conversion(scene, output, nd)
     out_block = _output_block(scene, output.block_size)
     windows = _window_plan(scene, options, out_block)
     report = SceneReport(str(input_path), str(final), "done", windows_total=len(windows))
     writer = OutputFile(
         final,
-        scene,
+        out_scene,
         block_size=out_block,
         compress=output.compress,
         creation_options=output.creation_options,
-        tags=output.tags,
+        tags=tags,
         cog=output.format == "COG",
         overview_resampling=output.overview_resampling,
-        copy_tiles=options.copy_tiles,
+        # Copied tiles hold the input's dtype, and its mask band is not copied.
+        copy_tiles=options.copy_tiles and convert is None and not dataset_mask,
+        dataset_mask=dataset_mask,
     )
     tile = writer.copy_tile
     if tile and not all(covers_whole_tiles(w, (tile, tile), scene.grid.shape) for w in windows):
         writer.no_tile_copy()
         tile = None
-    job = SceneJob(scene, bound, band_list, nd, dict(options.gdal_options), tile)
+    step_nodata = nd if convert is None else convert.out_nodata
+    job = SceneJob(
+        scene, bound, band_list, step_nodata, dict(options.gdal_options), tile, convert, alpha, dataset_mask
+    )
     return ScenePlan(job, windows, writer, report, started)
+
+
+def _conversion(
+    scene: SceneInfo, output: OutputSpec, nodata: float | None
+) -> tuple[SceneInfo, Conversion | None, dict[str, str]]:
+    """The output's scene description, the window conversion (None: same dtype) and the tags.
+
+    Raises
+    ------
+    ConfigError
+        ``output.dtype`` cannot hold the scene's values and ``clip`` is off, or is not supported.
+    """
+    tags = dict(output.tags)
+    if output.dtype is None or np.dtype(output.dtype) == np.dtype(scene.dtype):
+        return scene, None, tags
+    target = np.dtype(output.dtype).name
+    problem = conversion_problem(scene.dtype, target, output.clip)
+    if problem is not None:
+        raise ConfigError(f"{scene.path} is {scene.dtype}: {problem}")
+    file_nodata = output_nodata(scene.nodata, scene.dtype, target)
+    convert = Conversion(target, nodata, output_nodata(nodata, scene.dtype, target))
+    tags["GEOMASK_DTYPE"] = f"{target} (from {scene.dtype}{', clipped' if output.clip else ''})"
+    tags["GEOMASK_NODATA"] = "none" if file_nodata is None else f"{file_nodata:g}"
+    return dataclasses.replace(scene, dtype=target, nodata=file_nodata), convert, tags
 
 
 def _output_block(scene: SceneInfo, block_size: int | None) -> int:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
+from geomask.dtypes import Conversion
 from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask
@@ -33,6 +34,7 @@ class BoundStep:
     mode: str
     cval: float
     normalize: bool
+    fill: int | None = None  # a fill step: min_valid (see geomask.fill)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,22 @@ class SceneJob:
     nodata: float | None
     gdal_options: Mapping[str, str] = field(default_factory=dict)
     copy_tile: int | None = None  # the writer copies unchanged tiles of this side from the input
+    convert: Conversion | None = None  # output.dtype: pixels converted when read (nodata: the output's)
+    alpha: int | None = None  # the alpha band: pixels whose alpha is 0 are invalid, like nodata
+    dataset_mask: bool = False  # the GDAL per-dataset mask: 0 is invalid; kept in the output
+
+
+@dataclass(frozen=True)
+class _Validity:
+    """Which read pixels are valid (alpha and GDAL mask not 0), at ``rows`` x ``cols`` of the scene."""
+
+    valid: NDArray[np.bool_]
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+
+    def at(self, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """The validity at ``rows`` x ``cols`` (sorted subsets of the read ones)."""
+        return self.valid[np.ix_(_positions(rows, self.rows), _positions(cols, self.cols))]
 
 
 @dataclass
@@ -61,6 +79,7 @@ class WindowResult:
     selected: int
     changed: int
     tiles: NDArray[np.bool_] | None = None
+    mask: NDArray[np.uint8] | None = None  # the GDAL per-dataset mask of the window, to write as is
 
 
 def _render(mask: BoundMask, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -113,14 +132,22 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
         if not any(t.any() for t in targets):
             data = read_indexed(ds, all_bands, rows[-1], cols[-1])
-            return WindowResult(window, data, False, selected, 0)
+            if job.convert is not None:
+                data = job.convert.apply(data)
+            mask = read_indexed(ds, [1], rows[-1], cols[-1], masks=True)[0] if job.dataset_mask else None
+            return WindowResult(window, data, False, selected, 0, mask=mask)
         # One read of every band (a pixel-interleaved file decodes them all anyway).
         read = read_indexed(ds, all_bands, rows[0], cols[0])
+        gdal_mask = read_indexed(ds, [1], rows[0], cols[0], masks=True)[0] if job.dataset_mask else None
     own_r = _positions(rows[-1], rows[0])
     own_c = _positions(cols[-1], cols[0])
+    validity = _validity(job, read, gdal_mask, rows[0], cols[0])
+    if job.convert is not None:  # the steps compute into the output dtype
+        read = job.convert.apply(read)
     values = read if len(job.bands) == scene.count else read[[b - 1 for b in job.bands]]
     for k, step in enumerate(job.steps):
-        values = _apply_any(step)(job, step, values, rows[k], cols[k], rows[k + 1], cols[k + 1], targets[k])
+        apply = _apply_any(step)
+        values = apply(job, step, values, rows[k], cols[k], rows[k + 1], cols[k + 1], targets[k], validity)
     if len(job.bands) == scene.count:
         result = values
     else:
@@ -129,7 +156,22 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     tile = job.copy_tile or max(h, w)  # counted per output tile when unchanged tiles are copied
     per_tile = changed_per_tile(read, result, (tile, tile), own_r, own_c)
     tiles = per_tile > 0 if job.copy_tile else None
-    return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles)
+    mask = None if gdal_mask is None else np.ascontiguousarray(gdal_mask[np.ix_(own_r, own_c)])
+    return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask)
+
+
+def _validity(
+    job: SceneJob,
+    read: NDArray[Any],
+    gdal_mask: NDArray[np.uint8] | None,
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+) -> _Validity | None:
+    """The pixels of ``read`` whose alpha and GDAL mask are not 0 (None: no alpha band, no mask)."""
+    valid = None if job.alpha is None else read[job.alpha - 1] != 0
+    if gdal_mask is not None:
+        valid = gdal_mask != 0 if valid is None else valid & (gdal_mask != 0)
+    return None if valid is None else _Validity(valid, rows, cols)
 
 
 def _apply_step(
@@ -141,20 +183,45 @@ def _apply_step(
     out_rows: NDArray[np.int64],
     out_cols: NDArray[np.int64],
     target: NDArray[np.bool_],
+    validity: _Validity | None = None,
 ) -> NDArray[Any]:
     """Apply one step: ``values`` at in_rows x in_cols -> result at out_rows x out_cols.
 
     No padded or float64 copy: the compiled loops read ``values`` in its dtype through
     per-tap index maps (:func:`geomask.convolve.tap_index`) that fold in the boundary mode
     and any gaps in the index sets (wrap, several steps), and visit only ``target`` pixels.
+    Pixels ``validity`` marks invalid (alpha or GDAL mask 0) are left out of the support (they
+    never contribute) and of the target (they never change), exactly as nodata pixels.
     """
     height, width = job.scene.grid.shape
     ry, rx = step.kernel.halo
     prow = tap_index(out_rows, ry, height, step.mode, in_rows)
     pcol = tap_index(out_cols, rx, width, step.mode, in_cols)
     support = _render(step.support, in_rows, in_cols) if step.support is not None else None
+    if validity is not None:
+        valid_in = validity.at(in_rows, in_cols)
+        support = valid_in if support is None else support & valid_in
+        target = target & validity.at(out_rows, out_cols)
     if step.mode == "leave":
         target = target & interior(out_rows, out_cols, (height, width), (ry, rx))
+    if step.fill is not None:  # only nodata pixels change: see geomask.fill
+        from geomask.fill import fill_nodata
+
+        out = np.ascontiguousarray(values[:, prow[:, ry]][:, :, pcol[:, rx]])
+        fill_nodata(
+            values,
+            prow,
+            pcol,
+            target,
+            step.kernel,
+            out,
+            min_valid=step.fill,
+            cval=step.cval,
+            nodata=job.nodata,
+            normalize=step.normalize,
+            support=support,
+        )
+        return out
     out, _ = filter_indexed(
         values,
         prow,
@@ -201,6 +268,7 @@ def _apply_group(
     out_rows: NDArray[np.int64],
     out_cols: NDArray[np.int64],
     target: NDArray[np.bool_],
+    validity: _Validity | None = None,
 ) -> NDArray[Any]:
     """Apply every branch of ``group`` to the same ``values`` and composite (later branches win)."""
     result = values[:, _positions(out_rows, in_rows)][:, :, _positions(out_cols, in_cols)]
@@ -209,7 +277,7 @@ def _apply_group(
     for branch in group.branches:
         region = _render(branch.target, out_rows, out_cols)
         if region.any():
-            out = _apply_step(job, branch, values, in_rows, in_cols, out_rows, out_cols, region)
+            out = _apply_step(job, branch, values, in_rows, in_cols, out_rows, out_cols, region, validity)
             result[:, region] = out[:, region]
     return result
 

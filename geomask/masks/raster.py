@@ -1,5 +1,8 @@
 """Class rasters (the output of a segmentation): pixels whose class is one of some values or in a range.
 
+Quality layers (bit flags, e.g. Landsat's QA_PIXEL) select pixels by bits instead: ``bits`` or
+``bitfield`` (see :mod:`geomask.masks.bits`), tested on the integer value looked up for each pixel.
+
 :class:`RasterSource` names a single-band (or chosen-band) class raster. It may lie on any grid: another
 CRS, resolution, extent or alignment than the scene's. :class:`BoundRasterMask` resamples it to the scene's
 grid with nearest neighbour, window by window, without ever reading the whole class raster.
@@ -45,6 +48,7 @@ from geomask.grid import Grid
 from geomask.io import open_scene
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.masks.bits import BitSelection
 from geomask.messages import crs_name, plain
 
 __all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "RasterSource"]
@@ -55,7 +59,7 @@ MAX_READ_PIXELS = 1 << 22
 
 @dataclass(frozen=True)
 class RasterSource(MaskSource):
-    """Pixels whose class in a class raster is one of ``values`` or within ``range``.
+    """Pixels whose class in a class raster is one of ``values`` or within ``range``, or whose bits match.
 
     Parameters
     ----------
@@ -64,16 +68,22 @@ class RasterSource(MaskSource):
     values : sequence of numbers or None
         Class values that are selected.
     range : (lo, hi) or None
-        Selects classes ``lo <= value <= hi`` (both inclusive). Exactly one of ``values`` and ``range``
-        must be given.
+        Selects classes ``lo <= value <= hi`` (both inclusive).
+    bits : sequence of int or None
+        Selects pixels with any of these bits set (0 = least significant); integer rasters only.
+    bitfield : (start, length, values) or None
+        Selects pixels whose ``length``-bit field from bit ``start`` is one of ``values`` (see
+        :class:`~geomask.masks.bits.BitSelection`). Exactly one of ``values``, ``range``, ``bits``
+        and ``bitfield`` must be given.
     band : int
         1-based band of the class raster holding the classes.
 
     Raises
     ------
     MaskError
-        On construction: neither or both of ``values`` and ``range``, an empty ``values``, a ``range`` that
-        is not two numbers ``lo <= hi``, or a band below 1.
+        On construction: not exactly one selection, an empty ``values``, a ``range`` that is not two
+        numbers ``lo <= hi``, bits outside 0..63, or a band below 1. On :meth:`bind`: bits on a float
+        raster or beyond its dtype's width.
 
     Notes
     -----
@@ -87,14 +97,24 @@ class RasterSource(MaskSource):
     values: Sequence[float] | None = None
     range: tuple[float, float] | None = None
     band: int = 1
+    bits: Sequence[int] | None = None
+    bitfield: tuple[int, int, Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         name = _name(self.path)
-        if (self.values is None) == (self.range is None):
+        given = [self.values, self.range, self.bits, self.bitfield]
+        if sum(item is not None for item in given) != 1:
             raise MaskError(
-                f"class raster {name}: give exactly one of values: [..] (class values to select) or "
-                f"range: [lo, hi]"
+                f"class raster {name}: give exactly one of values: [..] (class values to select), "
+                f"range: [lo, hi], bits: [..] (bit flags) or bitfield: {{start, length, values}}"
             )
+        if self.bits is not None or self.bitfield is not None:
+            try:
+                selection = BitSelection(self.bits, self.bitfield)  # type: ignore[arg-type]
+            except MaskError as e:
+                raise MaskError(f"class raster {name}: {e}") from e
+            object.__setattr__(self, "bits", selection.bits)
+            object.__setattr__(self, "bitfield", selection.bitfield)
         if self.values is not None:
             try:
                 values = tuple(float(value) for value in self.values)
@@ -122,11 +142,20 @@ class RasterSource(MaskSource):
         """``raster(NAME, values=[..])`` or ``raster(NAME, range=[lo, hi])`` (reads nothing)."""
         if self.values is not None:
             selection = "values=[" + ", ".join(f"{value:g}" for value in self.values) + "]"
+        elif self.bit_selection is not None:
+            selection = self.bit_selection.describe()
         else:
             lo, hi = self.range or (0.0, 0.0)
             selection = f"range=[{lo:g}, {hi:g}]"
         band = f", band={self.band}" if self.band != 1 else ""
         return f"raster({_name(self.path)}, {selection}{band})"
+
+    @property
+    def bit_selection(self) -> BitSelection | None:
+        """The bit selection, or None for a class (values/range) selection."""
+        if self.bits is None and self.bitfield is None:
+            return None
+        return BitSelection(self.bits, self.bitfield)  # type: ignore[arg-type]
 
     def bind(self, context: MaskContext) -> BoundRasterMask:
         """Read the class raster's header and check it can be placed on the scene's grid.
@@ -134,8 +163,9 @@ class RasterSource(MaskSource):
         Raises
         ------
         MaskError
-            The file is missing or not a readable GeoTIFF, ``band`` exceeds its band count, or one of the
-            class raster and the scene has a CRS and the other none.
+            The file is missing or not a readable GeoTIFF, ``band`` exceeds its band count, bits are
+            asked of a float band or beyond its width, or one of the class raster and the scene has a
+            CRS and the other none.
         """
         # Absolute, so dask workers with another working directory open the same file.
         text = str(self.path)
@@ -151,6 +181,10 @@ class RasterSource(MaskSource):
                 f"class raster {path} has {count} band{'' if count == 1 else 's'}, so band: {self.band} "
                 f"does not exist; use 1..{count}"
             )
+        bits = self.bit_selection
+        problem = None if bits is None else bits.dtype_problem(dtypes[self.band - 1])
+        if problem is not None:
+            raise MaskError(f"class raster {path}: {problem}")
         grid = context.grid
         if crs is None and grid.crs is not None:
             raise MaskError(
@@ -170,6 +204,7 @@ class RasterSource(MaskSource):
             nodata=effective_nodata(nodata, dtypes[self.band - 1]),
             values=None if self.values is None else tuple(self.values),
             range=self.range,
+            bits=bits,
         )
         if mask.is_empty:
             warnings.warn(
@@ -194,8 +229,9 @@ class BoundRasterMask(BoundMask):
         The class raster's grid and the scene's (both with a CRS or neither).
     nodata : float or None
         The class raster's nodata in its dtype (never selected).
-    values, range
-        The selection, as for :class:`RasterSource` (exactly one given).
+    values, range, bits
+        The selection, as for :class:`RasterSource` (exactly one given; ``bits`` a
+        :class:`~geomask.masks.bits.BitSelection`).
     max_read_pixels : int
         Largest class-raster block read at once (tests use small values).
 
@@ -218,10 +254,11 @@ class BoundRasterMask(BoundMask):
         nodata: float | None,
         values: tuple[float, ...] | None = None,
         range: tuple[float, float] | None = None,
+        bits: BitSelection | None = None,
         max_read_pixels: int = MAX_READ_PIXELS,
     ) -> None:
-        if (values is None) == (range is None):
-            raise MaskError(f"class raster {path}: give exactly one of values or range")
+        if sum(item is not None for item in (values, range, bits)) != 1:
+            raise MaskError(f"class raster {path}: give exactly one of values, range or bits")
         self.path = path
         self.band = band
         self.source_grid = source_grid
@@ -229,6 +266,7 @@ class BoundRasterMask(BoundMask):
         self.nodata = nodata
         self.values = values
         self.range = range
+        self.bits = bits
         self.max_read_pixels = max(1, int(max_read_pixels))
         self.reprojects = source_grid.crs is not None and not CRS.from_user_input(source_grid.crs).equals(
             CRS.from_user_input(target_grid.crs)
@@ -345,6 +383,8 @@ class BoundRasterMask(BoundMask):
         classes[rs, cs][here] = block[r - r_lo, c - c_lo]
 
     def _select(self, classes: NDArray[Any]) -> NDArray[np.bool_]:
+        if self.bits is not None:
+            return self.bits.select(classes)
         if self.values is not None:
             return np.isin(classes, np.asarray(self.values, dtype=np.float64))
         lo, hi = self.range or (0.0, 0.0)

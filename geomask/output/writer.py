@@ -41,7 +41,8 @@ class OutputFile:
 
     Use as a context manager; :meth:`commit` checks the file and renames it into place.
     Leaving the block without commit (an error, Ctrl-C) removes the temporary file, so
-    nothing is ever left at the final path.
+    nothing is ever left at the final path. With ``dataset_mask``, the output gets an internal
+    GDAL mask band (``GDAL_TIFF_INTERNAL_MASK``), written with each window's pixels.
 
     Tile copy: when the input is a local tiled GeoTIFF whose tiles decode as the output's will
     (same codec, predictor, tile size, interleave: :func:`geomask.tiffraw.profile_matches`),
@@ -62,6 +63,7 @@ class OutputFile:
         cog: bool = False,
         overview_resampling: str = "average",
         copy_tiles: bool = True,
+        dataset_mask: bool = False,
     ) -> None:
         self.final = final
         self.scene = scene
@@ -74,6 +76,7 @@ class OutputFile:
             scene, block_size=block_size, compress=compress, creation_options=self.creation_options, cog=cog
         )
         self.tags = dict(tags)
+        self.dataset_mask = dataset_mask
         self._ds: rasterio.io.DatasetWriter | None = None
         self._committed = False
         layout = matching_layout(scene, self.profile) if copy_tiles else None
@@ -114,14 +117,18 @@ class OutputFile:
         copy_metadata(self._ds, self.scene)
         return self
 
-    def write(self, data: NDArray[Any], window: Window) -> None:
-        """Write all bands of ``window`` (``data`` is (count, h, w) of the scene dtype)."""
+    def write(self, data: NDArray[Any], window: Window, mask: NDArray[Any] | None = None) -> None:
+        """Write all bands of ``window`` (``data`` is (count, h, w) of the scene dtype) and, with
+        ``dataset_mask``, its GDAL mask (``mask``: (h, w) uint8, 0 invalid, 255 valid)."""
         if self._ds is None:
             raise RunError(f"{self.final}: OutputFile used outside its with-block")
         if self._tiles is not None:
             self._tiles.mark(window)
         try:
             self._ds.write(data, window=window)
+            if self.dataset_mask and mask is not None:
+                with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                    self._ds.write_mask(mask, window=window)
         except (RasterioError, OSError) as e:
             raise self._failed(f"writing window {window}", e, data.nbytes) from e
 
