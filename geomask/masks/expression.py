@@ -8,13 +8,15 @@ The text is parsed with :func:`ast.parse` and checked node by node against a whi
 is read; it is evaluated by walking that checked tree with numpy, never with ``eval``/``compile``. Only
 these nodes are accepted:
 
-* numbers (``0.4``, ``2``, ``1e3``) and band names ``b1``, ``b2`` ... (1-based band indices);
+* numbers (``0.4``, ``2``, ``1e3``) and bands: ``b1``, ``b2`` ... (1-based band indices of a single-file
+  scene) or, for a product (``input: {bands: ...}`` or a STAC item), its band and asset names
+  (``(nir - red) / (nir + red) > 0.3``: :mod:`geomask.masks.assets`);
 * arithmetic ``+ - * / **`` and unary ``-``/``+`` on numbers;
 * comparisons ``< <= > >= == !=`` (chains like ``0 < b1 < 10`` too), which give conditions;
 * ``&`` (and), ``|`` (or) and ``~`` (not) on conditions;
 * calls of ``abs``, ``sqrt``, ``log`` (one argument) and ``minimum``, ``maximum`` (two), on numbers.
 
-Anything else (attribute access, subscripts, other names or calls, lambdas, strings, ``and``/``or``/
+Anything else (attribute access, subscripts, other calls, lambdas, strings, ``and``/``or``/
 ``not``, keyword arguments ...) is a :class:`~geomask.errors.ConfigError` naming the offending part. The
 checker also types the tree: arithmetic needs numbers, ``&``/``|``/``~`` need conditions, and the whole
 expression must be a condition, so ``b1 > 0 & b2 > 0`` (which Python reads as ``b1 > (0 & b2) > 0``) is
@@ -86,7 +88,8 @@ _SYMBOLS: dict[type[ast.AST], str] = {
 }
 _BAND = re.compile(r"b([1-9][0-9]*)")
 _HELP = (
-    "expressions may use b1, b2 ... (bands), numbers, + - * / **, < <= > >= == !=, & | ~, parentheses "
+    "expressions may use b1, b2 ... (bands; or band names for a product input), numbers, "
+    "+ - * / **, < <= > >= == !=, & | ~, parentheses "
     "and abs, sqrt, log, minimum, maximum"
 )
 
@@ -136,7 +139,7 @@ class ExpressionSource(MaskSource):
         InputError
             The scene cannot be opened.
         """
-        tree, bands = _check(self.expression)
+        tree, bands, names = _check(self.expression)
         if context.scene_path is None:
             raise MaskError(
                 f"expression {self.expression!r} reads the scene's bands, but no scene path was given "
@@ -144,6 +147,12 @@ class ExpressionSource(MaskSource):
             )
         with open_scene(context.scene_path) as ds:
             count, dtype = ds.count, ds.dtypes[0]
+        if names:
+            raise ConfigError(
+                f"expression {self.expression!r} uses {', '.join(sorted(names))}, but scene "
+                f"{context.scene_path} is a single file whose bands are b1..b{count}: use those, or name "
+                "band files with input: {bands: {NAME: FILE, ...}}"
+            )
         missing = sorted(band for band in bands if band > count)
         if missing:
             names = ", ".join(f"b{band}" for band in missing)
@@ -191,7 +200,17 @@ class BoundExpressionMask(BoundMask):
 
     def render(self, window: Window) -> NDArray[np.bool_]:
         row0, col0, height, width = check_window(window, self.grid.shape, repr(self.expression))
-        values: dict[int, NDArray[np.float64]] = {}
+        values, valid = self._values(row0, col0, height, width)
+        finite = np.ones((height, width), dtype=bool)
+        with np.errstate(all="ignore"):
+            result = _evaluate(self.tree.body, values, finite)
+        return np.ascontiguousarray(np.broadcast_to(result, (height, width)) & finite & valid)
+
+    def _values(
+        self, row0: int, col0: int, height: int, width: int
+    ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.bool_]]:
+        """Each referenced band of the window in float64, by name (``b3``), and where all are valid."""
+        values: dict[str, NDArray[np.float64]] = {}
         valid = np.ones((height, width), dtype=bool)
         if self.bands and height and width:
             rows = np.arange(row0, row0 + height, dtype=np.int64)
@@ -202,15 +221,16 @@ class BoundExpressionMask(BoundMask):
                 ok = valid_pixels(array, self.nodata)
                 if ok is not None:
                     valid &= ok
-                values[band] = array.astype(np.float64)
-        finite = np.ones((height, width), dtype=bool)
-        with np.errstate(all="ignore"):
-            result = _evaluate(self.tree.body, values, finite)
-        return np.ascontiguousarray(np.broadcast_to(result, (height, width)) & finite & valid)
+                values[f"b{band}"] = array.astype(np.float64)
+        return values, valid
 
 
-def _check(expression: object) -> tuple[ast.Expression, frozenset[int]]:
-    """The parsed, whitelisted and typed expression, and the bands it uses; ConfigError otherwise."""
+def _check(expression: object) -> tuple[ast.Expression, frozenset[int], frozenset[str]]:
+    """The parsed, whitelisted and typed expression, the bands ``bK`` it uses and its other names.
+
+    ConfigError when it is not a valid condition. Names other than ``b1``, ``b2`` ... are band names
+    of a product (resolved against it when the mask is bound).
+    """
     if not isinstance(expression, str):
         raise ConfigError(f"expression must be a string such as 'b1 > 0.4', got {expression!r}")
     if not expression.strip():
@@ -224,15 +244,16 @@ def _check(expression: object) -> tuple[ast.Expression, frozenset[int]]:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         raise ConfigError(f"expression {expression!r} is not valid syntax ({e}); {_HELP}") from e
     bands: set[int] = set()
+    names: set[str] = set()
     try:
-        kind = _kind(tree.body, expression, bands)
+        kind = _kind(tree.body, expression, bands, names)
     except RecursionError as e:
         raise ConfigError(f"expression {expression!r} is nested too deeply") from e
     if kind != "condition":
         raise ConfigError(
             f"expression {expression!r} gives numbers, not a condition: compare it, e.g. '{expression} > 0.4'"
         )
-    return tree, frozenset(bands)
+    return tree, frozenset(bands), frozenset(names)
 
 
 def _refuse(node: ast.AST, expression: str, what: str) -> ConfigError:
@@ -241,7 +262,7 @@ def _refuse(node: ast.AST, expression: str, what: str) -> ConfigError:
     return ConfigError(f"expression {expression!r}: {what}{where} is not allowed; {_HELP}")
 
 
-def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
+def _kind(node: ast.AST, expression: str, bands: set[int], names: set[str]) -> Kind:
     """Check ``node`` against the whitelist; its kind: a number (array) or a condition (bool array)."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -253,13 +274,16 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
         return "number"
     if isinstance(node, ast.Name):
         match = _BAND.fullmatch(node.id)
+        if node.id in FUNCTIONS:
+            raise _refuse(node, expression, f"the function {node.id!r} without a call")
         if match is None:
-            raise _refuse(node, expression, f"the name {node.id!r} (bands are b1, b2 ...)")
-        bands.add(int(match.group(1)))
+            names.add(node.id)
+        else:
+            bands.add(int(match.group(1)))
         return "number"
     if isinstance(node, ast.BinOp):
         op = type(node.op)
-        left, right = _kind(node.left, expression, bands), _kind(node.right, expression, bands)
+        left, right = _kind(node.left, expression, bands, names), _kind(node.right, expression, bands, names)
         if op in _ARITHMETIC:
             if left != "number" or right != "number":
                 raise ConfigError(
@@ -276,7 +300,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
             return "condition"
         raise _refuse(node, expression, f"the operator {type(node.op).__name__}")
     if isinstance(node, ast.UnaryOp):
-        operand = _kind(node.operand, expression, bands)
+        operand = _kind(node.operand, expression, bands, names)
         if isinstance(node.op, (ast.USub, ast.UAdd)) and operand == "number":
             return "number"
         if isinstance(node.op, ast.Invert) and operand == "condition":
@@ -290,7 +314,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
         )
     if isinstance(node, ast.Compare):
         for operand in (node.left, *node.comparators):
-            if _kind(operand, expression, bands) != "number":
+            if _kind(operand, expression, bands, names) != "number":
                 raise ConfigError(
                     f"expression {expression!r}: the comparison at column {node.col_offset + 1} compares "
                     "conditions; compare numbers, and combine conditions with & | in parentheses"
@@ -311,7 +335,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
                 f"argument{'s' if arity > 1 else ''}, got {len(node.args)}"
             )
         for arg in node.args:
-            if _kind(arg, expression, bands) != "number":
+            if _kind(arg, expression, bands, names) != "number":
                 raise ConfigError(f"expression {expression!r}: {node.func.id} needs numbers, not conditions")
         return "number"
     if isinstance(node, ast.BoolOp):
@@ -320,12 +344,12 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
     raise _refuse(node, expression, f"{type(node).__name__} {ast.unparse(node)!r}")
 
 
-def _evaluate(node: ast.AST, bands: dict[int, NDArray[np.float64]], finite: NDArray[np.bool_]) -> Any:
+def _evaluate(node: ast.AST, bands: dict[str, NDArray[np.float64]], finite: NDArray[np.bool_]) -> Any:
     """The value of a checked node; clears ``finite`` where a number is not finite."""
     if isinstance(node, ast.Constant):
         return _numeric(np.float64(node.value), finite)
     if isinstance(node, ast.Name):
-        return _numeric(bands[int(node.id[1:])], finite)
+        return _numeric(bands[node.id], finite)
     if isinstance(node, ast.BinOp):
         left, right = _evaluate(node.left, bands, finite), _evaluate(node.right, bands, finite)
         op = type(node.op)
