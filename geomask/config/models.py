@@ -45,6 +45,16 @@ from geomask import kernels
 from geomask.capacity import MAX_WORKERS
 from geomask.config._report import placeholder_hint, show
 from geomask.config.files import Source
+from geomask.config.inputs import (
+    AssetRef,
+    BandName,
+    BandsInput,
+    band_scenes,
+    input_form,
+    input_problems,
+    is_product_input,
+    raster_form,
+)
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError, InputError, KernelError
 from geomask.messages import did_you_mean
@@ -324,8 +334,13 @@ class RasterMask(_MaskBase):
     """Pixels whose class in a class raster (a segmentation) is one of ``values`` or in ``range``."""
 
     form: ClassVar[str] = "raster"
-    raster: Annotated[FilePath, Source("class raster")] = Field(
-        description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest neighbour)"
+    raster: Annotated[
+        Annotated[FilePath, Tag("path")] | Annotated[AssetRef, Tag("asset")],
+        Discriminator(raster_form),
+        Source("class raster"),
+    ] = Field(
+        description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest "
+        "neighbour); or {asset: NAME}, an asset of the product input"
     )
     values: list[Finite] | None = Field(None, min_length=1, description="class values to select, e.g. [1, 3]")
     range: list[Finite] | None = Field(
@@ -345,6 +360,9 @@ class RasterMask(_MaskBase):
         """The :class:`~geomask.masks.RasterSource` of this section (``values`` replaces its selection)."""
         from geomask.masks.raster import RasterSource
 
+        if isinstance(self.raster, AssetRef):
+            rng = None if values is not None or self.range is None else (self.range[0], self.range[1])
+            return self.raster.to_source(values if values is not None else self.values, rng, self.band)
         if values is not None:
             return RasterSource(self.raster, values=values, band=self.band)
         rng = None if self.range is None else (self.range[0], self.range[1])
@@ -935,7 +953,8 @@ class OutputConfig(_Strict):
     """Where and how the result is written."""
 
     path: FilePath = Field(
-        description="output GeoTIFF; with several inputs a template using {stem}, {name} or {parent}"
+        description="output GeoTIFF; with several inputs a template using {stem}, {name} or {parent} "
+        "(and {asset}, {id} for a product input)"
     )
     format: Literal["GTiff", "COG"] = Field("GTiff", description="GTiff (tiled GeoTIFF) or COG")
     compress: Annotated[Compress, BeforeValidator(_lower)] = Field("deflate", description="compression codec")
@@ -999,9 +1018,18 @@ class Pipeline(_Strict):
     ``support``) at the top level, or ``steps:`` with a list of them, not both.
     """
 
-    input: InputPaths = Field(description="GeoTIFF scene(s): a path, a glob or a list, relative to this file")
-    bands: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, min_length=1, description="1-based bands to filter (default all); others are copied unchanged"
+    input: Annotated[
+        Annotated[InputPaths, Tag("paths")] | Annotated[BandsInput, Tag("bands")],
+        Discriminator(input_form),
+    ] = Field(
+        description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or band files of "
+        "one product, {bands: {NAME: FILE, ...}}"
+    )
+    bands: list[Annotated[int, Field(ge=1)]] | list[BandName] | None = Field(
+        None,
+        min_length=1,
+        description="1-based bands to filter (default all); others are copied unchanged. For a product "
+        "input: band names",
     )
     nodata: Nodata = Field(
         "auto",
@@ -1028,6 +1056,7 @@ class Pipeline(_Strict):
         problems = shape_problems({k: getattr(self, k) for k in self.model_fields_set})
         if self.steps is None:
             problems += kernels_by_problems(self.mask, self.kernel, self.kernels_by, present=False)
+        problems += input_problems(self)
         if problems:
             raise problems[0]
         return self
@@ -1113,8 +1142,10 @@ class Pipeline(_Strict):
         ConfigError
             Two inputs map to the same output, or an output would replace its input.
         """
+        if is_product_input(self.input):  # one output per band of each product
+            return [(scene.input, scene.output) for scene in band_scenes(self)]
         inputs: list[Path] = []
-        for pattern in self.input:
+        for pattern in self.input:  # type: ignore[union-attr]
             if not is_url(pattern) and glob.has_magic(pattern):
                 matches = sorted(glob.glob(pattern))
                 if not matches:

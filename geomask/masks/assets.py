@@ -20,7 +20,6 @@ value never depends on the window and the tiled result equals the whole-array on
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +35,10 @@ from geomask.io import open_scene
 from geomask.masks.base import MaskContext, MaskSource
 from geomask.masks.expression import BoundExpressionMask, ExpressionSource, _check
 from geomask.masks.raster import NearestSampler, RasterSource
-from geomask.messages import crs_name
+from geomask.messages import crs_name, did_you_mean
 from geomask.product import Asset, Product
 
-__all__ = ["AssetSource", "BoundNamedExpressionMask", "Layer", "NamedExpressionSource", "for_band", "names"]
+__all__ = ["AssetSource", "BoundNamedExpressionMask", "Layer", "NamedExpressionSource", "for_band"]
 
 
 @dataclass(frozen=True)
@@ -205,24 +204,14 @@ class BoundNamedExpressionMask(BoundExpressionMask):
         return values, valid
 
 
-def names(product: Product) -> list[str]:
-    """Every name that resolves in ``product``: band and asset keys, then common names."""
-    found = dict.fromkeys([*product.bands, *product.assets])
-    for asset in (*product.bands.values(), *product.assets.values()):
-        if asset.common_name:
-            found.setdefault(asset.common_name)
-    return list(found)
-
-
 def _asset(product: Product, name: str, what: str) -> Asset:
     try:
         return product.asset(name)
     except KeyError:
-        known = names(product)
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        known = product.names()
         raise ConfigError(
-            f"{what}: product {product.id} has no band or asset {name!r}; {hint}it has {', '.join(known)}"
+            f"{what}: product {product.id} has no band or asset {name!r} (it has {', '.join(known)})."
+            f"{did_you_mean(name, known)}"
         ) from None
 
 
