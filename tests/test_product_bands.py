@@ -33,7 +33,7 @@ CLOUDS = [8, 9]
 
 
 def make_product(folder: Path, *, swir_crs: str = CRS, size: int = 64, block: int = 16) -> dict[str, Path]:
-    """red, nir (10 m, size x size, uint16, nodata 0), swir16 and SCL (20 m, half the size, float32, uint8)."""
+    """red, nir (10 m, size x size, uint16, nodata 0); swir16, SCL (20 m, half the size, float32, uint8)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     half = size // 2
@@ -189,7 +189,7 @@ def test_bad_band_file_writes_nothing(tmp_path: Path) -> None:
     files = make_product(tmp_path / "S2")
     files["swir16"].write_text("not a tiff")
     pipeline = write_pipeline(tmp_path, files)
-    with pytest.raises(InputError, match="B11.tif"):
+    with pytest.raises(InputError, match=r"B11\.tif"):
         run_pipeline(pipeline)
     assert not (tmp_path / "out").exists()
 
