@@ -37,6 +37,8 @@ __all__ = [
     "BandName",
     "BandScene",
     "BandsInput",
+    "band_form",
+    "band_problems",
     "band_scenes",
     "input_form",
     "input_problems",
@@ -124,6 +126,11 @@ class AssetRef(BaseModel):
 def input_form(value: object) -> str:
     """The tag of an ``input:`` value: ``bands`` for a mapping (band files), else ``paths``."""
     return "bands" if isinstance(value, (Mapping, BandsInput)) else "paths"
+
+
+def band_form(value: object) -> str:
+    """The tag of one entry of ``bands:``: ``name`` for text (a product's band) but digits, else ``number``."""
+    return "name" if isinstance(value, str) and not value.strip().isdigit() else "number"
 
 
 def raster_form(value: object) -> str:
@@ -275,3 +282,42 @@ def band_scenes(pipeline: Any, found: Sequence[Product] | None = None) -> list[B
             seen[out] = label
             scenes.append(BandScene(product, name, asset, out))  # type: ignore[arg-type]
     return scenes
+
+
+def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """What ``geomask validate`` reports about a product input, as (key, message) pairs.
+
+    Every band or asset file that exists must open as a GeoTIFF (its header only); every band or
+    asset name the masks use must be one the product has (:func:`geomask.masks.assets.for_band`).
+    Missing files are reported by :func:`geomask.config.file_problems`.
+    """
+    from geomask.errors import GeomaskError
+    from geomask.io import inspect_scene
+    from geomask.masks.assets import for_band
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    try:
+        found = products(pipeline)
+    except GeomaskError as e:
+        return [(("input",), str(e))]
+    keyed = pipeline.input.bands if isinstance(pipeline.input, BandsInput) else {}
+    for product in found:
+        for name, asset in {**product.bands, **product.assets}.items():
+            key: tuple[str | int, ...] = ("input", "bands", name) if name in keyed else ("input",)
+            if is_url(asset.href) or not os.path.exists(asset.href):
+                continue
+            try:
+                inspect_scene(asset.href)
+            except GeomaskError as e:
+                problems.append((key, str(e)))
+        prefixes = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
+        for prefix, config in zip(prefixes, pipeline.step_configs(), strict=True):
+            for field in ("mask", "support"):
+                section = getattr(config, field)
+                if section is None or isinstance(section, str):
+                    continue
+                try:
+                    for_band([section.to_source()], product, pipeline.nodata)
+                except GeomaskError as e:
+                    problems.append(((*prefix, field), str(e)))
+    return problems

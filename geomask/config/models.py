@@ -49,6 +49,7 @@ from geomask.config.inputs import (
     AssetRef,
     BandName,
     BandsInput,
+    band_form,
     band_scenes,
     input_form,
     input_problems,
@@ -1025,7 +1026,15 @@ class Pipeline(_Strict):
         description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or band files of "
         "one product, {bands: {NAME: FILE, ...}}"
     )
-    bands: list[Annotated[int, Field(ge=1)]] | list[BandName] | None = Field(
+    bands: (
+        list[
+            Annotated[
+                Annotated[int, Field(ge=1), Tag("number")] | Annotated[BandName, Tag("name")],
+                Discriminator(band_form),
+            ]
+        ]
+        | None
+    ) = Field(
         None,
         min_length=1,
         description="1-based bands to filter (default all); others are copied unchanged. For a product "

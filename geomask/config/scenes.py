@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from geomask.config.inputs import band_problems, is_product_input
 from geomask.config.models import (
     AllMask,
     AnyMask,
@@ -85,6 +86,10 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         return problems
     prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
     steps = list(zip(prefixes, pipeline.step_configs(), strict=True))
+    product = is_product_input(pipeline.input)
+    if product:  # band files: their headers and the names the masks use
+        for key, message in band_problems(pipeline):
+            add(key, message)
     for scene, _ in pairs[:MAX_SCENES]:
         if "://" in str(scene) or not Path(scene).is_file():
             continue
@@ -94,8 +99,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             continue
         if blocks is not None:
             add(("input",), f"{scene}: {blocks}")
-        for band in pipeline.bands or []:
-            if band > count:
+        for band in [] if product else pipeline.bands or []:
+            if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
         if isinstance(pipeline.nodata, float):
             problem = nodata_problem(pipeline.nodata, dtype)
@@ -106,7 +111,14 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 for key, section in _sections(getattr(step, name), (*prefix, name)):
                     bands: list[int] = []
                     if isinstance(section, ExpressionMask):
-                        key, bands = (*key, "expression"), sorted(expression_bands(section.expression)[1])
+                        _, numbers, names = expression_bands(section.expression)
+                        key, bands = (*key, "expression"), [] if product else sorted(numbers)
+                        if names and not product:
+                            add(
+                                key,
+                                f"{', '.join(sorted(names))}: {scene} is a single file whose bands are "
+                                f"b1..b{count}; band names need input: {{bands: {{NAME: FILE, ...}}}}",
+                            )
                     elif isinstance(section, KMeansMask):
                         key, bands = (*key, "kmeans", "bands"), list(section.kmeans.bands or [])
                     missing = [f"b{b}" if key[-1] == "expression" else str(b) for b in bands if b > count]
