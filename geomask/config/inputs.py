@@ -129,7 +129,10 @@ def input_form(value: object) -> str:
 
 
 def band_form(value: object) -> str:
-    """The tag of one entry of ``bands:``: ``name`` for text (a product's band) but digits, else ``number``."""
+    """The tag of one entry of ``bands:``: ``name`` for text (a product's band), else ``number``.
+
+    Quoted digits (``'1'``) are a number, so the message says to remove the quotes.
+    """
     return "name" if isinstance(value, str) and not value.strip().isdigit() else "number"
 
 
