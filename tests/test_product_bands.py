@@ -8,7 +8,6 @@ computed in numpy by sampling the other bands at the band's pixel centres (neare
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +102,21 @@ def sample(path: Path, transform: Any, crs: Any, shape: tuple[int, int]) -> tupl
 def oracle(files: dict[str, Path], band: str) -> np.ndarray:
     """The whole-array result for one band: the product mask on its grid, then masked_convolve."""
     data, transform, crs, _, nodata = read(files[band])
-    red, ok_red = sample(files["red"], transform, crs, data.shape)
-    nir, ok_nir = sample(files["nir"], transform, crs, data.shape)
-    scl, ok_scl = sample(files["SCL"], transform, crs, data.shape)
+    mask = oracle_mask(files, transform, crs, data.shape)
+    return masked_convolve(data, get("gaussian", sigma=1.0), mask, nodata=nodata)
+
+
+def oracle_mask(files: dict[str, Path], transform: Any, crs: Any, shape: tuple[int, int]) -> np.ndarray:
+    """NDVI > 0.3 and not cloud, on a band's grid: every layer sampled at its pixel centres."""
+    red, ok_red = sample(files["red"], transform, crs, shape)
+    nir, ok_nir = sample(files["nir"], transform, crs, shape)
+    scl, ok_scl = sample(files["SCL"], transform, crs, shape)
     red, nir = red.astype(np.float64), nir.astype(np.float64)
     with np.errstate(all="ignore"):
         ndvi = (nir - red) / (nir + red)
         selected = (ndvi > 0.3) & np.isfinite(ndvi) & ok_red & ok_nir
     clouds = np.isin(scl, CLOUDS) & ok_scl
-    mask = selected & ~clouds
-    return masked_convolve(data, get("gaussian", sigma=1.0), mask, nodata=nodata)
+    return selected & ~clouds
 
 
 @pytest.mark.parametrize("window", [16, 48, 1024])
@@ -201,5 +205,43 @@ def test_template_collision_is_refused(tmp_path: Path) -> None:
         load_pipeline(pipeline).scenes()
 
 
-def test_report_json_is_plain(tmp_path: Path) -> None:  # placeholder for CLI tests below
-    assert json.dumps({}) == "{}"
+def test_map_units_give_the_same_ground_size_on_every_grid(tmp_path: Path) -> None:
+    """sigma: 20 m is 2 pixels on the 10 m bands and 1 pixel on the 20 m band."""
+    files = make_product(tmp_path / "S2")
+    pipeline = write_pipeline(tmp_path, files, kernel={"name": "gaussian", "sigma": "20 m"})
+    reports = run_pipeline(pipeline, options=RunOptions(scheduler="synchronous", window_size=16))
+    assert [r.notes for r in reports] == [["gaussian sigma 20 m = 2 px"]] * 2 + [
+        ["gaussian sigma 20 m = 1 px"]
+    ]
+    for band, sigma in (("red", 2.0), ("swir16", 1.0)):
+        data, transform, crs, _, nodata = read(files[band])
+        mask_only = oracle_mask(files, transform, crs, data.shape)
+        expected = masked_convolve(data, get("gaussian", sigma=sigma), mask_only, nodata=nodata)
+        assert np.array_equal(read(tmp_path / "out" / "S2" / f"{band}.tif")[0], expected), band
+
+
+def test_continue_on_error_goes_on_with_the_next_band(tmp_path: Path) -> None:
+    files = make_product(tmp_path / "S2")
+    files["swir16"].write_text("plain text")
+    pipeline = write_pipeline(tmp_path, files)
+    reports = run_pipeline(pipeline, options=RunOptions(scheduler="synchronous"), continue_on_error=True)
+    assert [r.status for r in reports] == ["done", "done", "failed"]
+    assert "B11.tif" in (reports[2].error or "")
+    assert not (tmp_path / "out" / "S2" / "swir16.tif").exists()
+
+
+def test_an_output_never_replaces_a_band_file(tmp_path: Path) -> None:
+    """The SCL asset is read by a mask, not run: an output at its path is still refused."""
+    files = make_product(tmp_path / "S2")
+    pipeline = write_pipeline(tmp_path, files, bands=["red"], output={"path": "S2/SCL.tif"})
+    before = files["SCL"].read_bytes()
+    with pytest.raises(ConfigError, match=r"a band file of product S2.*never replaces"):
+        run_pipeline(pipeline, overwrite=True)
+    assert files["SCL"].read_bytes() == before
+
+
+def test_band_names_in_bands_select_outputs(tmp_path: Path) -> None:
+    files = make_product(tmp_path / "S2")
+    pipeline = write_pipeline(tmp_path, files, bands=["nir"], output={"path": "out/{id}_{asset}_{stem}.tif"})
+    [report] = run_pipeline(pipeline, options=RunOptions(scheduler="synchronous"))
+    assert Path(report.output).name == "S2_nir_B08.tif" and report.status == "done"
