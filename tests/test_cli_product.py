@@ -99,3 +99,22 @@ def test_run_and_report_per_band_output(tmp_path: Path) -> None:
     assert all(s["status"] == "done" for s in scenes)
     code, _ = _cli("validate", str(pipeline))
     assert code == 0
+
+
+def test_mask_and_preview_of_a_product(tmp_path: Path) -> None:
+    """`geomask mask` writes one mask per band on its grid; `geomask preview` shows the first band."""
+    import numpy as np
+    import rasterio
+    from test_product_bands import oracle_mask
+
+    files = make_product(tmp_path / "S2")
+    pipeline = write_pipeline(tmp_path, files)
+    code, stderr = _cli("mask", str(pipeline), "-o", str(tmp_path / "masks" / "{id}_{asset}.tif"))
+    assert code == 0, stderr
+    for band in ("red", "swir16"):
+        with rasterio.open(files[band]) as ds:
+            expected = oracle_mask(files, ds.transform, ds.crs, ds.shape)
+        with rasterio.open(tmp_path / "masks" / f"S2_{band}.tif") as ds:
+            assert np.array_equal(ds.read(1).astype(bool), expected), band
+    code, stderr = _cli("preview", str(pipeline), "-o", str(tmp_path / "preview.png"))
+    assert code == 0 and (tmp_path / "preview.png").is_file(), stderr
