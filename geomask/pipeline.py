@@ -32,7 +32,7 @@ from geomask.config import Pipeline, load_pipeline, source_files
 from geomask.config.inputs import BandScene, band_scenes, is_product_input
 from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
-from geomask.errors import GeomaskError, OutputExistsError
+from geomask.errors import GeomaskError, GridError, OutputExistsError
 from geomask.executors.sizing import fit_options
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
@@ -519,6 +519,8 @@ def _check_bands(
         An expression or asset mask names a band or asset a product does not have.
     InputError
         A band or asset file is missing or not a GeoTIFF (only with ``headers``).
+    GridError
+        Some files of a product have a CRS and others none (only with ``headers``).
     """
     sources = [
         source
@@ -535,9 +537,14 @@ def _check_bands(
         for_band(sources, band.product, model.nodata)
         if headers:
             with gdal_env(options.gdal_options):
-                for href in band.files():
-                    if href != band.product.item:
-                        inspect_scene(href)
+                grids = {href: inspect_scene(href).grid for href in band.files() if href != band.product.item}
+            with_crs = [href for href, grid in grids.items() if grid.crs is not None]
+            if with_crs and len(with_crs) < len(grids):
+                lacking = next(href for href, grid in grids.items() if grid.crs is None)
+                raise GridError(
+                    f"product {band.product.id}: {lacking} has no CRS but {with_crs[0]} has one, so "
+                    "their pixels cannot be matched; georeference it (gdal_edit.py -a_srs EPSG:XXXX)"
+                )
 
 
 def _output_spec(

@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
-from geomask.errors import ConfigError, InputError
+from geomask.errors import ConfigError, GridError, InputError
 from geomask.kernels import get
 from geomask.pipeline import run_pipeline
 from geomask.spec import RunOptions
@@ -245,3 +245,34 @@ def test_band_names_in_bands_select_outputs(tmp_path: Path) -> None:
     pipeline = write_pipeline(tmp_path, files, bands=["nir"], output={"path": "out/{id}_{asset}_{stem}.tif"})
     [report] = run_pipeline(pipeline, options=RunOptions(scheduler="synchronous"))
     assert Path(report.output).name == "S2_nir_B08.tif" and report.status == "done"
+
+
+def test_a_band_file_without_crs_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    files = make_product(tmp_path / "S2")
+    with rasterio.open(files["swir16"]) as ds:
+        swir, transform = ds.read(1), ds.transform
+    write_raster(files["swir16"], swir, crs=None, transform=transform, block=16)
+    pipeline = write_pipeline(tmp_path, files)
+    with pytest.raises(GridError, match=r"B11\.tif has no CRS but .*B04\.tif has one"):
+        run_pipeline(pipeline)
+    assert not (tmp_path / "out").exists()
+
+
+def test_provenance_covers_the_product_files_and_item(tmp_path: Path) -> None:
+    """GEOMASK_SOURCES_SHA256 changes with any file of the product (a STAC item JSON included)."""
+    from geomask.pipeline import provenance_tags
+
+    files = make_product(tmp_path / "S2")
+    item = tmp_path / "S2" / "item.json"
+    item.write_text('{"id": "S2"}')
+    model = load_pipeline(write_pipeline(tmp_path, files))
+    product_files = [str(files["red"]), str(files["SCL"]), str(item)]
+
+    def digest() -> str:
+        tags = provenance_tags(model, [], files["red"], product_files=product_files)
+        return tags["GEOMASK_SOURCES_SHA256"]
+
+    first = digest()
+    assert provenance_tags(model, [], files["red"])["GEOMASK_SOURCES_SHA256"] != first
+    item.write_text('{"id": "S2", "properties": {}}')
+    assert digest() != first
