@@ -32,7 +32,7 @@ from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import ConfigError, InputError, MaskError
 from geomask.grid import Grid
 from geomask.io import open_scene
-from geomask.masks.base import MaskContext, MaskSource
+from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.expression import BoundExpressionMask, ExpressionSource, _check
 from geomask.masks.raster import NearestSampler, RasterSource
 from geomask.messages import crs_name, did_you_mean
@@ -64,7 +64,9 @@ class AssetSource(MaskSource):
     band: int = 1
 
     def __post_init__(self) -> None:
-        RasterSource(self.asset, values=self.values, range=self.range, band=self.band)  # same checks
+        checked = RasterSource(self.asset, values=self.values, range=self.range, band=self.band)
+        object.__setattr__(self, "values", checked.values)  # as RasterSource keeps them: a tuple
+        object.__setattr__(self, "range", checked.range)
 
     def describe(self) -> str:
         """``raster(asset NAME, values=[..])``."""
@@ -74,7 +76,7 @@ class AssetSource(MaskSource):
             .replace("raster(", "raster(asset ", 1)
         )
 
-    def bind(self, context: MaskContext) -> Any:
+    def bind(self, context: MaskContext) -> BoundMask:
         raise ConfigError(
             f"mask raster: {{asset: {self.asset}}} names an asset of a product, but the input is a single "
             f"file ({context.scene_path}): give the class raster's path, or a product input "
