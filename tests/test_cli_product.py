@@ -118,3 +118,20 @@ def test_mask_and_preview_of_a_product(tmp_path: Path) -> None:
             assert np.array_equal(ds.read(1).astype(bool), expected), band
     code, stderr = _cli("preview", str(pipeline), "-o", str(tmp_path / "preview.png"))
     assert code == 0 and (tmp_path / "preview.png").is_file(), stderr
+
+
+def test_validate_refuses_an_asset_mask_on_a_single_file(tmp_path: Path) -> None:
+    files = make_product(tmp_path / "S2")
+    red = str(files["red"].relative_to(tmp_path))
+    pipeline = write_pipeline(
+        tmp_path,
+        files,
+        input=red,
+        bands=None,
+        mask={"raster": {"asset": "SCL"}, "values": [8]},
+        output={"path": "out/{stem}.tif"},
+    )
+    code, stdout = _cli("validate", str(pipeline))
+    assert code == 2 and "mask.raster: {asset: SCL} names an asset of a product" in stdout, stdout
+    code, stderr = _cli("run", str(pipeline), "--quiet")
+    assert code == 2 and stderr.count("\n") == 1 and "names an asset of a product" in stderr, stderr

@@ -382,7 +382,8 @@ class ExpressionMask(_MaskBase):
 
     form: ClassVar[str] = "expression"
     expression: Name = Field(
-        description="a condition on bands b1, b2 ...: numbers, + - * / **, < <= > >= == !=, & | ~, "
+        description="a condition on bands b1, b2 ... (a product input: band names such as nir, red): "
+        "numbers, + - * / **, < <= > >= == !=, & | ~, "
         "parentheses, abs, sqrt, log, minimum, maximum; parsed, never run as Python"
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from geomask.config.inputs import band_problems, is_product_input
+from geomask.config.inputs import AssetRef, band_problems, is_product_input
 from geomask.config.models import (
     AllMask,
     AnyMask,
@@ -21,6 +21,7 @@ from geomask.config.models import (
     KMeansMask,
     NotMask,
     Pipeline,
+    RasterMask,
     ShrinkMask,
 )
 from geomask.config.yamlsafe import Key, key_text
@@ -119,6 +120,16 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                                 f"{', '.join(sorted(names))}: {scene} is a single file whose bands are "
                                 f"b1..b{count}; band names need input: {{bands: {{NAME: FILE, ...}}}}",
                             )
+                    elif (
+                        isinstance(section, RasterMask)
+                        and isinstance(section.raster, AssetRef)
+                        and not product
+                    ):
+                        add(
+                            (*key, "raster"),
+                            f"{{asset: {section.raster.asset}}} names an asset of a product, but "
+                            f"{scene} is a single file: give the class raster's path",
+                        )
                     elif isinstance(section, KMeansMask):
                         key, bands = (*key, "kmeans", "bands"), list(section.kmeans.bands or [])
                     missing = [f"b{b}" if key[-1] == "expression" else str(b) for b in bands if b > count]
