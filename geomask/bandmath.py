@@ -63,13 +63,18 @@ _SYMBOLS: dict[type[ast.AST], str] = {
 }
 _BAND = re.compile(r"b([1-9][0-9]*)")
 _HELP = (
-    "expressions may use b1, b2 ... (bands), numbers, + - * / **, < <= > >= == !=, & | ~, parentheses "
+    "expressions may use b1, b2 ... (bands; or band names for a product input), numbers, "
+    "+ - * / **, < <= > >= == !=, & | ~, parentheses "
     "and abs, sqrt, log, minimum, maximum"
 )
 
 
-def check_expression(expression: object) -> tuple[ast.Expression, frozenset[int]]:
-    """The parsed, whitelisted and typed expression, and the bands it uses; ConfigError otherwise."""
+def check_expression(expression: object) -> tuple[ast.Expression, frozenset[int], frozenset[str]]:
+    """The parsed, whitelisted and typed expression, the bands ``bK`` it uses and its other names.
+
+    ConfigError when it is not a valid condition. Names other than ``b1``, ``b2`` ... are band names
+    of a product (resolved against it when the mask is bound).
+    """
     if not isinstance(expression, str):
         raise ConfigError(f"expression must be a string such as 'b1 > 0.4', got {expression!r}")
     if not expression.strip():
@@ -83,15 +88,16 @@ def check_expression(expression: object) -> tuple[ast.Expression, frozenset[int]
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         raise ConfigError(f"expression {expression!r} is not valid syntax ({e}); {_HELP}") from e
     bands: set[int] = set()
+    names: set[str] = set()
     try:
-        kind = _kind(tree.body, expression, bands)
+        kind = _kind(tree.body, expression, bands, names)
     except RecursionError as e:
         raise ConfigError(f"expression {expression!r} is nested too deeply") from e
     if kind != "condition":
         raise ConfigError(
             f"expression {expression!r} gives numbers, not a condition: compare it, e.g. '{expression} > 0.4'"
         )
-    return tree, frozenset(bands)
+    return tree, frozenset(bands), frozenset(names)
 
 
 def _refuse(node: ast.AST, expression: str, what: str) -> ConfigError:
@@ -100,7 +106,7 @@ def _refuse(node: ast.AST, expression: str, what: str) -> ConfigError:
     return ConfigError(f"expression {expression!r}: {what}{where} is not allowed; {_HELP}")
 
 
-def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
+def _kind(node: ast.AST, expression: str, bands: set[int], names: set[str]) -> Kind:
     """Check ``node`` against the whitelist; its kind: a number (array) or a condition (bool array)."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -112,13 +118,16 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
         return "number"
     if isinstance(node, ast.Name):
         match = _BAND.fullmatch(node.id)
+        if node.id in FUNCTIONS:
+            raise _refuse(node, expression, f"the function {node.id!r} without a call")
         if match is None:
-            raise _refuse(node, expression, f"the name {node.id!r} (bands are b1, b2 ...)")
-        bands.add(int(match.group(1)))
+            names.add(node.id)
+        else:
+            bands.add(int(match.group(1)))
         return "number"
     if isinstance(node, ast.BinOp):
         op = type(node.op)
-        left, right = _kind(node.left, expression, bands), _kind(node.right, expression, bands)
+        left, right = _kind(node.left, expression, bands, names), _kind(node.right, expression, bands, names)
         if op in _ARITHMETIC:
             if left != "number" or right != "number":
                 raise ConfigError(
@@ -135,7 +144,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
             return "condition"
         raise _refuse(node, expression, f"the operator {type(node.op).__name__}")
     if isinstance(node, ast.UnaryOp):
-        operand = _kind(node.operand, expression, bands)
+        operand = _kind(node.operand, expression, bands, names)
         if isinstance(node.op, (ast.USub, ast.UAdd)) and operand == "number":
             return "number"
         if isinstance(node.op, ast.Invert) and operand == "condition":
@@ -149,7 +158,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
         )
     if isinstance(node, ast.Compare):
         for operand in (node.left, *node.comparators):
-            if _kind(operand, expression, bands) != "number":
+            if _kind(operand, expression, bands, names) != "number":
                 raise ConfigError(
                     f"expression {expression!r}: the comparison at column {node.col_offset + 1} compares "
                     "conditions; compare numbers, and combine conditions with & | in parentheses"
@@ -170,7 +179,7 @@ def _kind(node: ast.AST, expression: str, bands: set[int]) -> Kind:
                 f"argument{'s' if arity > 1 else ''}, got {len(node.args)}"
             )
         for arg in node.args:
-            if _kind(arg, expression, bands) != "number":
+            if _kind(arg, expression, bands, names) != "number":
                 raise ConfigError(f"expression {expression!r}: {node.func.id} needs numbers, not conditions")
         return "number"
     if isinstance(node, ast.BoolOp):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from geomask.config import Pipeline, source_files
+from geomask.config.inputs import products
 from geomask.errors import ConfigError, OutputError, OutputExistsError
 from geomask.fingerprint import sidecars
 from geomask.urls import is_url
@@ -115,6 +116,11 @@ def run_files(
         if not is_url(found.path):
             for sidecar in sidecars(found.path):
                 files.add(sidecar, f"a file of the {found.what} of the pipeline")
+    for product in products(pipeline):  # band files not run (mask assets) and the STAC item
+        for asset in (*product.bands.values(), *product.assets.values()):
+            files.add(asset.href, f"a band file of product {product.id}")
+        if product.item is not None:
+            files.add(product.item, f"the STAC item of product {product.id}")
     if pipeline.source is not None:
         files.add(pipeline.source.file, "the pipeline file")
     if profile is not None:

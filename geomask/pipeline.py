@@ -29,16 +29,18 @@ from typing import Any
 
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline, source_files
-from geomask.config.build import build_output, build_steps, unit_notes
+from geomask.config.build import build_output, build_source, build_steps, unit_notes
+from geomask.config.inputs import BandScene, band_scenes, is_product_input
 from geomask.config.stac_input import StacInput
 from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
-from geomask.errors import GeomaskError, OutputExistsError
+from geomask.errors import GeomaskError, GridError, OutputExistsError
 from geomask.executors.sizing import fit_options
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
+from geomask.masks.assets import for_band
 from geomask.output.check import read_tags
 from geomask.output.staging import remove_stale_partials, staged_output
 from geomask.process import process_scene
@@ -126,6 +128,7 @@ def provenance_tags(
     *,
     profile_sha256: str | None = None,
     sources_sha256: str | None = None,
+    product_files: Sequence[str] = (),
 ) -> dict[str, str]:
     """The metadata tags that record how an output was made.
 
@@ -142,6 +145,10 @@ def provenance_tags(
     sources_sha256 : str or None
         :func:`pipeline_sources_digest` of ``pipeline`` (default: computed here; pass it to fingerprint
         the pipeline's files once per run).
+    product_files : sequence of str
+        For a band of a product, every file of the product (its band files, the assets its masks may
+        read, the STAC item JSON): their fingerprints join ``GEOMASK_SOURCES_SHA256``, so changing
+        any of them redoes the product's outputs (:meth:`geomask.config.inputs.BandScene.files`).
 
     Returns
     -------
@@ -178,9 +185,10 @@ def provenance_tags(
             tags["INPUT_SIZE"] = str(stat.st_size)
             tags["INPUT_MTIME"] = str(stat.st_mtime_ns)
     if sources_sha256:
-        around = (
-            sources_digest(sidecars(input_path)) if input_path is not None and not is_url(input_path) else ""
-        )
+        local = input_path is not None and not is_url(input_path)
+        # with a product: its band files, assets and item too (and their sidecars; a URL: never current)
+        files = [*(sidecars(input_path) if local else []), *product_files]  # type: ignore[arg-type]
+        around = sources_digest(files) if local or product_files else ""
         if around is not None:
             tags["SOURCES_SHA256"] = hashlib.sha256(f"{sources_sha256}:{around}".encode()).hexdigest()
     return {TAG_PREFIX + key: value for key, value in tags.items()}
@@ -311,8 +319,10 @@ def run_pipeline(
     observer = observer or NullObserver()
     per_scene = model.uses_map_units()
     steps = [] if per_scene else build_steps(model)
-    scenes = model.scenes()
+    units = _units(model)
+    scenes = [(input_path, output_path) for input_path, output_path, _ in units]
     check_run_outputs(model, scenes)
+    _check_bands(model, units, options or RunOptions(), headers=not continue_on_error)
     options = options or RunOptions()
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
     sources_sha256 = pipeline_sources_digest(model)  # once: fingerprints taken before any scene reads
@@ -322,7 +332,7 @@ def run_pipeline(
 
         plans = _plans(
             model,
-            scenes,
+            units,
             options,
             creation_options,
             (profile_sha256, sources_sha256),
@@ -345,13 +355,19 @@ def run_pipeline(
             )
     options = fit_options(options)  # once for the run (process_scene's own fit is then a no-op)
     reports: list[SceneReport] = []
-    for input_path, output_path in scenes:
+    for input_path, output_path, band in units:
         notes: list[str] = []
         try:
             if per_scene:
                 steps, notes = _scene_steps(model, input_path, options)
+            run_steps = steps if band is None else for_band(steps, band.product, model.nodata)
             tags = provenance_tags(
-                model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+                model,
+                run_steps,
+                input_path,
+                profile_sha256=profile_sha256,
+                sources_sha256=sources_sha256,
+                product_files=band.files() if band is not None else (),
             )
             with output_lock(output_path):  # one geomask process per output at a time
                 remove_stale_partials(output_path)
@@ -369,8 +385,8 @@ def run_pipeline(
                     report = process_scene(
                         input_path,
                         spec,
-                        steps,
-                        bands=model.bands,
+                        run_steps,
+                        bands=_engine_bands(model, band),
                         nodata=model.nodata,
                         options=options,
                         validity=model.validity,
@@ -378,7 +394,11 @@ def run_pipeline(
                     )
                     if model.output.stac and not isinstance(model.input, StacInput):  # Items: see below
                         write_item(
-                            local_output, input_path, steps, nodata=model.nodata, gdal=options.gdal_options
+                            local_output,
+                            input_path,
+                            run_steps,
+                            nodata=model.nodata,
+                            gdal=options.gdal_options,
                         )
                 report.output = str(output_path)
         except GeomaskError as e:
@@ -411,7 +431,7 @@ def _scene_steps(
 
 def _plans(
     model: Pipeline,
-    scenes: Sequence[tuple[Path, Path]],
+    units: Sequence[tuple[Path, Path, BandScene | None]],
     options: RunOptions,
     creation_options: Mapping[str, str] | None,
     digests: tuple[str, str],
@@ -427,14 +447,20 @@ def _plans(
     profile_sha256, sources_sha256 = digests
     per_scene = model.uses_map_units()
     steps = [] if per_scene else build_steps(model)
-    for input_path, output_path in scenes:
+    for input_path, output_path, band in units:
         notes: list[str] = []
         hold = contextlib.ExitStack()
         try:
             if per_scene:
                 steps, notes = _scene_steps(model, input_path, options)
+            run_steps = steps if band is None else for_band(steps, band.product, model.nodata)
             tags = provenance_tags(
-                model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+                model,
+                run_steps,
+                input_path,
+                profile_sha256=profile_sha256,
+                sources_sha256=sources_sha256,
+                product_files=band.files() if band is not None else (),
             )
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
@@ -452,8 +478,8 @@ def _plans(
             plan = plan_scene(
                 worker_path(input_path),
                 spec,
-                steps,
-                bands=model.bands,
+                run_steps,
+                bands=_engine_bands(model, band),
                 nodata=model.nodata,
                 options=options,
                 validity=model.validity,
@@ -465,7 +491,7 @@ def _plans(
                         write_item,
                         local_output,
                         input_path,
-                        steps,
+                        run_steps,
                         nodata=model.nodata,
                         gdal=options.gdal_options,
                     )
@@ -482,6 +508,64 @@ def _plans(
         plan.report.notes.extend(notes)
         plan.hold.push(hold)
         yield plan
+
+
+def _units(model: Pipeline) -> list[tuple[Path, Path, BandScene | None]]:
+    """(input, output, band scene or None) of every scene: one per file, or per band of a product."""
+    if is_product_input(model.input):
+        return [(scene.input, scene.output, scene) for scene in band_scenes(model)]
+    return [(input_path, output_path, None) for input_path, output_path in model.scenes()]
+
+
+def _engine_bands(model: Pipeline, band: BandScene | None) -> Sequence[int] | None:
+    """The 1-based bands the engine filters: the band file's band for a product, else ``bands:``."""
+    if band is not None:
+        return [band.asset.band]
+    return model.bands  # type: ignore[return-value]  # numbers: names are refused without a product
+
+
+def _check_bands(
+    model: Pipeline,
+    units: Sequence[tuple[Path, Path, BandScene | None]],
+    options: RunOptions,
+    *,
+    headers: bool,
+) -> None:
+    """Before anything is written: every name a product's masks use resolves, and (``headers``) every
+    file of every product opens as a GeoTIFF.
+
+    Raises
+    ------
+    ConfigError
+        An expression or asset mask names a band or asset a product does not have.
+    InputError
+        A band or asset file is missing or not a GeoTIFF (only with ``headers``).
+    GridError
+        Some files of a product have a CRS and others none (only with ``headers``).
+    """
+    sources = [
+        source
+        for config in model.step_configs()
+        for section in (config.mask, config.support)
+        if section is not None and not isinstance(section, str)
+        for source in (build_source(section),)
+    ]
+    checked: set[str] = set()
+    for _, _, band in units:
+        if band is None or band.product.id in checked:
+            continue
+        checked.add(band.product.id)
+        for_band(sources, band.product, model.nodata)
+        if headers:
+            with gdal_env(options.gdal_options):
+                grids = {href: inspect_scene(href).grid for href in band.files() if href != band.product.item}
+            with_crs = [href for href, grid in grids.items() if grid.crs is not None]
+            if with_crs and len(with_crs) < len(grids):
+                lacking = next(href for href, grid in grids.items() if grid.crs is None)
+                raise GridError(
+                    f"product {band.product.id}: {lacking} has no CRS but {with_crs[0]} has one, so "
+                    "their pixels cannot be matched; georeference it (gdal_edit.py -a_srs EPSG:XXXX)"
+                )
 
 
 class _WithNotes:

@@ -54,11 +54,13 @@ from scipy import ndimage
 from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
 from geomask.config.build import build_steps
+from geomask.config.inputs import band_scenes, is_product_input
 from geomask.engine.bind import bind_steps, resolve_nodata
 from geomask.engine.task import BoundGroup, BoundStep, SceneJob, compute_window
 from geomask.errors import InputError, OutputError
 from geomask.guard import PNG_SOFTWARE
 from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene
+from geomask.masks.assets import for_band
 from geomask.masks.base import BoundMask
 from geomask.output.check import read_tags
 from geomask.pipeline import _CURRENT_KEYS, TAG_PREFIX, provenance_tags
@@ -120,15 +122,18 @@ def render_preview(
         raise InputError(f"size {size} is too small: give at least 16 pixels")
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     input_path, output_path = model.scenes()[0]
+    band = band_scenes(model)[0] if is_product_input(model.input) else None  # a product: its first band
     options = dict(gdal or {})
     with gdal_env(options):
         scene = inspect_scene(input_path)
         steps = build_steps(model, scene.grid) if model.uses_map_units() else build_steps(model)
+        if band is not None:
+            steps = for_band(steps, band.product, model.nodata)
         nodata = resolve_nodata(scene, model.nodata)
         bound = bind_steps(scene, steps, nodata)
         f = max(1, math.ceil(max(scene.grid.shape) / size))
         current = _current_output(model, steps, input_path, output_path, scene)
-        bands = tuple(model.bands or range(1, scene.count + 1))
+        bands = (band.asset.band,) if band is not None else tuple(model.bands or range(1, scene.count + 1))
         # copy_tile: compute_window skips (returns no data for) windows without targets
         job = SceneJob(scene, bound, bands, nodata, options, copy_tile=max(scene.grid.shape))
         panels = _decimate(scene, str(output_path) if current else job, _regions(bound), nodata, f)

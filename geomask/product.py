@@ -81,3 +81,11 @@ class Product:
             if asset.common_name == name:
                 return asset
         raise KeyError(name)
+
+    def names(self) -> list[str]:
+        """Every name :meth:`asset` resolves: band keys, asset keys, then common names (each once)."""
+        found = dict.fromkeys([*self.bands, *self.assets])
+        for asset in (*self.bands.values(), *self.assets.values()):
+            if asset.common_name:
+                found.setdefault(asset.common_name)
+        return list(found)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
 from _fixtures_cli import DATA, PIPELINES
 from rasterio.windows import Window
@@ -23,11 +22,6 @@ S2 = DATA / "S2"
 S2_ID = "S2B_33TWN_20240715_0_L2A"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 17's core (band names in expressions, {raster: {asset: SCL}} masks, {id}/{asset} "
-    "output placeholders), built on another branch: remove this mark when it is merged",
-)
 def test_s2_ndvi_smooth_equals_the_per_band_oracle(tmp_path: Path) -> None:
     model = load_pipeline(PIPELINES / "s2_ndvi_smooth.yaml")
     output = model.output.model_copy(update={"path": tmp_path / "{id}" / "{asset}.ndvi_smooth.tif"})

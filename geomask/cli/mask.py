@@ -77,14 +77,20 @@ def mask(
                 f"-o {output}: the pipeline has {len(pairs)} scenes; use {{stem}}, {{name}} or {{parent}} "
                 "in the path so each gets its own mask"
             )
+        from geomask.config.inputs import band_scenes, is_product_input
+        from geomask.masks.assets import for_band
         from geomask.masks.write import write_mask  # here, not at import: `--help` stays fast
+
+        # a product: one mask per band file, on its grid, with the product's names resolved
+        bands = band_scenes(model) if is_product_input(model.input) else [None] * len(pairs)
 
         files = run_files(model, pairs)  # the pipeline's inputs, mask files and outputs
         masks = RunFiles()
         targets = []
-        for scene, _ in pairs:
+        for (scene, _), band in zip(pairs, bands, strict=True):
+            fields = None if band is None else {"asset": band.name, "id": band.product.id}
             try:
-                target = Path(expand_template(template, scene))
+                target = Path(expand_template(template, scene, fields))
             except ConfigError as e:
                 raise ConfigError(f"-o {output}: {e}") from e
             check_output(target, files, flag="-o", overwrite=overwrite, ours=is_geomask_tiff)
@@ -94,9 +100,10 @@ def mask(
                     f"-o {target}: is {other}; use {{stem}} or {{name}} so each scene gets its own"
                 )
             masks.add(target, f"the mask of {scene} too")
-            targets.append((scene, target))
-        for scene, target in targets:
+            targets.append((scene, target, band))
+        for scene, target, band in targets:
+            here = source if band is None else for_band([source], band.product, model.nodata)[0]
             selected = write_mask(
-                scene, source, target, nodata=model.nodata, window_size=window_size, overwrite=overwrite
+                scene, here, target, nodata=model.nodata, window_size=window_size, overwrite=overwrite
             )
             typer.echo(f"mask    {scene} -> {target}: {selected:,} pixels selected")

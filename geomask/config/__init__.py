@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from geomask.config._report import problems_at, problems_from, show
 from geomask.config.fields import Boundary, Compress, Op
 from geomask.config.files import Source, SourceFile, source_files
+from geomask.config.inputs import BandsInput
 from geomask.config.kernels import KernelConfig, KernelsBy, MatrixKernel
 from geomask.config.masks import (
     MASK_FORMS,
@@ -141,6 +142,10 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
         if not file.exists():
             problems.append(Problem(source.file, source.value_position(key), key_text(key), f"{what} {file}"))
 
+    if isinstance(pipeline.input, BandsInput):  # band files of one product
+        for name, band_file in pipeline.input.bands.items():
+            if not is_url(band_file):
+                check(("input", "bands", name), Path(band_file), "no such band file:")
     for i, pattern in enumerate(pipeline.input if isinstance(pipeline.input, list) else []):
         key: Key = ("input", i) if ("input", i) in source.values else ("input",)
         if is_url(pattern):  # a URL is checked when it is read

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from geomask import kernels
+from geomask.config.inputs import AssetRef
 from geomask.config.kernels import _class_value, _KernelBase
 from geomask.config.masks import (
     AllMask,
@@ -57,6 +58,7 @@ from geomask.masks import (
     ShrinkSource,
     VectorSource,
 )
+from geomask.masks.assets import AssetSource
 from geomask.spec import GroupStep, OutputSpec, RunOptions, Step
 from geomask.units import Length, resolve_length
 
@@ -93,11 +95,7 @@ def build_source(mask: MaskConfig) -> MaskSource:
         xmin, ymin, xmax, ymax = mask.bbox
         return BboxSource((xmin, ymin, xmax, ymax), crs=mask.crs)
     if isinstance(mask, RasterMask):
-        if mask.bits is not None or mask.bitfield is not None:
-            field = None if mask.bitfield is None else mask.bitfield.as_tuple()
-            return RasterSource(mask.raster, bits=mask.bits, bitfield=field, band=mask.band)
-        rng = None if mask.range is None else (mask.range[0], mask.range[1])
-        return RasterSource(mask.raster, values=mask.values, range=rng, band=mask.band)
+        return _raster_source(mask, mask.values)
     if isinstance(mask, ExpressionMask):
         return ExpressionSource(mask.expression)
     if isinstance(mask, KMeansMask):
@@ -156,8 +154,24 @@ def build_region_sources(step: StepConfig) -> list[MaskSource]:
             number = _class_value(value)
             if number is None:  # not reachable for a validated step (see kernels_by_problems)
                 raise ConfigError(f"class {value!r} of a raster mask must be a number")
-            sources.append(RasterSource(step.mask.raster, values=[number], band=step.mask.band))
+            sources.append(_raster_source(step.mask, [number]))
     return sources
+
+
+def _raster_source(mask: RasterMask, values: list[float] | None) -> MaskSource:
+    """The class-raster source of ``mask`` with ``values`` as its class selection (None: its range or
+    bits): a file's :class:`RasterSource`, or an :class:`AssetSource` resolved per product."""
+    rng = None if values is not None or mask.range is None else (mask.range[0], mask.range[1])
+    field = None if mask.bitfield is None else mask.bitfield.as_tuple()
+    if values is not None:
+        bits, field = None, None
+    else:
+        bits = mask.bits
+    if isinstance(mask.raster, AssetRef):
+        return AssetSource(
+            mask.raster.asset, values=values, range=rng, band=mask.band, bits=bits, bitfield=field
+        )
+    return RasterSource(mask.raster, values=values, range=rng, band=mask.band, bits=bits, bitfield=field)
 
 
 def build_mask_source(pipeline: Pipeline, step: int | None = None) -> MaskSource:

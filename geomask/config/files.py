@@ -69,7 +69,7 @@ def source_files(model: object, key: tuple[str | int, ...] = ()) -> Iterator[Sou
                 continue
             sub = (*key, field.alias or name)
             marker = next((m for m in field.metadata if isinstance(m, Source)), None)
-            if marker is not None:
+            if marker is not None and not isinstance(value, BaseModel):  # a model: no file (an asset)
                 yield SourceFile(sub, os.fspath(value), marker.what)
             else:
                 yield from source_files(value, sub)

@@ -19,6 +19,7 @@ from geomask.bandmath import check_expression
 from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.fields import FilePath, Finite, Name, _Strict
 from geomask.config.files import Source
+from geomask.config.inputs import AssetRef, raster_form
 from geomask.errors import At, ConfigError
 from geomask.messages import did_you_mean, plain
 
@@ -132,8 +133,13 @@ class RasterMask(_MaskBase):
     """Pixels whose class in a class raster (a segmentation) is one of ``values`` or in ``range``."""
 
     form: ClassVar[str] = "raster"
-    raster: Annotated[FilePath, Source("class raster")] = Field(
-        description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest neighbour)"
+    raster: Annotated[
+        Annotated[FilePath, Tag("path")] | Annotated[AssetRef, Tag("asset")],
+        Discriminator(raster_form),
+        Source("class raster"),
+    ] = Field(
+        description="the class raster (GeoTIFF), any grid and CRS (resampled to the scene: nearest "
+        "neighbour); or {asset: NAME}, an asset of the product input"
     )
     values: list[Finite] | None = Field(None, min_length=1, description="class values to select, e.g. [1, 3]")
     range: list[Finite] | None = Field(
@@ -170,7 +176,8 @@ class ExpressionMask(_MaskBase):
 
     form: ClassVar[str] = "expression"
     expression: Name = Field(
-        description="a condition on bands b1, b2 ...: numbers, + - * / **, < <= > >= == !=, & | ~, "
+        description="a condition on bands b1, b2 ... (a product input: band names such as nir, red): "
+        "numbers, + - * / **, < <= > >= == !=, & | ~, "
         "parentheses, abs, sqrt, log, minimum, maximum; parsed, never run as Python"
     )
 

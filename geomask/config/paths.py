@@ -38,7 +38,7 @@ def resolve(text: str, base: Path | None) -> str:
     return os.path.normpath(path)
 
 
-def scene_pairs(patterns: list[str], template: str, *, literal: bool = False) -> list[tuple[Path, Path]]:
+def scene_pairs(patterns: list[str], template: str) -> list[tuple[Path, Path]]:
     """Every (input, output) pair: inputs in the order given (globs sorted), outputs from ``template``.
 
     Parameters
@@ -47,8 +47,6 @@ def scene_pairs(patterns: list[str], template: str, *, literal: bool = False) ->
         The validated ``input`` entries: paths, globs or URLs.
     template : str
         ``output.path``, possibly with ``{stem}``, ``{name}`` or ``{parent}``.
-    literal : bool
-        The patterns are exact paths (asset hrefs of STAC Items), never globs.
 
     Raises
     ------
@@ -59,7 +57,7 @@ def scene_pairs(patterns: list[str], template: str, *, literal: bool = False) ->
     """
     inputs: list[Path] = []
     for pattern in patterns:
-        if not literal and not is_url(pattern) and glob.has_magic(pattern):
+        if not is_url(pattern) and glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern))
             if not matches:
                 raise InputError(f"input: no file matches {pattern!r}: check the pattern")

@@ -29,11 +29,20 @@ from geomask.config.fields import (
     _Strict,
 )
 from geomask.config.fill import FillConfig, fill_problems
+from geomask.config.inputs import (
+    BandName,
+    BandsInput,
+    band_form,
+    band_scenes,
+    input_form,
+    input_problems,
+    is_product_input,
+)
 from geomask.config.kernels import KernelConfig, KernelsBy, kernels_by_problems
 from geomask.config.masks import MaskConfig, SupportConfig
 from geomask.config.output import OutputDtype
 from geomask.config.paths import scene_pairs
-from geomask.config.stac_input import StacInput, input_form
+from geomask.config.stac_input import StacInput
 from geomask.config.yamlsafe import SourceMap
 from geomask.errors import At, ConfigError
 from geomask.templates import check_template
@@ -103,7 +112,8 @@ class OutputConfig(_Strict):
     """Where and how the result is written."""
 
     path: FilePath = Field(
-        description="output GeoTIFF; with several inputs a template using {stem}, {name} or {parent}"
+        description="output GeoTIFF; with several inputs a template using {stem}, {name} or {parent} "
+        "(and {asset}, {id} for a product input)"
     )
     format: Literal["GTiff", "COG"] = Field("GTiff", description="GTiff (tiled GeoTIFF) or COG")
     compress: Annotated[Compress, BeforeValidator(_lower)] = Field("deflate", description="compression codec")
@@ -176,14 +186,30 @@ class Pipeline(_Strict):
     """
 
     input: Annotated[
-        Union[Annotated[InputPaths, Tag("input paths")], Annotated[StacInput, Tag("stac input")]],  # noqa: UP007
+        Union[  # noqa: UP007
+            Annotated[InputPaths, Tag("input paths")],
+            Annotated[BandsInput, Tag("band files")],
+            Annotated[StacInput, Tag("stac input")],
+        ],
         Discriminator(input_form),
     ] = Field(
-        description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or STAC Items: "
-        "{stac: item.json, assets: [...], items: [...]}"
+        description="GeoTIFF scene(s): a path, a glob or a list, relative to this file; or band files of "
+        "one product, {bands: {NAME: FILE, ...}}; or STAC Items: {stac: item.json, assets: [...], "
+        "items: [...]}"
     )
-    bands: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, min_length=1, description="1-based bands to filter (default all); others are copied unchanged"
+    bands: (
+        list[
+            Annotated[
+                Annotated[int, Field(ge=1), Tag("number")] | Annotated[BandName, Tag("name")],
+                Discriminator(band_form),
+            ]
+        ]
+        | None
+    ) = Field(
+        None,
+        min_length=1,
+        description="1-based bands to filter (default all); others are copied unchanged. For a product "
+        "input: band names",
     )
     nodata: Nodata = Field(
         "auto",
@@ -217,6 +243,7 @@ class Pipeline(_Strict):
         if self.steps is None:
             problems += kernels_by_problems(self.mask, self.kernel, self.kernels_by, present=False)
             problems += fill_problems(self.fill, self.kernels_by)
+        problems += input_problems(self)
         if problems:
             raise problems[0]
         return self
@@ -254,7 +281,6 @@ class Pipeline(_Strict):
         ConfigError
             Two inputs map to the same output, or an output would replace its input.
         """
-        if isinstance(self.input, StacInput):  # every selected asset of every Item is a scene
-            hrefs = [str(a.href) for p in self.input.products() for a in p.bands.values()]
-            return scene_pairs(hrefs, str(self.output.path), literal=True)
-        return scene_pairs(self.input, str(self.output.path))
+        if is_product_input(self.input):  # one output per band of each product (band files, STAC Items)
+            return [(scene.input, scene.output) for scene in band_scenes(self)]
+        return scene_pairs(self.input, str(self.output.path))  # type: ignore[arg-type]

@@ -9,9 +9,12 @@ Memory stays at a few hundred kilobytes per scene whatever the scene's size.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from geomask.config.inputs import AssetRef, BandsInput, is_product_input, products
 from geomask.config.masks import (
     AllMask,
     AnyMask,
@@ -26,6 +29,7 @@ from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
 from geomask.errors import ConfigError, GeomaskError, Problem
 from geomask.grid import Grid
+from geomask.urls import is_url
 
 __all__ = ["MAX_SCENES", "scene_problems"]
 
@@ -112,6 +116,10 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
         return problems
     prefixes: list[Key] = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
     steps = list(zip(prefixes, pipeline.step_configs(), strict=True))
+    product = is_product_input(pipeline.input)
+    if product:  # band files: their headers and the names the masks use
+        for key, message in band_problems(pipeline):
+            add(key, message)
     for prefix, step in steps:
         for name in ("mask", "support"):
             for key, section in _sections(getattr(step, name), (*prefix, name)):
@@ -127,8 +135,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             continue
         if blocks is not None:
             add(("input",), f"{scene}: {blocks}")
-        for band in pipeline.bands or []:
-            if band > count:
+        for band in [] if product else pipeline.bands or []:
+            if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
         if pipeline.output.dtype is not None:
             problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
@@ -143,7 +151,24 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 for key, section in _sections(getattr(step, name), (*prefix, name)):
                     bands: list[int] = []
                     if isinstance(section, ExpressionMask):
-                        key, bands = (*key, "expression"), sorted(expression_bands(section.expression)[1])
+                        _, numbers, names = expression_bands(section.expression)
+                        key, bands = (*key, "expression"), [] if product else sorted(numbers)
+                        if names and not product:
+                            add(
+                                key,
+                                f"{', '.join(sorted(names))}: {scene} is a single file whose bands are "
+                                f"b1..b{count}; band names need input: {{bands: {{NAME: FILE, ...}}}}",
+                            )
+                    elif (
+                        isinstance(section, RasterMask)
+                        and isinstance(section.raster, AssetRef)
+                        and not product
+                    ):
+                        add(
+                            (*key, "raster"),
+                            f"{{asset: {section.raster.asset}}} names an asset of a product, but "
+                            f"{scene} is a single file: give the class raster's path",
+                        )
                     elif isinstance(section, KMeansMask):
                         key, bands = (*key, "kmeans", "bands"), list(section.kmeans.bands or [])
                     missing = [f"b{b}" if key[-1] == "expression" else str(b) for b in bands if b > count]
@@ -176,4 +201,43 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                             f"min_valid {step.fill.min_valid} is more than the {cells} cells under the "
                             "kernel's footprint, so no pixel could be filled",
                         )
+    return problems
+
+
+def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """What ``geomask validate`` reports about a product input, as (key, message) pairs.
+
+    Every band or asset file that exists must open as a GeoTIFF (its header only); every band or
+    asset name the masks use must be one the product has (:func:`geomask.masks.assets.for_band`).
+    Missing files are reported by :func:`geomask.config.file_problems`.
+    """
+    from geomask.config.build import build_source
+    from geomask.io import inspect_scene
+    from geomask.masks.assets import for_band
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    try:
+        found = products(pipeline)
+    except GeomaskError as e:
+        return [(("input",), str(e))]
+    keyed = pipeline.input.bands if isinstance(pipeline.input, BandsInput) else {}
+    for product in found:
+        for name, asset in {**product.bands, **product.assets}.items():
+            key: tuple[str | int, ...] = ("input", "bands", name) if name in keyed else ("input",)
+            if is_url(asset.href) or not os.path.exists(asset.href):
+                continue
+            try:
+                inspect_scene(asset.href)
+            except GeomaskError as e:
+                problems.append((key, str(e)))
+        prefixes = [("steps", i) for i in range(len(pipeline.steps))] if pipeline.steps else [()]
+        for prefix, config in zip(prefixes, pipeline.step_configs(), strict=True):
+            for field in ("mask", "support"):
+                section = getattr(config, field)
+                if section is None or isinstance(section, str):
+                    continue
+                try:
+                    for_band([build_source(section)], product, pipeline.nodata)
+                except GeomaskError as e:
+                    problems.append(((*prefix, field), str(e)))
     return problems

@@ -34,7 +34,7 @@ from geomask.urls import is_url
 if TYPE_CHECKING:
     from geomask.product import Product
 
-__all__ = ["StacInput", "input_form", "stac_problems"]
+__all__ = ["StacInput", "stac_problems"]
 
 
 def _document(value: Any, info: ValidationInfo) -> str:
@@ -95,14 +95,9 @@ class StacInput(BaseModel):
 
         return read_products(self.stac, self.assets, self.items)
 
-
-def input_form(value: Any) -> str:
-    """The union tag of an ``input:`` value: ``"stac input"`` for a mapping with a ``stac`` key (or a
-    :class:`StacInput`), ``"input paths"`` for everything else (a path, a glob, a list). Tags hold a
-    space: they are never keys of the data (see :func:`geomask.config._report._data_key`)."""
-    if isinstance(value, StacInput) or (isinstance(value, Mapping) and "stac" in value):
-        return "stac input"
-    return "input paths"
+    def to_products(self) -> list[Product]:
+        """The products (see :meth:`products`): what makes this a product input for the pipeline."""
+        return self.products()
 
 
 def stac_problems(section: StacInput, source: SourceMap) -> list[Problem]:

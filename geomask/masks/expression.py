@@ -8,13 +8,15 @@ The text is parsed with :func:`ast.parse` and checked node by node against a whi
 is read; it is evaluated by walking that checked tree with numpy, never with ``eval``/``compile``. Only
 these nodes are accepted:
 
-* numbers (``0.4``, ``2``, ``1e3``) and band names ``b1``, ``b2`` ... (1-based band indices);
+* numbers (``0.4``, ``2``, ``1e3``) and bands: ``b1``, ``b2`` ... (1-based band indices of a single-file
+  scene) or, for a product (``input: {bands: ...}`` or a STAC item), its band and asset names
+  (``(nir - red) / (nir + red) > 0.3``: :mod:`geomask.masks.assets`);
 * arithmetic ``+ - * / **`` and unary ``-``/``+`` on numbers;
 * comparisons ``< <= > >= == !=`` (chains like ``0 < b1 < 10`` too), which give conditions;
 * ``&`` (and), ``|`` (or) and ``~`` (not) on conditions;
 * calls of ``abs``, ``sqrt``, ``log`` (one argument) and ``minimum``, ``maximum`` (two), on numbers.
 
-Anything else (attribute access, subscripts, other names or calls, lambdas, strings, ``and``/``or``/
+Anything else (attribute access, subscripts, other calls, lambdas, strings, ``and``/``or``/
 ``not``, keyword arguments ...) is a :class:`~geomask.errors.ConfigError` naming the offending part. The
 checker also types the tree: arithmetic needs numbers, ``&``/``|``/``~`` need conditions, and the whole
 expression must be a condition, so ``b1 > 0 & b2 > 0`` (which Python reads as ``b1 > (0 & b2) > 0``) is
@@ -87,7 +89,7 @@ class ExpressionSource(MaskSource):
         InputError
             The scene cannot be opened.
         """
-        tree, bands = check_expression(self.expression)
+        tree, bands, names = check_expression(self.expression)
         if context.scene_path is None:
             raise MaskError(
                 f"expression {self.expression!r} reads the scene's bands, but no scene path was given "
@@ -95,6 +97,12 @@ class ExpressionSource(MaskSource):
             )
         with open_scene(context.scene_path) as ds:
             count, dtype = ds.count, ds.dtypes[0]
+        if names:
+            raise ConfigError(
+                f"expression {self.expression!r} uses {', '.join(sorted(names))}, but scene "
+                f"{context.scene_path} is a single file whose bands are b1..b{count}: use those, or name "
+                "band files with input: {bands: {NAME: FILE, ...}}"
+            )
         missing = sorted(band for band in bands if band > count)
         if missing:
             names = ", ".join(f"b{band}" for band in missing)
@@ -142,7 +150,17 @@ class BoundExpressionMask(BoundMask):
 
     def render(self, window: Window) -> NDArray[np.bool_]:
         row0, col0, height, width = check_window(window, self.grid.shape, repr(self.expression))
-        values: dict[int, NDArray[np.float64]] = {}
+        values, valid = self._values(row0, col0, height, width)
+        finite = np.ones((height, width), dtype=bool)
+        with np.errstate(all="ignore"):
+            result = _evaluate(self.tree.body, values, finite)
+        return np.ascontiguousarray(np.broadcast_to(result, (height, width)) & finite & valid)
+
+    def _values(
+        self, row0: int, col0: int, height: int, width: int
+    ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.bool_]]:
+        """Each referenced band of the window in float64, by name (``b3``), and where all are valid."""
+        values: dict[str, NDArray[np.float64]] = {}
         valid = np.ones((height, width), dtype=bool)
         if self.bands and height and width:
             rows = np.arange(row0, row0 + height, dtype=np.int64)
@@ -153,19 +171,16 @@ class BoundExpressionMask(BoundMask):
                 ok = valid_pixels(array, self.nodata)
                 if ok is not None:
                     valid &= ok
-                values[band] = array.astype(np.float64)
-        finite = np.ones((height, width), dtype=bool)
-        with np.errstate(all="ignore"):
-            result = _evaluate(self.tree.body, values, finite)
-        return np.ascontiguousarray(np.broadcast_to(result, (height, width)) & finite & valid)
+                values[f"b{band}"] = array.astype(np.float64)
+        return values, valid
 
 
-def _evaluate(node: ast.AST, bands: dict[int, NDArray[np.float64]], finite: NDArray[np.bool_]) -> Any:
+def _evaluate(node: ast.AST, bands: dict[str, NDArray[np.float64]], finite: NDArray[np.bool_]) -> Any:
     """The value of a checked node; clears ``finite`` where a number is not finite."""
     if isinstance(node, ast.Constant):
         return _numeric(np.float64(node.value), finite)
     if isinstance(node, ast.Name):
-        return _numeric(bands[int(node.id[1:])], finite)
+        return _numeric(bands[node.id], finite)
     if isinstance(node, ast.BinOp):
         left, right = _evaluate(node.left, bands, finite), _evaluate(node.right, bands, finite)
         op = type(node.op)
@@ -188,7 +203,7 @@ def _evaluate(node: ast.AST, bands: dict[int, NDArray[np.float64]], finite: NDAr
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         function = FUNCTIONS[node.func.id][0]
         return _numeric(function(*(_evaluate(arg, bands, finite) for arg in node.args)), finite)
-    raise ConfigError(f"unchecked expression node {type(node).__name__}")  # unreachable once checked
+    raise ConfigError(f"unchecked expression node {type(node).__name__}")  # unreachable after _check
 
 
 def _numeric(value: Any, finite: NDArray[np.bool_]) -> Any:

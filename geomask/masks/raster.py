@@ -51,7 +51,7 @@ from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.bits import BitSelection
 from geomask.messages import crs_name, plain
 
-__all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "RasterSource"]
+__all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "NearestSampler", "RasterSource"]
 
 MAX_READ_PIXELS = 1 << 22
 """Most class-raster pixels read at once for one window (4 Mi; a uint8 class raster reads 4 MiB)."""
@@ -216,33 +216,36 @@ class RasterSource(MaskSource):
         return mask
 
 
-class BoundRasterMask(BoundMask):
-    """A class raster resampled by nearest neighbour to a target grid, window by window.
+class NearestSampler:
+    """Values of one band of a raster on another grid, by nearest neighbour at each target pixel's centre.
+
+    The machinery of :class:`BoundRasterMask`, shared with the band-name expressions of products
+    (:mod:`geomask.masks.assets`): for every target pixel of a window the centre is moved to the
+    target CRS with the target transform, to the source CRS with PROJ (only when the CRSs differ) and
+    to a source pixel with the inverse source transform; ``floor`` gives the source pixel whose area
+    holds it. A pixel's value depends only on its own (row, col), never on the window.
 
     Parameters
     ----------
     path : str
-        The class raster; opened in every :meth:`render` call.
+        The source raster; opened in every :meth:`sample` call.
     band : int
         1-based band to read.
     source_grid, target_grid : Grid
-        The class raster's grid and the scene's (both with a CRS or neither).
-    nodata : float or None
-        The class raster's nodata in its dtype (never selected).
-    values, range, bits
-        The selection, as for :class:`RasterSource` (exactly one given; ``bits`` a
-        :class:`~geomask.masks.bits.BitSelection`).
+        The source raster's grid and the target's (both with a CRS or neither).
     max_read_pixels : int
-        Largest class-raster block read at once (tests use small values).
+        Largest source block read at once (tests use small values).
 
     Notes
     -----
     Picklable and thread-safe: holds plain values, opens the file and builds its PROJ transformer
-    inside each call. Memory per call: two float64 coordinate arrays of the window's size plus the class
-    pixels under the window (at most ``max_read_pixels`` at a time). A class raster far finer than the
-    scene (more than ``max_read_pixels`` class pixels under the window) is read in many smaller pieces,
-    down to one read per scene pixel: slower, never larger.
+    inside each call. Memory per call: two float64 coordinate arrays of the window's size plus the
+    source pixels under the window (at most ``max_read_pixels`` at a time). A source far finer than
+    the target is read in many smaller pieces, down to one read per target pixel: slower, never larger.
     """
+
+    what: str = "class raster"
+    """What the source is, for messages."""
 
     def __init__(
         self,
@@ -251,34 +254,19 @@ class BoundRasterMask(BoundMask):
         *,
         source_grid: Grid,
         target_grid: Grid,
-        nodata: float | None,
-        values: tuple[float, ...] | None = None,
-        range: tuple[float, float] | None = None,
-        bits: BitSelection | None = None,
         max_read_pixels: int = MAX_READ_PIXELS,
     ) -> None:
-        if sum(item is not None for item in (values, range, bits)) != 1:
-            raise MaskError(f"class raster {path}: give exactly one of values, range or bits")
         self.path = path
         self.band = band
         self.source_grid = source_grid
         self.target_grid = target_grid
-        self.nodata = nodata
-        self.values = values
-        self.range = range
-        self.bits = bits
         self.max_read_pixels = max(1, int(max_read_pixels))
         self.reprojects = source_grid.crs is not None and not CRS.from_user_input(source_grid.crs).equals(
             CRS.from_user_input(target_grid.crs)
         )
-        self._misses = self._footprints_miss()
 
-    @property
-    def is_empty(self) -> bool:
-        """True when the scene's footprint certainly misses the class raster (north-up grids only)."""
-        return self._misses
-
-    def _footprints_miss(self) -> bool:
+    def footprints_miss(self) -> bool:
+        """True when the target's footprint certainly misses the source (north-up grids only)."""
         source, target = self.source_grid, self.target_grid
         if not (source.is_rectilinear and target.is_rectilinear):
             return False
@@ -294,29 +282,30 @@ class BoundRasterMask(BoundMask):
         s_left, s_bottom, s_right, s_top = source.bounds
         return right <= s_left or left >= s_right or top <= s_bottom or bottom >= s_top
 
-    def describe(self) -> str:
-        return f"raster({_name(self.path)})"
+    def sample(self, row0: int, col0: int, height: int, width: int) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """The source values under the centres of a target window, and where those centres lie inside.
 
-    def render(self, window: Window) -> NDArray[np.bool_]:
-        row0, col0, height, width = check_window(window, self.target_grid.shape, self.path)
-        out = np.zeros((height, width), dtype=bool)
-        if height == 0 or width == 0 or self._misses:
-            return out
+        Returns
+        -------
+        values : ndarray (height, width), the source band's dtype
+            0 where ``inside`` is False.
+        inside : bool ndarray (height, width)
+
+        Raises
+        ------
+        RunError
+            The source cannot be opened or read any more.
+        """
         rows, cols, inside = self._source_pixels(row0, col0, height, width)
-        if not inside.any():
-            return out
+        if not inside.any():  # nothing to read: the file is not even opened
+            return np.zeros((height, width)), inside
         try:
             with open_scene(self.path) as ds:
-                classes = np.zeros((height, width), dtype=ds.dtypes[self.band - 1])
-                self._gather(ds, rows, cols, inside, classes, slice(0, height), slice(0, width))
+                values = np.zeros((height, width), dtype=ds.dtypes[self.band - 1])
+                self._gather(ds, rows, cols, inside, values, slice(0, height), slice(0, width))
         except InputError as e:
-            raise RunError(f"class raster {e} (it was readable when the run started)") from e
-        selected = self._select(classes)
-        valid = valid_pixels(classes, self.nodata)
-        if valid is not None:
-            selected &= valid
-        out[...] = selected & inside
-        return out
+            raise RunError(f"{self.what} {e} (it was readable when the run started)") from e
+        return values, inside
 
     def _source_pixels(
         self, row0: int, col0: int, height: int, width: int
@@ -377,10 +366,82 @@ class BoundRasterMask(BoundMask):
             block = ds.read(self.band, window=read)
         except RasterioError as e:
             raise RunError(
-                f"class raster {self.path}: cannot read rows {r_lo}..{r_hi}, cols {c_lo}..{c_hi} ({e}); "
+                f"{self.what} {self.path}: cannot read rows {r_lo}..{r_hi}, cols {c_lo}..{c_hi} ({e}); "
                 "the file is corrupt or truncated"
             ) from e
         classes[rs, cs][here] = block[r - r_lo, c - c_lo]
+
+
+class BoundRasterMask(NearestSampler, BoundMask):
+    """A class raster resampled by nearest neighbour to a target grid, window by window.
+
+    Parameters
+    ----------
+    path : str
+        The class raster; opened in every :meth:`render` call.
+    band : int
+        1-based band to read.
+    source_grid, target_grid : Grid
+        The class raster's grid and the scene's (both with a CRS or neither).
+    nodata : float or None
+        The class raster's nodata in its dtype (never selected).
+    values, range, bits
+        The selection, as for :class:`RasterSource` (exactly one given; ``bits`` a
+        :class:`~geomask.masks.bits.BitSelection`).
+    max_read_pixels : int
+        Largest class-raster block read at once (tests use small values).
+
+    Notes
+    -----
+    See :class:`NearestSampler` (picklable, thread-safe, memory per call).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        band: int,
+        *,
+        source_grid: Grid,
+        target_grid: Grid,
+        nodata: float | None,
+        values: tuple[float, ...] | None = None,
+        range: tuple[float, float] | None = None,
+        bits: BitSelection | None = None,
+        max_read_pixels: int = MAX_READ_PIXELS,
+    ) -> None:
+        if sum(item is not None for item in (values, range, bits)) != 1:
+            raise MaskError(f"class raster {path}: give exactly one of values, range or bits")
+        super().__init__(
+            path, band, source_grid=source_grid, target_grid=target_grid, max_read_pixels=max_read_pixels
+        )
+        self.nodata = nodata
+        self.values = values
+        self.range = range
+        self.bits = bits
+        self._misses = self.footprints_miss()
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the scene's footprint certainly misses the class raster (north-up grids only)."""
+        return self._misses
+
+    def describe(self) -> str:
+        return f"raster({_name(self.path)})"
+
+    def render(self, window: Window) -> NDArray[np.bool_]:
+        row0, col0, height, width = check_window(window, self.target_grid.shape, self.path)
+        out = np.zeros((height, width), dtype=bool)
+        if height == 0 or width == 0 or self._misses:
+            return out
+        classes, inside = self.sample(row0, col0, height, width)
+        if not inside.any():
+            return out
+        selected = self._select(classes)
+        valid = valid_pixels(classes, self.nodata)
+        if valid is not None:
+            selected &= valid
+        out[...] = selected & inside
+        return out
 
     def _select(self, classes: NDArray[Any]) -> NDArray[np.bool_]:
         if self.bits is not None:
