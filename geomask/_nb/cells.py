@@ -5,10 +5,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from geomask._nb.jit import EPS, JIT
+from geomask._nb.jit import EPS, INNER, JIT
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def symmetry(w):  # pragma: no cover - compiled
     """1 for symmetric, -1 for antisymmetric, 0 otherwise (scipy's test, DBLEPSILON tolerance)."""
     n = w.shape[0]

@@ -20,6 +20,9 @@ from numba.core import caching
 
 EPS = np.finfo(np.float64).eps
 JIT = {"cache": True, "nogil": True, "boundscheck": False}
+# Functions only compiled code calls: no CPython or C wrapper to generate (unboxing their argument
+# tuples): about a tenth less CPU in the separable kernel's first compile (15.5 s against 17.3 s).
+INNER = {**JIT, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

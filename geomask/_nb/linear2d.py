@@ -6,14 +6,14 @@ import numba
 import numpy as np
 
 from geomask._nb.cells import _bad, _cell, _touch
-from geomask._nb.jit import EPS, JIT
+from geomask._nb.jit import EPS, INNER, JIT
 from geomask._nb.refs import _borrowed, _held, _owned_view, _unowned
 from geomask._nb.ring import _ring_flush
 from geomask._nb.rows import _DENSE_MIN, _begin_row, _gather_line, _row_targets
 from geomask._nb.stores import _finish_dense, _store
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _careful2d(
     src, b, pr, pc, di, dj, ww, cval, cval_valid, nd, has_nd, sup, has_sup, normalize, full
 ):  # pragma: no cover

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numba
 
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER
 from geomask._nb.rows import _gather_line
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _row_pass(line, row, sym, hrow, w):  # pragma: no cover - compiled
     """hrow[x] = tap1d(line, x, row, sym) for x < w, tap-outer (same per-pixel order).
 
@@ -44,7 +44,7 @@ def _row_pass(line, row, sym, hrow, w):  # pragma: no cover - compiled
                 hrow[x] += lk[x] * wk
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _slot_pass(
     src,
     b,
@@ -87,7 +87,7 @@ def _slot_pass(
                 hbs[x] |= lb[x]
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _uncached_pass(
     src,
     b,
@@ -155,7 +155,7 @@ def _uncached_pass(
         x = e
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _column_pass(hnum, slot, column, sym_c, res, x0, x1):  # pragma: no cover - compiled
     """res[x] = tap1d over the row-pass sums ``hnum[slot[k], x]`` with ``column``, for x in
     x0..x1, tap-outer (each pixel's terms in tap1d's order).

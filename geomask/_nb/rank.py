@@ -6,14 +6,14 @@ import numba
 import numpy as np
 
 from geomask._nb.cells import _bad, _cell
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER, JIT
 from geomask._nb.refs import _borrowed, _held, _owned_view
 from geomask._nb.ring import _ring_flush
 from geomask._nb.rows import _begin_row, _row_targets
 from geomask._nb.stores import _store
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _kth(buf, n, k):  # pragma: no cover - compiled
     """The ``k``-th smallest (0-based) of ``buf[:n]``, which it reorders in place so that
     ``buf[:k] <= buf[k] <= buf[k + 1 : n]`` (Wirth's selection; no NaN in ``buf``).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numba
 
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER, JIT
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _copy_held(a, z, segs, nseg, whole):  # pragma: no cover - compiled
     """z[x] = a[x] over segments ``segs[:nseg]`` of a row (:func:`_row_segments`), every column
     of each (straight, vectorised copies), or with ``whole`` over all columns from the first
@@ -47,7 +47,7 @@ def _ring_flush(ring, src, prow, ry, c0, buf, before):  # pragma: no cover - com
         ring[6][0] -= 1
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _ring_take(ring, src, prow, ry, c0, buf, i, segs, nseg):  # pragma: no cover - compiled
     """In place: a free slot of ``buf`` for output row ``i``, holding its own pixels over its
     segments ``segs[:nseg]`` (the straight stores write whole segments, their non-targets with

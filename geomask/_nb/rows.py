@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER, JIT
 from geomask._nb.ring import _ring_flush, _ring_take
 
 
@@ -181,7 +181,7 @@ def gather_center(src, prow, pcol, ry, rx, c0, out):  # pragma: no cover - compi
         _fill(src, b, prow, pcol, ry, rx, c0, out, 0, out.shape[1])
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _gather_line(
     src, b, p, pline, line, lbad, cval, cval_valid, nd, has_nd, sup, has_sup, check
 ):  # pragma: no cover

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from geomask._nb.cells import _bad, _cell, _touch, symmetry, tap1d
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER, JIT
 from geomask._nb.passes import _column_pass, _uncached_pass
 from geomask._nb.refs import _borrowed, _held, _owned_view, _unowned
 from geomask._nb.ring import _ring_flush
@@ -20,7 +20,7 @@ _MARGIN = 16
 _RUNS = 8
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _careful_sep(
     src,
     b,

@@ -7,11 +7,11 @@ import numba
 import numpy as np
 
 from geomask._nb.cells import _bad, _cell
-from geomask._nb.jit import JIT
+from geomask._nb.jit import INNER, JIT
 from geomask._nb.rows import _row_targets
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _store_span(
     tg_row, res_row, o_row, ob_row, nrow_row, nbits_row, x0, x1, is_int, lo, hi
 ):  # pragma: no cover
@@ -29,7 +29,7 @@ def _store_span(
     )
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _store_stretch(tg, res, o, ob, nrow, nbits, is_int, lo, hi):  # pragma: no cover - compiled
     """Store ``res`` at the targets ``tg`` of one stretch of an output row in three straight
     (vectorised) passes; returns the number of values that changed bit-wise.
@@ -80,7 +80,7 @@ def _store(out, bits, b, i, x, res, is_int, lo, hi):  # pragma: no cover - compi
     return 1 if bits[b, i, x] != old else 0
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _finish_dense(block, valid, cast, at, seg, sums, straight, xs):  # pragma: no cover - compiled
     """Store a dense segment's sums at its targets; returns (changed, n): the first ``n`` of
     ``xs`` are the targets left to the caller's careful path (a NaN sum, or an invalid cell in the
