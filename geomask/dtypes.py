@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geomask.convolve import SUPPORTED_DTYPES, effective_nodata, valid_pixels
+from geomask.pixels import SUPPORTED_DTYPES, effective_nodata, valid_pixels
 
 __all__ = ["OUTPUT_DTYPES", "Conversion", "conversion_problem", "default_nodata", "output_nodata"]
 

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from geomask.convolve import to_dtype
 from geomask.kernels import Kernel
+from geomask.pixels import to_dtype
 
 __all__ = ["EPS", "MAX_CELLS", "fill_nodata", "footprint_size"]
 

@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from geomask.errors import ConfigError, GridError, InputError, RunError
 from geomask.grid import Grid
 from geomask.messages import name_too_long
+from geomask.pixels import check_dtype
 from geomask.windows import contiguous_runs
 
 __all__ = [
@@ -227,8 +228,6 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
         dtypes = set(ds.dtypes)
         if len(dtypes) != 1:
             raise InputError(f"{p}: bands have different data types {sorted(dtypes)}; geomask needs one")
-        from geomask.convolve import check_dtype  # here: the compiled kernels load only to process
-
         try:
             check_dtype(ds.dtypes[0])
         except InputError as e:

@@ -94,9 +94,9 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     :func:`geomask.config.file_problems`, the others by a run).
     """
     from geomask.bandmath import check_expression as expression_bands
-    from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
     from geomask.dtypes import conversion_problem
     from geomask.fill import footprint_size
+    from geomask.pixels import nodata_problem
 
     source = pipeline.source
     if source is None:  # not reachable: load_pipeline records it

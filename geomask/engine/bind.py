@@ -12,12 +12,13 @@ from typing import Literal
 
 import numpy as np
 
-from geomask.convolve import effective_nodata, nodata_problem, prepare_kernel
+from geomask.convolve import prepare_kernel
 from geomask.engine.task import BoundGroup, BoundStep
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.io import SceneInfo
 from geomask.kernels import Kernel
 from geomask.masks.base import FullMask, MaskContext, MaskSource
+from geomask.pixels import effective_nodata, nodata_problem
 from geomask.spec import GroupStep, Step
 from geomask.windows import check_mode
 
@@ -27,7 +28,7 @@ __all__ = ["bind_steps", "resolve_bands", "resolve_nodata", "step_mask"]
 def resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | None) -> float | None:
     """The nodata value a run uses on ``scene``: ``auto`` (the file's), ``none``/None, or a number.
 
-    The value is compared in the scene's dtype (:func:`geomask.convolve.effective_nodata`).
+    The value is compared in the scene's dtype (:func:`geomask.pixels.effective_nodata`).
     """
     if nodata == "auto":
         return effective_nodata(scene.nodata, scene.dtype)

@@ -29,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geomask.bandmath import check_expression
-from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import ConfigError, InputError, MaskError
 from geomask.grid import Grid
 from geomask.io import open_scene
@@ -37,6 +36,7 @@ from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.expression import BoundExpressionMask, ExpressionSource
 from geomask.masks.raster import NearestSampler, RasterSource
 from geomask.messages import crs_name, did_you_mean
+from geomask.pixels import effective_nodata, valid_pixels
 from geomask.product import Asset, Product
 
 __all__ = ["AssetSource", "BoundNamedExpressionMask", "Layer", "NamedExpressionSource", "for_band"]

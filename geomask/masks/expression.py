@@ -34,12 +34,12 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.bandmath import _ARITHMETIC, _COMPARE, _LOGIC, FUNCTIONS, MAX_LENGTH, check_expression
-from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import ConfigError, MaskError
 from geomask.grid import Grid
 from geomask.io import open_scene, read_indexed
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.pixels import effective_nodata, valid_pixels
 
 __all__ = ["FUNCTIONS", "MAX_LENGTH", "BoundExpressionMask", "ExpressionSource"]
 

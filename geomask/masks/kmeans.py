@@ -38,13 +38,13 @@ from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import ConfigError, InputError, MaskError, RunError
 from geomask.grid import Grid
 from geomask.io import open_scene, read_indexed
 from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.messages import plain
+from geomask.pixels import effective_nodata, valid_pixels
 
 __all__ = ["MAX_SAMPLE", "BoundKMeansMask", "KMeansSource", "label_pixels", "order_centroids"]
 

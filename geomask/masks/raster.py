@@ -42,7 +42,6 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from geomask.convolve import effective_nodata, valid_pixels
 from geomask.errors import InputError, MaskError, NoOverlapWarning, RunError
 from geomask.grid import Grid
 from geomask.io import open_scene
@@ -50,6 +49,7 @@ from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.bits import BitSelection
 from geomask.messages import crs_name, plain
+from geomask.pixels import effective_nodata, valid_pixels
 
 __all__ = ["MAX_READ_PIXELS", "BoundRasterMask", "NearestSampler", "RasterSource"]
 

@@ -18,12 +18,12 @@ from typing import Literal
 import numpy as np
 from rasterio.enums import ColorInterp
 
-from geomask.convolve import effective_nodata
 from geomask.errors import OutputError, OutputExistsError
 from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.masks.base import MaskContext, MaskSource
 from geomask.output.staging import remove_stale_partials
 from geomask.output.writer import OutputFile
+from geomask.pixels import effective_nodata
 from geomask.windows import plan_windows
 
 __all__ = ["write_mask"]
