@@ -122,8 +122,50 @@ def geomask_run(scene: Path, rois: Path, out: Path, threads: int) -> None:
             raise SystemExit(code)
 
 
+def gdal_copy_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
+    """The batch's floor: every scene of the glob ``scenes`` copied by GDAL, in a loop, in this process."""
+    import glob
+
+    for path in sorted(glob.glob(str(scenes))):
+        gdal_copy(Path(path), rois, out / Path(path).name, threads)
+
+
+BATCH_PIPELINE = """\
+input: {scene}
+mask:
+  vector: {rois}
+kernel: {{name: gaussian, sigma: {sigma}, radius: {radius}}}
+output:
+  path: {out}/{{stem}}.tif
+  format: GTiff
+  compress: deflate
+  overwrite: true
+"""
+
+
+def geomask_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
+    """``geomask run`` on a pipeline whose input is the glob ``scenes``: one batch, in this process.
+
+    The scheduler is ``$BENCH_SCHEDULER`` (default threads).
+    """
+    from geomask.cli import app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = Path(tmp) / "batch.yaml"
+        paths = {"scene": scenes.resolve(), "rois": rois.resolve(), "out": out.resolve()}
+        pipeline.write_text(BATCH_PIPELINE.format(**paths, sigma=SIGMA, radius=RADIUS))
+        profile = Path(tmp) / "profile.yaml"
+        scheduler = os.environ.get("BENCH_SCHEDULER", "threads")
+        profile.write_text(PROFILE.format(threads=threads, scheduler=scheduler))
+        code = app(["run", str(pipeline), "--profile", str(profile), "--quiet"], standalone_mode=False)
+        if code:
+            raise SystemExit(code)
+
+
 JOBS = {
     "gdal_copy": gdal_copy,
+    "gdal_copy_batch": gdal_copy_batch,
+    "geomask_batch": geomask_batch,
     "opencv": opencv,
     "rioxarray_daskimage": rioxarray_daskimage,
     "geomask": geomask_run,

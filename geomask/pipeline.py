@@ -32,6 +32,7 @@ from geomask.config import Pipeline, load_pipeline, source_files
 from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
+from geomask.executors.local import WindowPool, window_pool
 from geomask.executors.sizing import fit_options
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
@@ -337,48 +338,63 @@ def run_pipeline(
                 own, plans, options=options, observer=observer, continue_on_error=continue_on_error
             )
     options = fit_options(options)  # once for the run (process_scene's own fit is then a no-op)
-    reports: list[SceneReport] = []
-    for input_path, output_path in scenes:
-        notes: list[str] = []
-        try:
-            if per_scene:
-                steps, notes = _scene_steps(model, input_path, options)
-            tags = provenance_tags(
-                model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
-            )
-            with output_lock(output_path):  # one geomask process per output at a time
-                remove_stale_partials(output_path)
-                # s3:// outputs have no size or time to compare: always (re)written
-                remote = is_url(output_path)
-                action = "replace" if remote else resume_action(output_path, tags, overwrite=redo)
-                if action == "skip":
-                    report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
-                    observer.scene_finished(report)
-                    reports.append(report)
-                    continue
-                with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
-                    spec = _output_spec(model, local_output, creation_options, action, tags)
-                    report = process_scene(
-                        input_path,
-                        spec,
-                        steps,
-                        bands=model.bands,
-                        nodata=model.nodata,
-                        options=options,
-                        observer=_WithNotes(observer, notes, str(output_path) if remote else None),
-                    )
-                    if model.output.stac:
-                        write_item(
-                            local_output, input_path, steps, nodata=model.nodata, gdal=options.gdal_options
+    with contextlib.ExitStack() as run:
+        # One pool of threads or processes for every scene, started when the first scene is to run:
+        # process workers import geomask while that scene is planned.
+        pools: list[WindowPool] = []
+
+        def pool() -> WindowPool:
+            if not pools:
+                pools.append(run.enter_context(window_pool(options)))
+            return pools[0]
+
+        reports: list[SceneReport] = []
+        for input_path, output_path in scenes:
+            notes: list[str] = []
+            try:
+                if per_scene:
+                    steps, notes = _scene_steps(model, input_path, options)
+                tags = provenance_tags(
+                    model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+                )
+                with output_lock(output_path):  # one geomask process per output at a time
+                    remove_stale_partials(output_path)
+                    # s3:// outputs have no size or time to compare: always (re)written
+                    remote = is_url(output_path)
+                    action = "replace" if remote else resume_action(output_path, tags, overwrite=redo)
+                    if action == "skip":
+                        report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
+                        observer.scene_finished(report)
+                        reports.append(report)
+                        continue
+                    with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
+                        spec = _output_spec(model, local_output, creation_options, action, tags)
+                        report = process_scene(
+                            input_path,
+                            spec,
+                            steps,
+                            bands=model.bands,
+                            nodata=model.nodata,
+                            options=options,
+                            observer=_WithNotes(observer, notes, str(output_path) if remote else None),
+                            pool=pool(),
                         )
-                report.output = str(output_path)
-        except GeomaskError as e:
-            if not continue_on_error:
-                raise
-            report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
-            observer.scene_finished(report)
-        reports.append(report)
-    return reports
+                        if model.output.stac:
+                            write_item(
+                                local_output,
+                                input_path,
+                                steps,
+                                nodata=model.nodata,
+                                gdal=options.gdal_options,
+                            )
+                    report.output = str(output_path)
+            except GeomaskError as e:
+                if not continue_on_error:
+                    raise
+                report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
+                observer.scene_finished(report)
+            reports.append(report)
+        return reports
 
 
 def _scene_steps(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from geomask.engine.plan import plan_scene, worker_path
 from geomask.executors.local import run_windows
@@ -18,6 +18,9 @@ from geomask.executors.sizing import fit_options
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
 from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, is_distributed
+
+if TYPE_CHECKING:
+    from geomask.executors.local import WindowPool
 
 __all__ = ["process_scene"]
 
@@ -31,6 +34,7 @@ def process_scene(
     nodata: float | Literal["auto"] | None = "auto",
     options: RunOptions | None = None,
     observer: Observer | None = None,
+    pool: WindowPool | None = None,
 ) -> SceneReport:
     """Run ``steps`` over one scene and write the georeferenced result.
 
@@ -50,6 +54,9 @@ def process_scene(
         Window size, scheduler, workers, GDAL configuration options.
     observer : Observer
         Receives progress events (from the calling thread).
+    pool : WindowPool or None
+        A local scheduler's pool shared by the scenes of a run
+        (:func:`geomask.executors.local.window_pool`; default: one started for this scene).
 
     Returns
     -------
@@ -80,7 +87,7 @@ def process_scene(
     plan = plan_scene(input_path, output, steps, bands=bands, nodata=nodata, options=options)
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:
-        for result in run_windows(plan.job, plan.windows, options):
+        for result in run_windows(plan.job, plan.windows, options, pool):
             plan.write(result)
             observer.window_done(plan.report.input, 1)
         report = plan.commit()

@@ -281,3 +281,28 @@ def test_sidecars_of_shapefiles_and_rasters(tmp_path: Path) -> None:
     before = sources_digest([tmp_path / "a.shp"])
     (tmp_path / "a.cpg").write_bytes(b"UTF-8")
     assert sources_digest([tmp_path / "a.shp"]) != before
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_one_window_pool_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    """The scenes of a run share one pool (a process pool starts once, not per scene); results as ever."""
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        make_scene(tmp_path / "in" / f"{name}.tif")
+    path = make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
+    started = []
+    real = geomask.pipeline.window_pool
+    monkeypatch.setattr(geomask.pipeline, "window_pool", lambda o: started.append(o) or real(o))
+    reports = run_pipeline(path, options=RunOptions(scheduler=scheduler, workers=2, window_size=32))
+    assert [r.status for r in reports] == ["done"] * 3
+    assert [o.scheduler for o in started] == [scheduler]
+    pixels = [_pixels(Path(r.output)) for r in reports]
+    expected = run_pipeline(path, overwrite=True, options=RunOptions(scheduler="synchronous"))
+    assert all(np.array_equal(p, _pixels(Path(r.output))) for p, r in zip(pixels, expected, strict=True))
+    assert [r.status for r in run_pipeline(path)] == ["skipped"] * 3  # outputs current: no pool started
+    assert [o.scheduler for o in started] == [scheduler, "synchronous"]
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()

@@ -64,9 +64,6 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     Inputs that do not exist, URLs and unreadable files are skipped (the first are reported by
     :func:`geomask.config.file_problems`, the others by a run).
     """
-    from geomask.convolve import nodata_problem  # here: numba loads only when a scene is checked
-    from geomask.masks.expression import _check as expression_bands
-
     source = pipeline.source
     if source is None:  # not reachable: load_pipeline records it
         raise ConfigError("no source positions recorded")
@@ -98,6 +95,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             if band > count:
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
         if isinstance(pipeline.nodata, float):
+            from geomask.convolve import nodata_problem  # here: numba loads only for a nodata number
+
             problem = nodata_problem(pipeline.nodata, dtype)
             if problem is not None:
                 add(("nodata",), f"{problem} ({scene} is {dtype}): give a value its pixels can hold")
@@ -106,6 +105,8 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 for key, section in _sections(getattr(step, name), (*prefix, name)):
                     bands: list[int] = []
                     if isinstance(section, ExpressionMask):
+                        from geomask.masks.expression import _check as expression_bands  # numba
+
                         key, bands = (*key, "expression"), sorted(expression_bands(section.expression)[1])
                     elif isinstance(section, KMeansMask):
                         key, bands = (*key, "kmeans", "bands"), list(section.kmeans.bands or [])
