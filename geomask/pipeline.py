@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from geomask.engine.bind import step_mask
 from geomask.engine.plan import ScenePlan, plan_scene, worker_path
 from geomask.errors import GeomaskError, OutputExistsError
 from geomask.executors.local import WindowPool, window_pool
+from geomask.executors.scenes import is_small, run_in_order
 from geomask.executors.sizing import fit_options
 from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
@@ -342,20 +344,27 @@ def run_pipeline(
         # One pool of threads or processes for every scene, started when the first scene is to run:
         # process workers import geomask while that scene is planned.
         pools: list[WindowPool] = []
+        starting = threading.Lock()  # scenes run in two threads (run_in_order)
 
         def pool() -> WindowPool:
-            if not pools:
-                pools.append(run.enter_context(window_pool(options)))
-            return pools[0]
+            with starting:
+                if not pools:
+                    pools.append(run.enter_context(window_pool(options)))
+                return pools[0]
 
-        reports: list[SceneReport] = []
-        for input_path, output_path in scenes:
+        def one(scene: tuple[Path, Path], observer: Observer) -> SceneReport:
+            input_path, output_path = scene
             notes: list[str] = []
+            steps_here = steps
             try:
                 if per_scene:
-                    steps, notes = _scene_steps(model, input_path, options)
+                    steps_here, notes = _scene_steps(model, input_path, options)
                 tags = provenance_tags(
-                    model, steps, input_path, profile_sha256=profile_sha256, sources_sha256=sources_sha256
+                    model,
+                    steps_here,
+                    input_path,
+                    profile_sha256=profile_sha256,
+                    sources_sha256=sources_sha256,
                 )
                 with output_lock(output_path):  # one geomask process per output at a time
                     remove_stale_partials(output_path)
@@ -365,14 +374,13 @@ def run_pipeline(
                     if action == "skip":
                         report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
                         observer.scene_finished(report)
-                        reports.append(report)
-                        continue
+                        return report
                     with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
                         spec = _output_spec(model, local_output, creation_options, action, tags)
                         report = process_scene(
                             input_path,
                             spec,
-                            steps,
+                            steps_here,
                             bands=model.bands,
                             nodata=model.nodata,
                             options=options,
@@ -383,7 +391,7 @@ def run_pipeline(
                             write_item(
                                 local_output,
                                 input_path,
-                                steps,
+                                steps_here,
                                 nodata=model.nodata,
                                 gdal=options.gdal_options,
                             )
@@ -393,8 +401,13 @@ def run_pipeline(
                     raise
                 report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
                 observer.scene_finished(report)
-            reports.append(report)
-        return reports
+            return report
+
+        if options.scheduler == "synchronous" or len(scenes) < 2:
+            return [one(scene, observer) for scene in scenes]
+        # Two small scenes in flight: one's writing overlaps the next one's computing (events and
+        # commits still in input order: geomask.executors.scenes).
+        return run_in_order(scenes, one, observer, small=lambda scene: is_small(scene[0]))
 
 
 def _scene_steps(

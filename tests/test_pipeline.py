@@ -291,8 +291,9 @@ def test_one_window_pool_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         make_scene(tmp_path / "in" / f"{name}.tif")
     path = make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
     started = []
-    real = geomask.pipeline.window_pool
-    monkeypatch.setattr(geomask.pipeline, "window_pool", lambda o: started.append(o) or real(o))
+    module = sys.modules[run_pipeline.__module__]  # the module of the function called below
+    real = module.window_pool
+    monkeypatch.setattr(module, "window_pool", lambda o: started.append(o) or real(o))
     reports = run_pipeline(path, options=RunOptions(scheduler=scheduler, workers=2, window_size=32))
     assert [r.status for r in reports] == ["done"] * 3
     assert [o.scheduler for o in started] == [scheduler]
