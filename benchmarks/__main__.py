@@ -47,6 +47,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("core", "benchmarks.core", "run"),
     ("cluster", "benchmarks.cluster", "_cluster"),
     ("batch", "benchmarks.batch", "run"),
+    ("startup", "benchmarks.startup", "run"),
 ]
 
 
