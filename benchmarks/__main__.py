@@ -46,6 +46,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("memory", "benchmarks.memory", "run"),
     ("core", "benchmarks.core", "run"),
     ("cluster", "benchmarks.cluster", "_cluster"),
+    ("batch", "benchmarks.batch", "run"),
+    ("startup", "benchmarks.startup", "run"),
 ]
 
 

@@ -69,13 +69,15 @@ def run_process(args: list[str], env: dict[str, str] | None = None) -> Measure:
     return Measure(seconds, usage.ru_maxrss / 1024, info, error)
 
 
-def job(name: str, *args: object, threads: int, pin: bool = False) -> Measure:
+def job(
+    name: str, *args: object, threads: int, pin: bool = False, env: dict[str, str] | None = None
+) -> Measure:
     """Run ``python -m benchmarks.jobs NAME ARGS... THREADS`` and measure it.
 
     ``pin``: run it on the first ``threads`` cores only (``sched_setaffinity``), so a 1-thread
     run cannot borrow a second core for GDAL's or the writer's threads.
     """
-    env = {"BENCH_CPUS": ",".join(str(c) for c in range(threads))} if pin else None
+    env = dict(env or {}) | ({"BENCH_CPUS": ",".join(str(c) for c in range(threads))} if pin else {})
     return run_process([sys.executable, "-m", "benchmarks.jobs", name, *map(str, args), str(threads)], env)
 
 

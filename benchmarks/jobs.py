@@ -30,6 +30,37 @@ def gdal_copy(scene: Path, rois: Path, out: Path, threads: int) -> None:
         rasterio.shutil.copy(scene, out, **CREATION, NUM_THREADS=str(threads))
 
 
+def floor(scene: Path, rois: Path, out: Path, threads: int) -> None:
+    """The big scene's physical floor: ``cp`` of the file, then decode and re-encode only the tiles the
+    ROIs touch (written back in place, as a tile-copying writer would), with ``threads`` threads."""
+    import shutil
+
+    from rasterio.features import rasterize
+    from rasterio.windows import Window
+
+    shutil.copyfile(scene, out)
+    with rasterio.Env(NUM_THREADS=str(threads), GDAL_NUM_THREADS=str(threads)):
+        with rasterio.open(scene) as ds:
+            tile = ds.block_shapes[0][0]
+            rows, cols = -(-ds.height // tile), -(-ds.width // tile)
+            tiles = _tile_mask(ds, rois, rows, cols, rasterize)
+        with rasterio.open(out, "r+", NUM_THREADS=str(threads)) as dst:
+            for r, c in zip(*np.nonzero(tiles), strict=True):
+                window = Window(c * tile, r * tile, tile, tile).intersection(
+                    Window(0, 0, dst.width, dst.height)
+                )
+                dst.write(dst.read(window=window), window=window)
+    print(json.dumps({"touched_tiles": int(tiles.sum()), "tiles": int(tiles.size)}), flush=True)
+
+
+def _tile_mask(ds, rois, rows, cols, rasterize):  # type: ignore[no-untyped-def]
+    import geopandas as gpd
+
+    shapes = gpd.read_file(rois, engine="pyogrio").to_crs(ds.crs).geometry
+    transform = ds.transform * ds.transform.scale(ds.width / cols, ds.height / rows)
+    return rasterize(shapes, out_shape=(rows, cols), transform=transform, all_touched=True).astype(bool)
+
+
 def _whole_mask(ds: rasterio.io.DatasetReader, rois: Path) -> np.ndarray:
     import geopandas as gpd
     from rasterio.features import rasterize
@@ -122,8 +153,51 @@ def geomask_run(scene: Path, rois: Path, out: Path, threads: int) -> None:
             raise SystemExit(code)
 
 
+def gdal_copy_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
+    """The batch's floor: every scene of the glob ``scenes`` copied by GDAL, in a loop, in this process."""
+    import glob
+
+    for path in sorted(glob.glob(str(scenes))):
+        gdal_copy(Path(path), rois, out / Path(path).name, threads)
+
+
+BATCH_PIPELINE = """\
+input: {scene}
+mask:
+  vector: {rois}
+kernel: {{name: gaussian, sigma: {sigma}, radius: {radius}}}
+output:
+  path: {out}/{{stem}}.tif
+  format: GTiff
+  compress: deflate
+  overwrite: true
+"""
+
+
+def geomask_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
+    """``geomask run`` on a pipeline whose input is the glob ``scenes``: one batch, in this process.
+
+    The scheduler is ``$BENCH_SCHEDULER`` (default threads).
+    """
+    from geomask.cli import app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = Path(tmp) / "batch.yaml"
+        paths = {"scene": scenes.resolve(), "rois": rois.resolve(), "out": out.resolve()}
+        pipeline.write_text(BATCH_PIPELINE.format(**paths, sigma=SIGMA, radius=RADIUS))
+        profile = Path(tmp) / "profile.yaml"
+        scheduler = os.environ.get("BENCH_SCHEDULER", "threads")
+        profile.write_text(PROFILE.format(threads=threads, scheduler=scheduler))
+        code = app(["run", str(pipeline), "--profile", str(profile), "--quiet"], standalone_mode=False)
+        if code:
+            raise SystemExit(code)
+
+
 JOBS = {
     "gdal_copy": gdal_copy,
+    "floor": floor,
+    "gdal_copy_batch": gdal_copy_batch,
+    "geomask_batch": geomask_batch,
     "opencv": opencv,
     "rioxarray_daskimage": rioxarray_daskimage,
     "geomask": geomask_run,

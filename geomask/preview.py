@@ -63,7 +63,7 @@ from geomask.io import SceneInfo, gdal_env, inspect_scene, open_scene
 from geomask.masks.assets import for_band
 from geomask.masks.base import BoundMask
 from geomask.output.check import read_tags
-from geomask.pipeline import _CURRENT_KEYS, TAG_PREFIX, provenance_tags
+from geomask.provenance import _CURRENT_KEYS, TAG_PREFIX, provenance_tags
 from geomask.urls import is_url
 
 __all__ = ["CHANGED", "GAP", "HEADER", "OUTLINE", "render_preview"]

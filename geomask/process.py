@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from geomask.engine.plan import plan_scene, worker_path
 from geomask.executors.local import run_windows
@@ -18,6 +18,9 @@ from geomask.executors.sizing import fit_options
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
 from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity, is_distributed
+
+if TYPE_CHECKING:
+    from geomask.executors.local import WindowPool
 
 __all__ = ["process_scene"]
 
@@ -32,6 +35,7 @@ def process_scene(
     options: RunOptions | None = None,
     observer: Observer | None = None,
     validity: Validity = "honour",
+    pool: WindowPool | None = None,
 ) -> SceneReport:
     """Run ``steps`` over one scene and write the georeferenced result.
 
@@ -55,6 +59,9 @@ def process_scene(
         ``honour``: an alpha band (colour interpretation alpha) is not data (default ``bands`` leave it
         out; it is copied unchanged) and pixels whose alpha or GDAL per-dataset mask (internal or
         ``.msk``) is 0 are invalid like nodata; the output keeps the mask. ``ignore``: both are data.
+    pool : WindowPool or None
+        A local scheduler's pool shared by the scenes of a run
+        (:func:`geomask.executors.local.window_pool`; default: one started for this scene).
 
     Returns
     -------
@@ -95,7 +102,7 @@ def process_scene(
     )
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:
-        for result in run_windows(plan.job, plan.windows, options):
+        for result in run_windows(plan.job, plan.windows, options, pool):
             plan.write(result)
             observer.window_done(plan.report.input, 1)
         report = plan.commit()

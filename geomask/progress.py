@@ -1,9 +1,11 @@
 """Progress reporting: the observer the engine calls, so library code never prints.
 
-The engine calls an :class:`Observer` from the thread that drives the run (never
-from dask worker threads or processes): ``scene_started`` once per scene with
-the number of windows, ``window_done`` as windows finish, and
-``scene_finished`` with the scene's report. An observer must be cheap and must
+The engine calls an :class:`Observer` from the thread that drives a scene (never
+from window workers), one scene at a time and in input order: ``scene_started``
+once per scene with the number of windows, ``window_done`` as windows finish,
+and ``scene_finished`` with the scene's report. (In a batch two small scenes may
+run at once, each in a thread of its own; the later one's events are held and
+delivered after the earlier one's: :mod:`geomask.executors.scenes`.) An observer must be cheap and must
 not raise; :class:`NullObserver` does nothing and is the default. The command
 line supplies a rich progress bar (``geomask.cli._progress``).
 """

@@ -57,11 +57,12 @@ Boundary = Mode
 """The config's name for :data:`Mode` (the ``boundary:`` key of a step)."""
 
 LocalScheduler = Literal["threads", "processes", "synchronous", "local-cluster"]
-"""The schedulers that need no address: dask's local ones and a ``LocalCluster`` started for the run."""
+"""The schedulers that need no address: the local pools (:mod:`geomask.executors.local`) and a
+``LocalCluster`` started for the run."""
 
 Scheduler = str
-"""``threads``, ``processes``, ``synchronous`` (dask's local schedulers), ``local-cluster`` (a
-``distributed.LocalCluster`` started for the run) or a dask.distributed scheduler address
+"""``threads``, ``processes``, ``synchronous`` (a pool of this machine, kept for the run),
+``local-cluster`` (a ``distributed.LocalCluster`` started for the run) or a dask.distributed scheduler address
 ``tcp://HOST:PORT`` (see :func:`is_distributed`)."""
 
 OutputFormat = Literal["GTiff", "COG"]

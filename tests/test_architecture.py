@@ -158,7 +158,20 @@ def test_modules_are_small() -> None:
 
 # --- lazy imports ----------------------------------------------------------------------------------
 
-HEAVY = ("numba", "dask", "distributed", "geopandas", "pystac", "scipy", "rasterio", "xarray")
+HEAVY = (
+    "numba",
+    "dask",
+    "distributed",
+    "geopandas",
+    "pystac",
+    "scipy",
+    "rasterio",
+    "xarray",
+    "numpy",
+    "pydantic",
+    "pyproj",
+    "rich",
+)
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -197,6 +210,30 @@ def test_cli_help_loads_no_compute_libraries() -> None:
     )
     forbidden = {"numba", "distributed", "dask.distributed", "geopandas", "pystac", "scipy.cluster"}
     assert loaded & forbidden == set()
+
+
+def test_cli_help_loads_nothing_heavy() -> None:
+    """``geomask --help`` imports typer and geomask's light modules only: no numpy, rasterio, pydantic,
+    pyproj or rich (their imports are inside the commands). ``geomask run --help`` adds only pydantic,
+    which typer itself uses to parse a command's options."""
+    for args, allowed in ((["--help"], set()), (["run", "--help"], {"pydantic"})):
+        loaded = _loaded_after(
+            "import contextlib, io\nfrom geomask.cli import app\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    app({args!r}, prog_name='geomask')"
+        )
+        assert {m.split(".")[0] for m in loaded} - allowed == set(), args
+
+
+def test_cli_validate_loads_no_compute_libraries() -> None:
+    """``geomask validate`` on the demo pipeline reads scene headers (rasterio) but loads no numba,
+    dask, geopandas or scipy."""
+    loaded = _loaded_after(
+        "import contextlib, io\nfrom geomask.cli import app\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    app(['validate', 'pipelines/roi_denoise.yaml'], prog_name='geomask')"
+    )
+    assert {m.split(".")[0] for m in loaded} & {"numba", "dask", "distributed", "geopandas", "scipy"} == set()
 
 
 def test_public_names_resolve_on_first_use() -> None:

@@ -612,3 +612,28 @@ def test_vector_mask_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     grid = Grid("EPSG:32618", Affine(30.0, 0.0, 300000.0, 0.0, -30.0, 5000000.0), 8, 8)
     with pytest.raises(MaskError, match="FIFO"):
         VectorSource(str(fifo)).bind(MaskContext(grid, "scene.tif", None))
+
+
+# ---------------------------------------------------------------- one read per file (batches)
+
+
+def test_vector_file_read_once_per_version_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binding the same vector file for several scenes reads it once; a changed file is read again."""
+    path = _write(tmp_path / "rois.gpkg", _random_polygons(UTM_GRID, 5, seed=3), UTM)
+    reads: list[str] = []
+    real = VectorSource._read
+    monkeypatch.setattr(VectorSource, "_read", lambda self, p: reads.append(p) or real(self, p))
+    first = _bind(VectorSource(path))
+    again = _bind(VectorSource(path))
+    other = _bind(VectorSource(path), GEO_GRID)
+    assert len(reads) == 1
+    assert np.array_equal(first.render(Window(0, 0, 110, 90)), again.render(Window(0, 0, 110, 90)))
+    assert np.array_equal(other.render(Window(0, 0, 80, 70)), _oracle(path, GEO_GRID))
+    _bind(VectorSource(path, where="id > 1"))  # another selection of the file: its own read
+    assert len(reads) == 2
+    _write(path, _random_polygons(UTM_GRID, 7, seed=4), UTM)  # the file changes: read again
+    changed = _bind(VectorSource(path))
+    assert len(reads) == 3
+    assert np.array_equal(changed.render(Window(0, 0, 110, 90)), _oracle(path, UTM_GRID))

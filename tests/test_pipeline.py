@@ -16,6 +16,7 @@ from _fixtures_cli import corrupt_tiles, make_project, make_roi, make_scene, roi
 
 import geomask.fingerprint
 import geomask.pipeline
+import geomask.provenance
 from geomask import __version__
 from geomask.config import load_pipeline
 from geomask.convolve import masked_convolve
@@ -23,8 +24,9 @@ from geomask.errors import OutputExistsError
 from geomask.fingerprint import file_fingerprint, sidecars, sources_digest
 from geomask.kernels import get
 from geomask.output.check import read_tags
-from geomask.pipeline import profile_digest, run_pipeline
+from geomask.pipeline import run_pipeline
 from geomask.progress import NullObserver, Observer
+from geomask.provenance import profile_digest
 from geomask.spec import RunOptions, SceneReport
 
 
@@ -131,7 +133,7 @@ def test_changed_input_profile_or_version_redoes(tmp_path: Path, monkeypatch: py
         path, creation_options={"PREDICTOR": "2"}, options=RunOptions(gdal_options={"X": "1"})
     ) == ["done"]
     assert _statuses(path) == ["done"]
-    monkeypatch.setattr(geomask.pipeline, "__version__", "0.0.0.test")
+    monkeypatch.setattr(geomask.provenance, "__version__", "0.0.0.test")
     assert _statuses(path) == ["done"]
     assert _statuses(path) == ["skipped"]
 
@@ -281,3 +283,29 @@ def test_sidecars_of_shapefiles_and_rasters(tmp_path: Path) -> None:
     before = sources_digest([tmp_path / "a.shp"])
     (tmp_path / "a.cpg").write_bytes(b"UTF-8")
     assert sources_digest([tmp_path / "a.shp"]) != before
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_one_window_pool_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    """The scenes of a run share one pool (a process pool starts once, not per scene); results as ever."""
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        make_scene(tmp_path / "in" / f"{name}.tif")
+    path = make_project(tmp_path, input="in/*.tif", output={"path": "out/{stem}.tif"})
+    started = []
+    module = sys.modules[run_pipeline.__module__]  # the module of the function called below
+    real = module.window_pool
+    monkeypatch.setattr(module, "window_pool", lambda o: started.append(o) or real(o))
+    reports = run_pipeline(path, options=RunOptions(scheduler=scheduler, workers=2, window_size=32))
+    assert [r.status for r in reports] == ["done"] * 3
+    assert [o.scheduler for o in started] == [scheduler]
+    pixels = [_pixels(Path(r.output)) for r in reports]
+    expected = run_pipeline(path, overwrite=True, options=RunOptions(scheduler="synchronous"))
+    assert all(np.array_equal(p, _pixels(Path(r.output))) for p, r in zip(pixels, expected, strict=True))
+    assert [r.status for r in run_pipeline(path)] == ["skipped"] * 3  # outputs current: no pool started
+    assert [o.scheduler for o in started] == [scheduler, "synchronous"]
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()

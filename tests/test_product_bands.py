@@ -260,7 +260,7 @@ def test_a_band_file_without_crs_is_refused_before_anything_is_written(tmp_path:
 
 def test_provenance_covers_the_product_files_and_item(tmp_path: Path) -> None:
     """GEOMASK_SOURCES_SHA256 changes with any file of the product (a STAC item JSON included)."""
-    from geomask.pipeline import provenance_tags
+    from geomask.provenance import provenance_tags
 
     files = make_product(tmp_path / "S2")
     item = tmp_path / "S2" / "item.json"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import typer
 
-from geomask import kernels as registry
 from geomask.cli.options import DebugOption, handle_errors
+
+if TYPE_CHECKING:
+    from geomask import kernels as registry
 
 __all__ = ["kernels", "preview"]
 
@@ -15,6 +18,8 @@ _PREVIEW_SIDE = 5
 
 def preview(kernel: registry.Kernel) -> list[str]:
     """The weights of ``kernel`` as lines of text (at most the central 5x5); a rank filter's footprint."""
+    import numpy as np
+
     rows, cols = kernel.shape
     if kernel.kind != "linear":
         return [f"{kernel.kind} of the {rows}x{cols} neighbourhood"]
@@ -33,7 +38,9 @@ def kernels(debug: DebugOption = False) -> None:
     Use a kernel in a pipeline as `kernel: {name: NAME, PARAM: VALUE}`, or give your own weights as
     `kernel: {matrix: [[...], ...]}` (both side lengths odd). Sizes are in pixels.
     """
-    with handle_errors(debug):
+    from geomask import kernels as registry  # numpy: loaded when the command runs, not for --help
+
+    with handle_errors(debug, writes=False):
         blocks = []
         for name in registry.names():
             spec = registry.KERNELS[name]

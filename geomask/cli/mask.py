@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
-from geomask.config import load_pipeline
 from geomask.errors import ConfigError
-from geomask.guard import RunFiles, check_output, is_geomask_tiff, run_files
 from geomask.templates import check_template, expand_template
 
 __all__ = ["mask"]
@@ -61,6 +59,9 @@ def mask(
     that read pixels (expression, kmeans, raster classes) never select them. Prints one line per scene
     with the pixels selected. Exit code 0 when written, 2 for an invalid pipeline or argument.
     """
+    from geomask.config import load_pipeline  # here, not at import: `geomask --help` stays fast
+    from geomask.guard import RunFiles, check_output, is_geomask_tiff, run_files
+
     with handle_errors(debug):
         model = load_pipeline(pipeline)
         from geomask.config.build import build_mask_source  # imports the engine: when the command runs

@@ -22,11 +22,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rasterio.errors import NotGeoreferencedWarning
 
 from geomask.errors import GeomaskError, GeomaskWarning, RunInterrupted
-from geomask.messages import name_too_long
-from geomask.output.gdalcopy import quiet_libtiff_errors
 
 __all__ = [
     "EXIT_FAILED",
@@ -42,6 +39,7 @@ __all__ = [
 ]
 
 EXIT_OK = 0
+_NOT_GEOREFERENCED = "Dataset has no geotransform"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -131,24 +129,32 @@ def interruptible(finished: Callable[[], Sequence[Any]], total: int) -> Iterator
 
 
 @contextmanager
-def handle_errors(debug: bool) -> Iterator[None]:
+def handle_errors(debug: bool, *, writes: bool = True) -> Iterator[None]:
     """Run a command body, turning errors into one line and an exit code, and warnings into one line.
 
     Parameters
     ----------
     debug : bool
         Print the traceback of an error too.
+    writes : bool
+        The command writes rasters: libtiff's own error lines are silenced first (this loads
+        GDAL, ~0.3 s; commands that only read YAML pass False).
     """
-    quiet_libtiff_errors()  # a full disk: the one line below, not one more per strip
+    if writes:
+        from geomask.output.gdalcopy import quiet_libtiff_errors  # loads GDAL: only when writing
+
+        quiet_libtiff_errors()  # a full disk: the one line below, not one more per strip
     # rasterize's scratch dataset (vector masks) sometimes warns that it has no geotransform when
     # run from several threads: noise about an internal buffer, not the user's files. Filtered for
     # the whole process, not only inside the block below: after Ctrl-C, window threads still
     # rasterizing until the process exits would print it below the one-line error.
-    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
+    # (Matched by message, rasterio's NotGeoreferencedWarning, so that a command that never reads a
+    # raster does not import rasterio for its warning class.)
+    warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED, module=r"rasterio\.features")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GeomaskWarning)
-        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
+        warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED, module=r"rasterio\.features")
         warnings.showwarning = _show_warning
         try:
             yield
@@ -171,6 +177,8 @@ def handle_errors(debug: bool) -> Iterator[None]:
                 )
                 raise typer.Exit(EXIT_FAILED) from None
             # A path the OS refuses as too long, wherever it was opened: a usage error, said as such.
+            from geomask.messages import name_too_long
+
             name = os.fsdecode(e.filename) if e.filename is not None else "a path"
             detail = (name_too_long(e.filename) if e.filename is not None else None) or "file name too long"
             echo_error(f"{name}: {detail}; shorten it")

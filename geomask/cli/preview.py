@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import DebugOption, PipelineArgument, handle_errors
-from geomask.config import load_pipeline
-from geomask.guard import check_output, is_geomask_png, run_files
 
 __all__ = ["preview"]
 
@@ -41,6 +39,8 @@ def preview(
     that covers a changed pixel. "after" is the pipeline's current output when there is one, else
     computed at full resolution (labelled "after (computed)": it costs a run of the first scene).
     """
+    from geomask.config import load_pipeline  # here, not at import: `geomask --help` stays fast
+    from geomask.guard import check_output, is_geomask_png, run_files
     from geomask.preview import render_preview
 
     with handle_errors(debug):

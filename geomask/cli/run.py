@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from geomask import __version__
 from geomask.capacity import MAX_WORKERS
@@ -25,12 +23,7 @@ from geomask.cli.options import (
     handle_errors,
     interruptible,
 )
-from geomask.cli.progress import CliObserver
-from geomask.config import Profile, load_pipeline, load_profile
-from geomask.config.profile import parse_scheduler
 from geomask.errors import OutputError
-from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
-from geomask.output.staging import partial_path, remove_stale_partials
 from geomask.spec import RunOptions, SceneReport, is_distributed
 
 __all__ = ["run"]
@@ -135,6 +128,12 @@ def run(
     pipeline, an input or an argument is invalid or a file geomask did not write is at an output path
     without --overwrite. Nothing is left at the output path of a failed scene.
     """
+    # Imported here, not at the top: `geomask --help` loads no pydantic models, rasterio or rich.
+    from geomask.cli.progress import CliObserver
+    from geomask.config import Profile, load_pipeline, load_profile
+    from geomask.guard import check_output, check_run_outputs, is_geomask_report, run_files
+    from geomask.output.staging import remove_stale_partials
+
     with handle_errors(debug):
         model = load_pipeline(pipeline)
         settings = load_profile(profile) if profile is not None else Profile()
@@ -189,6 +188,8 @@ def _check_scheduler(value: str | None) -> str | None:
     if value is None:
         return None
     try:
+        from geomask.config.profile import parse_scheduler
+
         return parse_scheduler(value)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
@@ -213,6 +214,9 @@ def _cluster(options: RunOptions, *, debug: bool) -> Iterator[Any]:
 
 
 def _summary(reports: list[SceneReport]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="geomask run")
     for column in ("status", "input", "output", "selected", "changed", "seconds"):
         table.add_column(column, justify="right" if column in ("selected", "changed", "seconds") else "left")
@@ -238,6 +242,8 @@ def _write_report(path: Path, pipeline: Path, reports: list[SceneReport]) -> Non
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        from geomask.output.staging import partial_path
+
         tmp = partial_path(folder / path.name)
         try:
             with open(tmp, "x", encoding="utf-8") as f:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import DebugOption, handle_errors
-from geomask.config import Pipeline, Profile
 
 __all__ = ["schema"]
 
@@ -32,7 +31,9 @@ def schema(
     Point your editor's YAML language server at it for completion and checking, e.g. a first line
     `# yaml-language-server: $schema=geomask.schema.json` after `geomask schema > geomask.schema.json`.
     """
-    with handle_errors(debug):
+    from geomask.config import Pipeline, Profile  # pydantic: loaded when the command runs
+
+    with handle_errors(debug, writes=False):
         model = Pipeline if kind is SchemaKind.pipeline else Profile
         document = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
         typer.echo(json.dumps(document, indent=2))

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import EXIT_USAGE, DebugOption, handle_errors
-from geomask.config import YamlError, file_problems, load_pipeline, load_profile
-from geomask.config.scenes import scene_problems
 
 __all__ = ["validate"]
 
@@ -39,7 +37,10 @@ def validate(
     Nothing is read beyond the YAML files, the existence of the files they name and the scenes'
     headers (no pixels).
     """
-    with handle_errors(debug):
+    from geomask.config import YamlError, file_problems, load_pipeline, load_profile
+    from geomask.config.scenes import scene_problems
+
+    with handle_errors(debug, writes=False):
         failed = False
         for path in pipelines:
             try:

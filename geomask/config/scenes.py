@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from geomask.bandmath import check_expression as expression_bands
 from geomask.config.inputs import AssetRef, BandsInput, is_product_input, products
 from geomask.config.masks import (
     AllMask,
@@ -27,8 +28,11 @@ from geomask.config.masks import (
 )
 from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
+from geomask.dtypes import conversion_problem
 from geomask.errors import ConfigError, GeomaskError, Problem
+from geomask.fill import footprint_size
 from geomask.grid import Grid
+from geomask.pixels import nodata_problem
 from geomask.urls import is_url
 
 __all__ = ["MAX_SCENES", "scene_problems"]
@@ -93,11 +97,6 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     Inputs that do not exist, URLs and unreadable files are skipped (the first are reported by
     :func:`geomask.config.file_problems`, the others by a run).
     """
-    from geomask.bandmath import check_expression as expression_bands
-    from geomask.dtypes import conversion_problem
-    from geomask.fill import footprint_size
-    from geomask.pixels import nodata_problem
-
     source = pipeline.source
     if source is None:  # not reachable: load_pipeline records it
         raise ConfigError("no source positions recorded")

@@ -1,8 +1,15 @@
-"""Local executor: the window tasks of one scene on dask's local schedulers, in bounded batches.
+"""Local executor: the window tasks of scenes on a pool of threads or processes of this machine.
 
-``threads`` (default), ``processes`` (one pool of spawned processes for the whole scene) or
-``synchronous``. :func:`run_windows` yields the results in window order, one batch computing ahead
-while the caller writes the previous one, so at most two batches of windows are in memory.
+``threads`` (default), ``processes`` (spawned processes) or ``synchronous`` (in the calling thread,
+one window at a time). A :class:`WindowPool` (:func:`window_pool`) is started once per run and serves
+every scene of it: a process pool's workers start while the first scene is planned, and import
+geomask and its compiled kernels once, not once per scene. :func:`run_windows` yields the results of
+one scene in window order, with a bounded number of windows in flight (two batches) so the caller
+writes while the next windows compute.
+
+The pools are :mod:`concurrent.futures` executors, not a dask graph: a window task has no
+dependencies, and dask's per-batch scheduling cost (graph, tokens, scheduler start, the import of
+``distributed`` it checks for) was a measurable part of a small scene.
 """
 
 from __future__ import annotations
@@ -13,61 +20,97 @@ import multiprocessing.connection
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
-import dask
 from rasterio.windows import Window
 
 from geomask.engine.task import SceneJob, WindowResult, compute_window
 from geomask.spec import RunOptions
 
-__all__ = ["run_windows"]
+__all__ = ["WindowPool", "run_windows", "window_pool"]
 
 
-def run_windows(job: SceneJob, windows: Sequence[Window], options: RunOptions) -> Iterator[WindowResult]:
-    """Yield WindowResults in window order, computing bounded batches with dask (one batch ahead)."""
+class WindowPool:
+    """Where the window tasks of a run's scenes run: a thread or process pool, or none (synchronous).
+
+    Made by :func:`window_pool`, which shuts it down. ``workers`` tasks run at a time; ``batch``
+    windows of a scene are in flight ahead of the one the caller is writing, times two.
+    """
+
+    def __init__(self, executor: Executor | None, workers: int, batch: int) -> None:
+        self.executor = executor
+        self.workers = workers
+        self.batch = batch
+
+
+@contextlib.contextmanager
+def window_pool(options: RunOptions) -> Iterator[WindowPool]:
+    """A :class:`WindowPool` for ``options.scheduler`` (threads, processes, synchronous), shut down at exit.
+
+    Processes are spawned at once, with SIGINT blocked (see :func:`_process_pool`), and each imports
+    the engine and its compiled kernels as it starts, so they warm up while the caller plans.
+    """
     workers = options.workers or os.cpu_count() or 1
     batch = options.batch or max(2, 4 * workers)
-    task: Callable[..., WindowResult] = dask.delayed(compute_window, pure=True)
-    job_d = dask.delayed(job, name=f"scenejob-{dask.base.tokenize(job.scene, job.bands, job.nodata)}")
-    compute_kwargs: dict[str, Any] = {"scheduler": options.scheduler}
-    with contextlib.ExitStack() as stack:
-        if options.scheduler == "processes":
-            # One pool for the whole scene: dask would otherwise start processes per batch.
-            # "spawn": forking a process that already runs GDAL and numba threads is unsafe.
-            compute_kwargs["pool"] = stack.enter_context(_process_pool(workers))
-        elif options.scheduler == "threads":
-            compute_kwargs["num_workers"] = workers
-        if options.scheduler == "synchronous" or len(windows) <= batch:
-            for start in range(0, len(windows), batch):
-                chunk = windows[start : start + batch]
-                yield from dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
-            return
-
-        def compute(start: int) -> tuple[WindowResult, ...]:
-            chunk = windows[start : start + batch]
-            return dask.compute(*[task(job_d, w) for w in chunk], **compute_kwargs)
-
-        # Overlap writing with computing: while the caller writes batch k (GDAL compresses in the
-        # driving thread), batch k + 1 computes in the background. Measured on the 8192^2 bench
-        # scene (2 cores) the driver otherwise left a core idle during every write. At most two
-        # batches are in memory.
-        prefetch = ThreadPoolExecutor(1, thread_name_prefix="geomask-batch")
-        pending = prefetch.submit(compute, 0)
+    if options.scheduler == "processes":
+        with _process_pool(workers) as pool:
+            yield WindowPool(pool, workers, batch)
+    elif options.scheduler == "threads":
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="geomask-window")
         try:
-            for start in range(0, len(windows), batch):
-                results = pending.result()
-                if start + batch < len(windows):
-                    pending = prefetch.submit(compute, start + batch)
-                yield from results
+            yield WindowPool(executor, workers, batch)
         except BaseException:
-            # Ctrl-C or a failed write: do not wait for the batch ahead (its results are dropped;
-            # the tasks are pure). The process pool, if any, is terminated on the way out.
-            prefetch.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)
             raise
-        prefetch.shutdown(wait=True)
+        executor.shutdown(wait=True)
+    else:
+        yield WindowPool(None, workers, batch)
+
+
+def run_windows(
+    job: SceneJob, windows: Sequence[Window], options: RunOptions, pool: WindowPool | None = None
+) -> Iterator[WindowResult]:
+    """Yield the WindowResults of ``windows`` in window order, computed on ``pool``.
+
+    ``pool``: the run's :class:`WindowPool` (default: one started for this scene and shut down at its
+    end). At most ``2 * pool.batch`` windows are submitted ahead of the one yielded, so at most that
+    many results are in memory. Leaving early (an error in the caller, Ctrl-C) cancels the windows not
+    yet started; those running finish and are dropped (the tasks are pure).
+    """
+    if pool is None:
+        with window_pool(options) as own:
+            yield from run_windows(job, windows, options, own)
+        return
+    if pool.executor is None:
+        for window in windows:
+            yield compute_window(job, window)
+        return
+    ahead = 2 * pool.batch
+    pending: deque[Future[WindowResult]] = deque()
+    task = compute_window if isinstance(pool.executor, ThreadPoolExecutor) else _compute_window
+    try:
+        for window in windows:
+            pending.append(pool.executor.submit(task, job, window))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _compute_window(job: SceneJob, window: Window) -> WindowResult:
+    """:func:`compute_window` as a process pool sends it: by reference to this module, whose worker copy
+    calls the engine's task."""
+    return compute_window(job, window)
+
+
+def _warm() -> None:
+    """A process worker's start: import the window task and the compiled kernels (numba cache) once."""
+    import geomask.engine.task  # noqa: F401  (imports geomask.convolve and its compiled loops)
 
 
 @contextlib.contextmanager
@@ -81,7 +124,7 @@ def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     while they start stays pending in the driver and is raised as soon as they have. On that (or any
     error) the workers are terminated and the windows not yet started dropped.
     """
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm)
     try:
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:

@@ -57,6 +57,7 @@ from geomask.errors import GridError, MaskError, NoOverlapWarning, RepairedGeome
 from geomask.grid import Grid
 from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.masks.readcache import cached_read
 from geomask.masks.reproject import place_in_turns, reproject_parts
 from geomask.messages import crs_name, name_too_long
 
@@ -149,14 +150,9 @@ class VectorSource(MaskSource):
         path = str(self.path)
         what = f"vector file {path}"
         require_north_up(context.grid, what)
-        frame = self._read(path)
-        geoms = frame.geometry.to_numpy()
-        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-        if geoms.size == 0:
-            raise MaskError(f"vector file {path} has no features with a geometry; add some or choose another")
+        how = (self.layer, self.where, self.attribute_equals)
+        geoms, declared, repaired = cached_read(path, how, lambda: self._features(path))
         feature_count = int(geoms.size)
-
-        geoms, repaired = _repair(geoms)
         if repaired:
             warnings.warn(
                 f"repaired {repaired} invalid geometr{'y' if repaired == 1 else 'ies'} of {feature_count} "
@@ -166,7 +162,7 @@ class VectorSource(MaskSource):
             )
         return bind_geometries(
             geoms,
-            self._crs(frame.crs, path),
+            self._crs(declared, path),
             context,
             what=what,
             label=_name(self.path),
@@ -176,6 +172,17 @@ class VectorSource(MaskSource):
             feature_count=feature_count,
             fix="check the file, its CRS and layer",
         )
+
+    def _features(self, path: str) -> tuple[NDArray[np.object_], CRS | None, int]:
+        """The repaired geometries of the features read (none missing or empty), the file's CRS, and how
+        many geometries were repaired (kept per file by :func:`~geomask.masks.readcache.cached_read`)."""
+        frame = self._read(path)
+        geoms = frame.geometry.to_numpy()
+        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        if geoms.size == 0:
+            raise MaskError(f"vector file {path} has no features with a geometry; add some or choose another")
+        geoms, repaired = _repair(geoms)
+        return geoms, frame.crs, repaired
 
     def _read(self, path: str) -> gpd.GeoDataFrame:
         """The features of the chosen layer, filtered by ``where``; errors as MaskError."""

@@ -1,0 +1,77 @@
+"""Section 6: a batch of small scenes, and the same batch on the process pool.
+
+20 scenes 1024x1024x3 uint16 (tiled 512, DEFLATE), the 60 ROIs of :func:`make_rois`, a 5x5 gaussian:
+``geomask run`` on a glob (one process, threads and processes) against the same 20 files copied by
+``rasterio.shutil.copy`` (same creation options) in a loop in one Python process. Each timing is the
+whole process (interpreter start and imports included); the jobs run interleaved.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import Context, Measure, best, job, table
+from benchmarks.scene import CACHE, make_rois, make_scene
+
+SCENES = 20
+
+
+def make_batch(count: int = SCENES, size: int = 1024) -> tuple[Path, Path]:
+    """``count`` copies of the ``size`` benchmark scene in ``.cache/batchN/`` (a glob) and their ROIs."""
+    scene = make_scene(size)
+    folder = CACHE / f"batch{count}_{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        path = folder / f"scene_{i:02d}.tif"
+        if not path.exists():
+            shutil.copyfile(scene, path)
+    return folder / "scene_*.tif", make_rois(scene)
+
+
+def _measure(name: str, scenes: Path, rois: Path, threads: int, scheduler: str = "threads") -> Measure:
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        return job(name, scenes, rois, Path(tmp), threads=threads, env={"BENCH_SCHEDULER": scheduler})
+
+
+def run(ctx: Context) -> str:
+    """The 20-scene batch: geomask (threads, processes) vs GDAL's copy in a loop."""
+    scenes, rois = make_batch()
+    _measure("geomask_batch", scenes, rois, ctx.threads)  # untimed: numba cache and file cache
+    names = ("gdal_copy_batch", "geomask_batch", "geomask_batch_processes")
+    runs: dict[str, list[Measure]] = {n: [] for n in names}
+    for _ in range(ctx.repeat):
+        runs["gdal_copy_batch"].append(_measure("gdal_copy_batch", scenes, rois, ctx.threads))
+        runs["geomask_batch"].append(_measure("geomask_batch", scenes, rois, ctx.threads))
+        runs["geomask_batch_processes"].append(
+            _measure("geomask_batch", scenes, rois, ctx.threads, scheduler="processes")
+        )
+    res = {n: best(r) for n, r in runs.items()}
+    copy, threads, procs = res["gdal_copy_batch"], res["geomask_batch"], res["geomask_batch_processes"]
+    rows = []
+    for n in names:
+        m = res[n]
+        spread = ", ".join(f"{r.seconds:.2f}" for r in runs[n] if r.error is None) or f"failed: {m.error}"
+        ratio = f"{m.seconds / copy.seconds:.2f}x" if not (m.error or copy.error) else ""
+        rows.append([n, f"{m.seconds:.2f}" if not m.error else "failed", spread, f"{m.peak_mib:.0f}", ratio])
+    out = [
+        f"## 6. Batch: {SCENES} scenes 1024x1024x3 uint16, tiled 512, DEFLATE; 60 ROIs; 5x5 gaussian; "
+        f"{ctx.threads} threads",
+        "",
+        f"seconds: the whole process, best of {ctx.repeat} (all runs beside it, interleaved); "
+        "gdal_copy_batch: `rasterio.shutil.copy` of each file in a loop in one process.",
+        "",
+        table(["job", "seconds", "runs", "peak RSS MiB", "/ copy loop"], rows),
+    ]
+    if not (copy.error or threads.error):
+        r = threads.seconds / copy.seconds
+        ctx.target("6 batch", "geomask batch <= 1.0x the copy loop", f"{r:.2f}x", r <= 1.0)
+    else:
+        ctx.target("6 batch", "geomask batch <= 1.0x the copy loop", "failed", None)
+    if not (procs.error or threads.error):
+        r = procs.seconds / threads.seconds
+        ctx.target("6 batch", "--scheduler processes <= 1.3x threads", f"{r:.2f}x", r <= 1.3)
+    else:
+        ctx.target("6 batch", "--scheduler processes <= 1.3x threads", "failed", None)
+    return "\n".join(out)

@@ -1,0 +1,148 @@
+"""The scenes of a local run, two small ones in flight at a time, seen by the observer in input order.
+
+A small scene's cost in the driving thread (planning, opening the writer, GDAL's encoding as the file
+closes, the read-back check) is as large as its windows' computing, and with a window as large as the
+scene only one worker computes it. :func:`run_in_order` therefore runs each scene in a thread of its
+own, the next small scene starting while the one before it finishes, so one's writing overlaps the
+other's computing (measured on the 20-scene benchmark batch: see benchmarks/RESULTS.md).
+
+What stays as with one scene at a time:
+
+* The observer sees every scene's events in input order, from one scene at a time: the events of a
+  scene that runs ahead are held and replayed once the scenes before it have finished.
+* No output is committed before the scenes before it have finished: a scene that runs ahead waits,
+  its last window written, until it is the first in line. When a scene fails (without
+  ``continue_on_error``) or the run is interrupted, the scenes running ahead stop at their next window
+  and leave nothing at their output paths.
+* A large scene (:data:`SMALL_SCENE_BYTES` or more on disk, or a URL) runs alone: memory stays bounded
+  by one scene's windows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from geomask.progress import Observer
+from geomask.spec import SceneReport
+
+__all__ = ["SMALL_SCENE_BYTES", "SceneStopped", "is_small", "run_in_order"]
+
+SMALL_SCENE_BYTES = 256 * 2**20
+"""A local input file smaller than this (bytes) may run beside the scene before it."""
+
+T = TypeVar("T")
+
+
+class SceneStopped(Exception):
+    """Raised inside a scene running ahead when the run stops (an earlier scene failed, Ctrl-C)."""
+
+
+def is_small(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local file under :data:`SMALL_SCENE_BYTES`."""
+    text = os.fspath(path)
+    if "://" in text or text.startswith("/vsi"):
+        return False
+    try:
+        return os.path.getsize(text) < SMALL_SCENE_BYTES
+    except OSError:
+        return False
+
+
+class _Held:
+    """The observer of a scene running ahead: holds its events until :meth:`attach`, then forwards them.
+
+    Also where a scene running ahead learns that the run stopped (each event checks), and where it
+    waits, its last window written, until it is first in line (so it commits in input order).
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, tuple[Any, ...]]] = []
+        self._target: Observer | None = None
+        self._first = threading.Event()
+        self._windows = -1
+        self._done = 0
+
+    def attach(self, target: Observer) -> None:
+        """Replay the held events to ``target`` and forward the next ones (from the scene's thread)."""
+        with self._lock:
+            for name, args in self._events:
+                getattr(target, name)(*args)
+            self._events.clear()
+            self._target = target
+        self._first.set()
+
+    def _forward(self, name: str, *args: Any) -> None:
+        with self._lock:
+            target = self._target
+            if target is None:
+                self._events.append((name, args))
+                return
+        getattr(target, name)(*args)
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise SceneStopped("the run stopped")
+
+    def scene_started(self, scene: str, windows: int) -> None:
+        self._check()
+        self._windows, self._done = windows, 0
+        self._forward("scene_started", scene, windows)
+
+    def window_done(self, scene: str, count: int = 1) -> None:
+        self._check()
+        self._forward("window_done", scene, count)
+        self._done += count
+        if self._done >= self._windows:  # every window written: commit only once first in line
+            while not self._first.wait(0.05):
+                self._check()
+            self._check()
+
+    def scene_finished(self, report: SceneReport) -> None:
+        self._forward("scene_finished", report)
+
+
+def run_in_order(
+    items: Iterable[T],
+    run_one: Callable[[T, Observer], SceneReport],
+    observer: Observer,
+    *,
+    small: Callable[[T], bool],
+) -> list[SceneReport]:
+    """``run_one(item, observer)`` for every item, two small ones at a time; the reports in input order.
+
+    ``run_one`` raises to stop the run (the first error in input order is raised, once every scene
+    running has stopped); a scene that fails without stopping the run returns its failed report.
+    """
+    stop = threading.Event()
+    reports: list[SceneReport] = []
+    flight: deque[tuple[Future[SceneReport], _Held, bool]] = deque()
+
+    def finish() -> None:
+        future, held, _ = flight.popleft()
+        held.attach(observer)
+        reports.append(future.result())
+
+    with ThreadPoolExecutor(2, thread_name_prefix="geomask-scene") as threads:
+        try:
+            for item in items:
+                ahead = small(item)
+                while flight and (len(flight) >= 2 or not ahead or not flight[-1][2]):
+                    finish()
+                held = _Held(stop)
+                flight.append((threads.submit(run_one, item, held), held, ahead))
+            while flight:
+                finish()
+        except BaseException:
+            stop.set()
+            for future, _, _ in flight:
+                future.cancel()
+            wait([future for future, _, _ in flight])
+            raise
+    return reports
