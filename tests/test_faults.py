@@ -158,6 +158,12 @@ def test_interrupt_stops_cleanly_and_says_what_finished(tmp_path: Path, sig: sig
 
     proc = _start(pipeline)
     _wait_for_partial(out, proc)
+    # Two small scenes run at once (geomask.executors.scenes): the big one's partial can appear before
+    # the small one is committed; interrupt once the small one is in place and the big one is not.
+    deadline = time.monotonic() + 60
+    while not (out / "a_small.tif").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert (out / "a_small.tif").exists() and not (out / "big.tif").exists()
     sent = time.monotonic()
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
