@@ -204,3 +204,26 @@ def test_paths_only_this_process_sees_name_the_worker(cluster: Cluster, tmp_path
     finally:
         os.close(fd_file)
         os.close(fd_dir)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("distribute", ["scenes", "windows"])
+def test_product_bands_on_workers_equal_threads(cluster: Cluster, tmp_path: Path, distribute: str) -> None:
+    """A product's band files (masks from its other bands and assets) on the workers, by scene (each
+    band written by a worker) and by window: the threaded run's bytes; a rerun skips every band."""
+    from test_product_bands import make_product, write_pipeline
+
+    pipeline = write_pipeline(tmp_path, make_product(tmp_path / "scene"))
+    threaded = run_pipeline(pipeline, options=RunOptions(scheduler="threads", window_size=16))
+    assert [r.status for r in threaded] == ["done"] * 3
+    reference = _tree(tmp_path / "out")
+    for path in (tmp_path / "out").rglob("*.tif"):
+        path.unlink()
+    options = RunOptions(scheduler=cluster.address, window_size=16, distribute=distribute)  # type: ignore[arg-type]
+    reports = run_pipeline(pipeline, options=options)
+    assert [(r.input, r.output, r.status) for r in reports] == [(r.input, r.output, "done") for r in threaded]
+    assert _tree(tmp_path / "out") == reference
+    assert [r.status for r in run_pipeline(pipeline, options=options)] == ["skipped"] * 3
