@@ -3,9 +3,9 @@
 This is the library behind ``geomask run``: :func:`run_pipeline` loads and validates the pipeline
 (:mod:`geomask.config`), builds the engine's steps once (per scene, from its grid, when a kernel
 size is in map units: :mod:`geomask.units`), expands the inputs (paths, globs, lists)
-into (input, output) pairs, checks that no two scenes share an output, then calls
-:func:`geomask.process.process_scene` for each scene in turn. Nothing here prints; progress goes to
-the observer.
+into (input, output) pairs, checks that no two scenes share an output, then writes each scene's
+output with :func:`geomask.scene_task.write_scene` (here, or on a dask worker). Nothing here
+prints; progress goes to the observer.
 
 Resume and provenance (the tags, and when an existing output is current) are in
 :mod:`geomask.provenance`. Outputs are only ever renamed into place once complete, so a tagged file at
@@ -88,8 +88,9 @@ def run_pipeline(
         Record a scene that fails with a :class:`~geomask.errors.GeomaskError` as ``status="failed"``
         and go on with the next one, instead of raising.
     client : distributed.Client or None
-        With a distributed ``options.scheduler`` (``local-cluster`` or ``tcp://HOST:PORT``), a client
-        already connected to it (default: connect for this run and close at the end).
+        With a distributed ``options.scheduler`` (``local-cluster``, ``tcp://HOST:PORT`` or
+        ``cluster``), a client already connected to it (default: connect for this run and close at
+        the end).
 
     Returns
     -------
@@ -120,9 +121,17 @@ def run_pipeline(
     (``NAME.geomask-PID-RANDOM.partial``, their process gone) are removed when that output's scene
     comes up.
 
-    With a distributed scheduler the windows of all scenes share one dask graph, a bounded number
-    in flight at a time (:mod:`geomask.executors.distributed`); each output is still written by this process
-    only, and renamed into place as soon as its last window is written.
+    Each scene's output is written by :func:`geomask.scene_task.write_scene` (lock, stale partials,
+    resume decision, staged output, STAC Item), here or on a dask worker.
+
+    With a distributed scheduler, every worker first checks that it sees the run's inputs, mask files
+    (a product's band and asset files too) and output folders (:mod:`geomask.executors.reach`). A
+    batch of at least as many scenes as worker threads (``options.distribute="auto"``) runs scene by
+    scene (:mod:`geomask.executors.scene_tasks`): each output is written, under its lock, by the
+    worker that runs its scene, and only its report comes back. Otherwise the windows of all scenes
+    share one dask graph, a bounded number in flight at a time (:mod:`geomask.executors.distributed`),
+    and each output is written by this process, renamed into place as soon as its last window is
+    written.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     observer = observer or NullObserver()
