@@ -34,6 +34,9 @@ def _cluster(ctx: Context) -> str:
         timings = run(scenes=4 if ctx.quick else 8, size=1024)
     speedup = timings["speedup"]
     ctx.target("5 cluster", "local-cluster: 2 workers >= 1.8x 1 worker", f"{speedup:.2f}x", speedup >= 1.8)
+    by_scene, share = timings["speedup_scenes"], timings["bytes_per_scene"] / timings["pixel_bytes"]
+    ctx.target("20 scale", "by scene: 2 workers >= 1.8x 1 worker", f"{by_scene:.2f}x", by_scene >= 1.8)
+    ctx.target("20 scale", "by scene: client bytes < 1% of pixel bytes", f"{100 * share:.4f} %", share < 0.01)
     return text.getvalue().strip()
 
 

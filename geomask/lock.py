@@ -17,7 +17,14 @@ Notes
 -----
 ``flock`` is advisory and local to one kernel: two machines writing the same folder on a network
 file system are only protected where the file system forwards ``flock`` (Linux NFS does, as
-POSIX locks). On systems without :mod:`fcntl` (Windows), and for outputs that are URLs or GDAL
+POSIX locks; so do CephFS, GPFS and Lustre mounted with ``-o flock``; a Lustre client mounted with
+``localflock`` or without it does not). A dask worker that writes an output (a batch distributed
+by scene) takes this lock itself, on the machine it runs on: where the shared file system forwards
+``flock``, the lock holds across the cluster's hosts, and a worker killed with its host gone keeps
+it until the file server drops that client (NFSv4: its lease, 90 s by default). The holder of the
+lock is the only writer of that output, so it may remove every temporary file beside the output
+whatever PID it names (:func:`geomask.output.staging.remove_stale_partials` with ``any_pid``). On
+systems without :mod:`fcntl` (Windows), and for outputs that are URLs or GDAL
 virtual paths (``/vsis3/...``), no lock is taken.
 """
 
@@ -72,13 +79,18 @@ def _holder(fd: int, wait: float = 0.5) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(output: Path) -> Iterator[None]:
+def output_lock(output: Path) -> Iterator[bool]:
     """Hold the lock of ``output`` for the duration of the block.
 
     Parameters
     ----------
     output : Path
         A local output path; its folder is created if missing (as the run would).
+
+    Yields
+    ------
+    bool
+        True when a lock is held; False where none can be taken (Windows, a URL or GDAL virtual path).
 
     Raises
     ------
@@ -93,7 +105,7 @@ def output_lock(output: Path) -> Iterator[None]:
     """
     text = str(output)
     if fcntl is None or text.startswith("/vsi") or _URL.match(text):  # Windows, or not a local file
-        yield
+        yield False
         return
     path = lock_path(output)
     try:
@@ -139,7 +151,7 @@ def output_lock(output: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # the PID is only for the message (a full disk is reported later)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
+        yield True
     finally:
         with contextlib.suppress(OSError):
             path.unlink()

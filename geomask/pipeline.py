@@ -3,9 +3,9 @@
 This is the library behind ``geomask run``: :func:`run_pipeline` loads and validates the pipeline
 (:mod:`geomask.config`), builds the engine's steps once (per scene, from its grid, when a kernel
 size is in map units: :mod:`geomask.units`), expands the inputs (paths, globs, lists)
-into (input, output) pairs, checks that no two scenes share an output, then calls
-:func:`geomask.process.process_scene` for each scene in turn. Nothing here prints; progress goes to
-the observer.
+into (input, output) pairs, checks that no two scenes share an output, then writes each scene's
+output with :func:`geomask.scene_task.write_scene` (here, or on a dask worker). Nothing here
+prints; progress goes to the observer.
 
 Resume and provenance (the tags, and when an existing output is current) are in
 :mod:`geomask.provenance`. Outputs are only ever renamed into place once complete, so a tagged file at
@@ -15,6 +15,7 @@ the output path is a finished one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import threading
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from geomask.config import Pipeline, load_pipeline
+from geomask.config import Pipeline, load_pipeline, source_files
 from geomask.config.build import build_output, build_source, build_steps, unit_notes
 from geomask.config.inputs import BandScene, band_scenes, is_product_input
 from geomask.config.stac_input import StacInput
@@ -36,7 +37,6 @@ from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
 from geomask.masks.assets import for_band
 from geomask.output.staging import remove_stale_partials, staged_output
-from geomask.process import process_scene
 from geomask.progress import NullObserver, Observer
 from geomask.provenance import (
     pipeline_sources_digest,
@@ -44,6 +44,7 @@ from geomask.provenance import (
     provenance_tags,
     resume_action,
 )
+from geomask.scene_task import SceneTask, absolute_paths, write_scene
 from geomask.spec import (
     ResumeAction,
     RunOptions,
@@ -87,8 +88,9 @@ def run_pipeline(
         Record a scene that fails with a :class:`~geomask.errors.GeomaskError` as ``status="failed"``
         and go on with the next one, instead of raising.
     client : distributed.Client or None
-        With a distributed ``options.scheduler`` (``local-cluster`` or ``tcp://HOST:PORT``), a client
-        already connected to it (default: connect for this run and close at the end).
+        With a distributed ``options.scheduler`` (``local-cluster``, ``tcp://HOST:PORT`` or
+        ``cluster``), a client already connected to it (default: connect for this run and close at
+        the end).
 
     Returns
     -------
@@ -119,9 +121,17 @@ def run_pipeline(
     (``NAME.geomask-PID-RANDOM.partial``, their process gone) are removed when that output's scene
     comes up.
 
-    With a distributed scheduler the windows of all scenes share one dask graph, a bounded number
-    in flight at a time (:mod:`geomask.executors.distributed`); each output is still written by this process
-    only, and renamed into place as soon as its last window is written.
+    Each scene's output is written by :func:`geomask.scene_task.write_scene` (lock, stale partials,
+    resume decision, staged output, STAC Item), here or on a dask worker.
+
+    With a distributed scheduler, every worker first checks that it sees the run's inputs, mask files
+    (a product's band and asset files too) and output folders (:mod:`geomask.executors.reach`). A
+    batch of at least as many scenes as worker threads (``options.distribute="auto"``) runs scene by
+    scene (:mod:`geomask.executors.scene_tasks`): each output is written, under its lock, by the
+    worker that runs its scene, and only its report comes back. Otherwise the windows of all scenes
+    share one dask graph, a bounded number in flight at a time (:mod:`geomask.executors.distributed`),
+    and each output is written by this process, renamed into place as soon as its last window is
+    written.
     """
     model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     observer = observer or NullObserver()
@@ -135,36 +145,47 @@ def run_pipeline(
     profile_sha256 = profile_digest(creation_options, options.gdal_options)
     sources_sha256 = pipeline_sources_digest(model)  # once: fingerprints taken before any scene reads
     redo = overwrite or model.output.overwrite
+    digests = (profile_sha256, sources_sha256)
     if is_distributed(options.scheduler):
         from geomask.executors import distributed as cluster  # imported only when a cluster is used
 
-        plans = _plans(
-            model,
-            units,
-            options,
-            creation_options,
-            (profile_sha256, sources_sha256),
-            redo,
-            continue_on_error,
-        )
-        if client is not None:
-            return _product_items(
-                model,
-                cluster.run_scenes(
+        def on(client: Any) -> list[SceneReport]:
+            from geomask.executors.reach import check_reachable
+            from geomask.executors.scene_tasks import run_scene_tasks, scene_level
+
+            check_reachable(
+                client,
+                inputs=[worker_path(i) for i, _, _ in units],
+                files=dict.fromkeys(
+                    [
+                        *(f.path for f in source_files(model)),
+                        *(href for _, _, b in units if b is not None for href in b.files()),
+                    ]
+                ),
+                outputs=[o for _, o, _ in units],
+            )
+            if scene_level(client, options, len(units)):
+                tasks = _scene_tasks(
+                    model, units, options, creation_options, digests, redo, continue_on_error
+                )
+                reports = run_scene_tasks(
+                    client, tasks, options=options, observer=observer, continue_on_error=continue_on_error
+                )
+            else:
+                plans = _plans(model, units, options, creation_options, digests, redo, continue_on_error)
+                reports = cluster.run_scenes(
                     client, plans, options=options, observer=observer, continue_on_error=continue_on_error
-                ),
-            )
+                )
+            return _product_items(model, reports)
+
+        if client is not None:
+            return on(client)
         with cluster.connect(options) as own:
-            return _product_items(
-                model,
-                cluster.run_scenes(
-                    own, plans, options=options, observer=observer, continue_on_error=continue_on_error
-                ),
-            )
+            return on(own)
     options = fit_options(options)  # once for the run (process_scene's own fit is then a no-op)
     with contextlib.ExitStack() as run:
-        # One pool of threads or processes for every scene, started when the first scene is to run:
-        # process workers import geomask while that scene is planned.
+        # One pool of threads or processes for every scene, started when the first scene is to be
+        # written: process workers import geomask while that scene is planned.
         pools: list[WindowPool] = []
         starting = threading.Lock()  # scenes run in two threads (run_in_order)
 
@@ -175,61 +196,17 @@ def run_pipeline(
                 return pools[0]
 
         def one(unit: tuple[Path, Path, BandScene | None], observer: Observer) -> SceneReport:
-            input_path, output_path, band = unit
-            notes: list[str] = []
-            steps_here = steps
+            task = None
             try:
-                if per_scene:
-                    steps_here, notes = _scene_steps(model, input_path, options)
-                run_steps = steps_here if band is None else for_band(steps_here, band.product, model.nodata)
-                tags = provenance_tags(
-                    model,
-                    run_steps,
-                    input_path,
-                    profile_sha256=profile_sha256,
-                    sources_sha256=sources_sha256,
-                    product_files=band.files() if band is not None else (),
-                )
-                with output_lock(output_path):  # one geomask process per output at a time
-                    remove_stale_partials(output_path)
-                    # s3:// outputs have no size or time to compare: always (re)written
-                    remote = is_url(output_path)
-                    action = "replace" if remote else resume_action(output_path, tags, overwrite=redo)
-                    if action == "skip":
-                        report = SceneReport(str(input_path), str(output_path), "skipped", notes=notes)
-                        observer.scene_finished(report)
-                        return report
-                    with staged_output(output_path) as local_output:  # s3://: written locally, then uploaded
-                        replace = action == "replace"
-                        spec = build_output(
-                            model, local_output, creation_options, overwrite=replace, tags=tags
-                        )
-                        report = process_scene(
-                            input_path,
-                            spec,
-                            run_steps,
-                            bands=_engine_bands(model, band),
-                            nodata=model.nodata,
-                            options=options,
-                            validity=model.validity,
-                            observer=_WithNotes(observer, notes, str(output_path) if remote else None),
-                            pool=pool(),
-                        )
-                        if model.output.stac and not isinstance(model.input, StacInput):  # Items: below
-                            write_item(
-                                local_output,
-                                input_path,
-                                run_steps,
-                                nodata=model.nodata,
-                                gdal=options.gdal_options,
-                            )
-                    report.output = str(output_path)
+                task = _scene_task(model, steps, unit, options, creation_options, digests, redo)
+                return write_scene(task, observer, pool=pool)
             except GeomaskError as e:
                 if not continue_on_error:
                     raise
-                report = SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
+                notes = task.notes if task is not None else []
+                report = SceneReport(str(unit[0]), str(unit[1]), "failed", error=str(e), notes=notes)
                 observer.scene_finished(report)
-            return report
+                return report
 
         if options.scheduler == "synchronous" or len(units) < 2:
             return _product_items(model, [one(unit, observer) for unit in units])
@@ -256,6 +233,91 @@ def _scene_steps(
     with gdal_env(options.gdal_options):
         grid = inspect_scene(input_path).grid
     return build_steps(model, grid), unit_notes(model, grid)
+
+
+def _scene_task(
+    model: Pipeline,
+    steps: list[Step],
+    unit: tuple[Path, Path, BandScene | None],
+    options: RunOptions,
+    creation_options: Mapping[str, str] | None,
+    digests: tuple[str, str],
+    redo: bool,
+) -> SceneTask:
+    """One scene's :class:`~geomask.scene_task.SceneTask`: its steps (per scene with map units; a
+    product's band: its asset masks resolved), provenance tags and output settings."""
+    input_path, output_path, band = unit
+    notes: list[str] = []
+    if model.uses_map_units():
+        steps, notes = _scene_steps(model, input_path, options)
+    run_steps = steps if band is None else for_band(steps, band.product, model.nodata)
+    profile_sha256, sources_sha256 = digests
+    tags = provenance_tags(
+        model,
+        run_steps,
+        input_path,
+        profile_sha256=profile_sha256,
+        sources_sha256=sources_sha256,
+        product_files=band.files() if band is not None else (),
+    )
+    return SceneTask(
+        input_path,
+        output_path,
+        build_output(model, Path(output_path), creation_options, overwrite=False, tags=tags),
+        run_steps,
+        bands=_engine_bands(model, band),
+        nodata=model.nodata,
+        validity=model.validity,
+        options=options,
+        redo=redo,
+        stac=model.output.stac and not isinstance(model.input, StacInput),  # Items: _product_items
+        display=str(input_path),
+        notes=notes,
+    )
+
+
+def _scene_tasks(
+    model: Pipeline,
+    units: Sequence[tuple[Path, Path, BandScene | None]],
+    options: RunOptions,
+    creation_options: Mapping[str, str] | None,
+    digests: tuple[str, str],
+    redo: bool,
+    continue_on_error: bool,
+) -> Iterator[SceneTask | SceneReport]:
+    """The scenes of a batch distributed by scene, lazily: a task for a worker, or a finished report.
+
+    The resume decision is taken here without the lock (so a current output costs no task), and
+    again by the worker under the lock. On the worker a scene runs on one thread (a worker runs as
+    many scene tasks at once as it has threads), with absolute paths.
+    """
+    on_worker = dataclasses.replace(options, scheduler="threads", workers=1, batch=None, cluster=None)
+    steps = [] if model.uses_map_units() else build_steps(model)
+    for unit in units:
+        input_path, output_path, _ = unit
+        task = None
+        try:
+            task = _scene_task(model, steps, unit, on_worker, creation_options, digests, redo)
+            remote = is_url(output_path)
+            action = "replace" if remote else resume_action(Path(output_path), task.tags, overwrite=redo)
+        except GeomaskError as e:
+            if not continue_on_error:
+                raise
+            notes = task.notes if task is not None else []
+            yield SceneReport(str(input_path), str(output_path), "failed", error=str(e), notes=notes)
+            continue
+        if action == "skip":
+            yield SceneReport(str(input_path), str(output_path), "skipped", notes=task.notes)
+            continue
+        # a worker has its own working directory: absolute paths for the scene and the mask files
+        yield dataclasses.replace(
+            task,
+            input_path=worker_path(input_path),
+            output_path=worker_path(output_path),
+            steps=absolute_paths(list(task.steps)),
+            any_pid=True,
+            display_output=str(output_path),
+        )
 
 
 def _plans(
@@ -395,24 +457,3 @@ def _check_bands(
                     f"product {band.product.id}: {lacking} has no CRS but {with_crs[0]} has one, so "
                     "their pixels cannot be matched; georeference it (gdal_edit.py -a_srs EPSG:XXXX)"
                 )
-
-
-class _WithNotes:
-    """Forwards events to ``inner``, adding ``notes`` to the scene's report before it is shown."""
-
-    def __init__(self, inner: Observer, notes: list[str], output: str | None = None) -> None:
-        self.inner = inner
-        self.notes = notes
-        self.output = output  # the s3:// URL of an output staged locally
-
-    def scene_started(self, scene: str, windows: int) -> None:
-        self.inner.scene_started(scene, windows)
-
-    def window_done(self, scene: str, count: int = 1) -> None:
-        self.inner.window_done(scene, count)
-
-    def scene_finished(self, report: SceneReport) -> None:
-        report.notes.extend(self.notes)
-        if self.output is not None:
-            report.output = self.output
-        self.inner.scene_finished(report)

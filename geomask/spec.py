@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Boundary",
+    "ClusterSpec",
     "Compress",
+    "Distribute",
     "GroupStep",
     "LocalScheduler",
     "MaskSourceLike",
@@ -62,8 +64,9 @@ LocalScheduler = Literal["threads", "processes", "synchronous", "local-cluster"]
 
 Scheduler = str
 """``threads``, ``processes``, ``synchronous`` (a pool of this machine, kept for the run),
-``local-cluster`` (a ``distributed.LocalCluster`` started for the run) or a dask.distributed scheduler address
-``tcp://HOST:PORT`` (see :func:`is_distributed`)."""
+``local-cluster`` (a ``distributed.LocalCluster`` started for the run), a dask.distributed scheduler
+address ``tcp://HOST:PORT``, or ``cluster`` (the cluster manager of ``RunOptions.cluster``, set by a
+profile's ``cluster:`` section; see :func:`is_distributed`)."""
 
 OutputFormat = Literal["GTiff", "COG"]
 """A tiled GeoTIFF, or a Cloud Optimized GeoTIFF (converted once with GDAL's COG driver)."""
@@ -171,6 +174,28 @@ class OutputSpec:
     clip: bool = False
 
 
+Distribute = Literal["auto", "scenes", "windows"]
+"""How a batch uses a dask.distributed cluster: ``scenes`` (each scene one task on a worker, which
+writes its output), ``windows`` (window tasks on the workers, every output written by this process),
+``auto`` (scenes when the batch has at least two scenes and at least as many as worker threads)."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A dask cluster manager to start for the run, named by import path (``dask_jobqueue.SLURMCluster``).
+
+    ``options`` are the class's keyword arguments. ``workers`` asks for a fixed number of workers
+    (``cluster.scale(workers)``); ``minimum``/``maximum`` for adaptive scaling (``cluster.adapt``);
+    neither: the workers the class starts by itself.
+    """
+
+    factory: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    workers: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: window size, scheduler, workers, GDAL configuration.
@@ -180,7 +205,9 @@ class RunOptions:
     ``window_size`` pixels, for tests of arbitrary tilings). ``copy_tiles``: where the
     output's tiles decode like the input's (same codec, predictor, tile size; see
     :mod:`geomask.tiffraw`), unchanged tiles are copied compressed instead of re-encoded
-    (False: every tile is re-encoded; the pixels are the same either way). ``batch`` bounds how many
+    (False: every tile is re-encoded; the pixels are the same either way). ``distribute`` and
+    ``cluster`` (with ``scheduler="cluster"``) choose how and where a distributed run goes
+    (:data:`Distribute`, :class:`ClusterSpec`). ``batch`` bounds how many
     windows are in memory at once (default: 4 per worker; on a cluster, 4 per worker thread
     in flight across all scenes). ``threads_per_worker`` and ``memory_limit`` (bytes as text,
     e.g. ``"2 GiB"``, or ``"auto"``) size the workers of ``scheduler="local-cluster"``; the
@@ -198,6 +225,8 @@ class RunOptions:
     threads_per_worker: int | None = None
     memory_limit: str | None = None
     copy_tiles: bool = True
+    distribute: Distribute = "auto"
+    cluster: ClusterSpec | None = None
 
     def __post_init__(self) -> None:
         for name in ("workers", "threads_per_worker"):

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 import geomask.executors.local
 import geomask.pipeline
+import geomask.scene_task
 from geomask.cli import app
 from geomask.errors import RunError
 
@@ -141,7 +142,7 @@ def test_unexpected_exception_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(geomask.pipeline, "process_scene", broken)
+    monkeypatch.setattr(geomask.scene_task, "process_scene", broken)
     pipeline = make_project(tmp_path)
     code, _, err = _run(str(pipeline))
     assert code == 1
@@ -166,13 +167,13 @@ def test_warning_is_one_line(tmp_path: Path) -> None:
 def seen(monkeypatch: pytest.MonkeyPatch) -> dict:
     """What the real ``process_scene`` was called with (``seen["options"]``: the RunOptions)."""
     calls: dict = {}
-    real = geomask.pipeline.process_scene
+    real = geomask.scene_task.process_scene
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["options"] = kwargs["options"]
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(geomask.pipeline, "process_scene", spy)
+    monkeypatch.setattr(geomask.scene_task, "process_scene", spy)
     return calls
 
 

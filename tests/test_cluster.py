@@ -145,9 +145,9 @@ def _geomask(*args: str, timeout: float = 120, cwd: Path | None = None) -> subpr
     )
 
 
-def _start(pipeline: Path, address: str) -> subprocess.Popen[str]:
-    """``geomask run PIPELINE -q --scheduler ADDRESS`` in the background (output captured)."""
-    command = [str(GEOMASK), "run", str(pipeline), "-q", "--scheduler", address]
+def _start(pipeline: Path, address: str, *extra: str) -> subprocess.Popen[str]:
+    """``geomask run PIPELINE -q --scheduler ADDRESS [EXTRA]`` in the background (output captured)."""
+    command = [str(GEOMASK), "run", str(pipeline), "-q", "--scheduler", address, *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
@@ -280,11 +280,12 @@ class Recorder:
 
 
 def test_batch_with_a_corrupt_scene_continue_on_error(cluster: Cluster, tmp_path: Path) -> None:
-    """In-process run_pipeline on the cluster: the corrupt scene fails alone, events come in order."""
+    """In-process run_pipeline on the cluster, by window: the corrupt scene fails alone, events come in
+    order (by scene: tests/test_scale.py)."""
     pipeline = _batch(tmp_path, 3)
     corrupt_tiles(tmp_path / "in" / "s1.tif")
     recorder = Recorder()
-    options = RunOptions(scheduler=cluster.address, window_size=16, batch=3)
+    options = RunOptions(scheduler=cluster.address, window_size=16, batch=3, distribute="windows")
     reports = run_pipeline(pipeline, options=options, observer=recorder, continue_on_error=True)
     assert [r.status for r in reports] == ["done", "failed", "done"]
     assert "s1.tif" in (reports[1].error or "") and "on dask worker tcp://127.0.0.1:" in (
@@ -343,14 +344,17 @@ def test_scene_a_worker_cannot_open_names_the_worker(cluster: Cluster, tmp_path:
 
 
 def test_scheduler_lost_then_rerun_resumes(tmp_path: Path) -> None:
-    """Kill the scheduler mid-batch: exit 1 with one line, no partial file; a rerun skips finished."""
+    """Kill the scheduler mid-batch (by window: this process writes): exit 1 with one line, no
+    partial file; a rerun skips finished. (By scene, the workers writing when the cluster is stopped
+    leave their temporary files, which the next run removes.)"""
     pipeline = _batch(tmp_path, 8, size=768, mask=None, kernel={"name": "median", "size": 3})
     reference = _reference(pipeline)
     own = Cluster(tmp_path)
     out = tmp_path / "out"
+    (tmp_path / "windows.yaml").write_text("distribute: windows\n")
     try:
         own.start(workers=1)
-        run = _start(pipeline, own.address)
+        run = _start(pipeline, own.address, "--profile", str(tmp_path / "windows.yaml"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and run.poll() is None:
             if out.exists() and any(p.suffix == ".tif" for p in out.iterdir()):

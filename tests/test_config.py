@@ -551,9 +551,16 @@ def test_profile_scheduler_address(tmp_path: Path) -> None:
 
 
 def test_shipped_profiles() -> None:
-    """configs/ holds the three documented profiles, each valid and commented on every key."""
+    """configs/ holds the documented profiles, each valid and commented on every key."""
     paths = sorted(CONFIGS.glob("*.yaml"))
-    assert [p.name for p in paths] == ["cluster.yaml", "local-cluster.yaml", "local.yaml", "processes.yaml"]
+    assert [p.name for p in paths] == [
+        "cluster.yaml",
+        "kubernetes.yaml",
+        "local-cluster.yaml",
+        "local.yaml",
+        "processes.yaml",
+        "slurm.yaml",
+    ]
     for path in paths:
         profile = load_profile(path)
         text = path.read_text()
@@ -563,6 +570,8 @@ def test_shipped_profiles() -> None:
         assert profile.scheduler == {"local": "threads", "processes": "processes"}.get(
             path.stem, profile.scheduler
         )
+        if path.stem in ("slurm", "kubernetes"):  # the factory is imported at run time, not here
+            assert profile.cluster is not None and build_run_options(profile).scheduler == "cluster"
     assert build_run_options(load_profile(CONFIGS / "local.yaml")) == build_run_options(
         Profile(), gdal_options={"GDAL_CACHEMAX": "512"}
     )
@@ -637,3 +646,29 @@ def test_placeholder_that_would_escape_is_refused_at_validation(
     assert len(problems) == 1 and "output.path: " in problems[0] and f"is {value}" in problems[0], problems
     with pytest.raises(ConfigError, match="a placeholder must be a plain file or folder name"):
         load_pipeline(tmp_path / "p.yaml").scenes()
+
+
+def test_profile_cluster_section(tmp_path: Path) -> None:
+    """cluster: validates its shape only (the class is imported at run time) and excludes scheduler:."""
+    text = "cluster:\n  factory: dask_jobqueue.SLURMCluster\n  options: {cores: 8}\n  scale: {workers: 3}\n"
+    options = build_run_options(load_profile(write_yaml(tmp_path / "ok.yaml", text)))
+    assert options.scheduler == "cluster" and options.cluster is not None
+    assert (options.cluster.factory, dict(options.cluster.options), options.cluster.workers) == (
+        "dask_jobqueue.SLURMCluster",
+        {"cores": 8},
+        3,
+    )
+    with pytest.raises(YamlError, match="remove scheduler: local-cluster"):
+        load_profile(write_yaml(tmp_path / "both.yaml", "scheduler: local-cluster\n" + text))
+    with pytest.raises(YamlError, match="not both"):
+        load_profile(
+            write_yaml(tmp_path / "s.yaml", text.replace("{workers: 3}", "{workers: 3, maximum: 5}"))
+        )
+    with pytest.raises(YamlError, match=r"minimum \(5\) is above maximum \(2\)"):
+        load_profile(
+            write_yaml(tmp_path / "m.yaml", text.replace("{workers: 3}", "{minimum: 5, maximum: 2}"))
+        )
+    with pytest.raises(YamlError, match=r"cluster\.factory"):
+        load_profile(
+            write_yaml(tmp_path / "f.yaml", text.replace("dask_jobqueue.SLURMCluster", "SLURMCluster"))
+        )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from geomask import kernels
+from geomask.config.cluster import cluster_options
 from geomask.config.inputs import AssetRef
 from geomask.config.kernels import _class_value, _KernelBase
 from geomask.config.masks import (
@@ -361,6 +362,8 @@ def build_run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "threads_per_worker": profile.threads_per_worker,
         "memory_limit": profile.memory_limit,
         "gdal_options": dict(profile.gdal),
+        "distribute": profile.distribute,
+        **cluster_options(profile.cluster),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return RunOptions(**values)

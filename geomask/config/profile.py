@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, get_args
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from geomask.capacity import MAX_WORKERS
 from geomask.config._report import show
+from geomask.config.cluster import ClusterConfig, Distribute, check_cluster_profile
 from geomask.config.fields import GdalValue, _Strict
 from geomask.messages import did_you_mean
 from geomask.spec import LocalScheduler
@@ -123,3 +124,8 @@ class Profile(_Strict):
     creation_options: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], GdalValue] = Field(
         default_factory=dict, description="extra GeoTIFF/COG creation options, e.g. BLOCKSIZE: 512"
     )
+    cluster: ClusterConfig | None = Field(None, description="a dask cluster manager started for the run")
+    distribute: Distribute = Field(
+        "auto", description="on a cluster: auto, scenes or windows (docs/cluster.md)"
+    )
+    _cluster_alone = model_validator(mode="after")(check_cluster_profile)

@@ -1,5 +1,10 @@
 """Run scenes on a dask.distributed cluster: window tasks on the workers, one writer per output here.
 
+Used for a single scene, or a batch of fewer scenes than worker threads; a larger batch runs scene
+by scene, each output written by a worker (:mod:`geomask.executors.scene_tasks`, chosen by
+:func:`geomask.executors.scene_tasks.scene_level`). This module also connects to the cluster
+(:func:`connect`: ``local-cluster``, an address, or a cluster manager of a profile's ``cluster:``).
+
 Strategy
 --------
 The client (this process) walks the scenes in input order. For each scene it plans the windows
@@ -66,7 +71,16 @@ from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
 from geomask.spec import RunOptions, SceneReport, is_distributed
 
-__all__ = ["CONNECT_TIMEOUT", "connect", "dashboard_link", "is_distributed", "run_scenes"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "InOrder",
+    "connect",
+    "dashboard_link",
+    "is_distributed",
+    "result_of",
+    "run_scenes",
+    "worker_threads",
+]
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a scheduler at ``tcp://HOST:PORT`` before giving up."""
@@ -80,16 +94,26 @@ def connect(options: RunOptions) -> Iterator[Client]:
     ----------
     options : RunOptions
         ``scheduler`` is ``local-cluster`` (a ``LocalCluster`` of ``workers`` processes, default one
-        per core, with ``threads_per_worker`` threads (default 1) and ``memory_limit`` each) or a
-        scheduler address ``tcp://HOST:PORT``.
+        per core, with ``threads_per_worker`` threads (default 1) and ``memory_limit`` each), a
+        scheduler address ``tcp://HOST:PORT``, or ``cluster``: the cluster manager of
+        ``options.cluster`` (:func:`geomask.executors.factory.start_cluster`).
 
     Raises
     ------
     RunError
         The scheduler does not answer within :data:`CONNECT_TIMEOUT` seconds, the local cluster does
         not start, or a worker runs another geomask version.
+    ConfigError
+        ``options.cluster`` names a class that does not import or refuses its options.
     """
-    cluster: LocalCluster | None = None
+    cluster: Any = None
+    if options.scheduler == "cluster" and options.cluster is not None:
+        from geomask.executors.factory import start_cluster
+
+        with start_cluster(options.cluster) as client:
+            _check_versions(client)
+            yield client
+        return
     try:
         if options.scheduler == "local-cluster":
             options = fit_options(options)  # no more processes than the machine holds
@@ -174,7 +198,7 @@ class _Scene:
     ready: dict[int, WindowResult] = field(default_factory=dict)
 
 
-class _InOrder:
+class InOrder:
     """Delivers observer events scene by scene, in input order.
 
     Scenes overlap on a cluster (the next one starts while the last windows of the previous one
@@ -191,8 +215,8 @@ class _InOrder:
     def started(self, index: int, scene: str, windows: int) -> None:
         self._add(index, lambda: self.observer.scene_started(scene, windows))
 
-    def window_done(self, index: int, scene: str) -> None:
-        self._add(index, lambda: self.observer.window_done(scene, 1))
+    def window_done(self, index: int, scene: str, count: int = 1) -> None:
+        self._add(index, lambda: self.observer.window_done(scene, count))
 
     def scene_finished(self, index: int, report: SceneReport) -> None:
         self.finished.add(index)
@@ -209,7 +233,8 @@ class _InOrder:
             self.next += 1
 
 
-def _threads(client: Client) -> int:
+def worker_threads(client: Client) -> int:
+    """The worker threads of the cluster right now (all workers together)."""
     return sum(int(w.get("nthreads", 1)) for w in client.scheduler_info().get("workers", {}).values())
 
 
@@ -257,7 +282,7 @@ def run_scenes(
     error keep their outputs.
     """
     observer = observer or NullObserver()
-    events = _InOrder(observer)
+    events = InOrder(observer)
     reports: dict[int, SceneReport] = {}
     scenes: dict[int, _Scene] = {}
     owner: dict[int, tuple[_Scene, int]] = {}  # id(future) -> (scene, window index)
@@ -265,7 +290,7 @@ def run_scenes(
     source = iter(enumerate(items))
     submitting: _Scene | None = None
     exhausted = False
-    limit = options.batch or max(8, 4 * _threads(client))
+    limit = options.batch or max(8, 4 * worker_threads(client))
 
     def held() -> int:
         return sum(len(s.in_flight) + len(s.ready) for s in scenes.values())
@@ -310,7 +335,7 @@ def run_scenes(
                             continue
                         scenes[index] = submitting
                         events.started(index, thing.report.input, len(thing.windows))
-                        limit = options.batch or max(8, 4 * _threads(client))
+                        limit = options.batch or max(8, 4 * worker_threads(client))
                         continue
                     scene = submitting
                     w = scene.plan.windows[scene.submitted]
@@ -333,7 +358,7 @@ def run_scenes(
                     continue  # a window of a scene that already failed
                 scene, at = owner.pop(id(future))
                 try:
-                    result = _result(future, scene.plan.report.input)
+                    result = result_of(future, scene.plan.report.input)
                     del scene.in_flight[at]
                     scene.ready[at] = result
                     while scene.written in scene.ready:  # write in window order
@@ -370,13 +395,16 @@ def _open(client: Client, index: int, plan: ScenePlan) -> _Scene:
     return _Scene(index, plan, job)
 
 
-def _result(future: Future, scene: str) -> WindowResult:
-    """The future's result; connection losses and killed workers become RunError."""
+def result_of(future: Future, scene: str, what: str = "one of its windows") -> Any:
+    """The future's result; connection losses and killed workers become RunError.
+
+    ``what`` names the task in the message about workers that died running it.
+    """
     try:
         if future.status == "error":
             error = future.exception()
         else:
-            return future.result()  # type: ignore[no-any-return]
+            return future.result()
     except (OSError, TimeoutError, concurrent.futures.CancelledError) as e:
         raise SchedulerLost(
             f"lost the connection to the dask scheduler while running {scene} ({type(e).__name__}); "
@@ -384,7 +412,7 @@ def _result(future: Future, scene: str) -> WindowResult:
         ) from e
     if isinstance(error, KilledWorker):
         raise RunError(
-            f"{scene}: the dask workers running one of its windows died {error.allowed_failures + 1} times "
+            f"{scene}: the dask workers running {what} died {error.allowed_failures + 1} times "
             "in a row (out of memory? lower window_size or raise the workers' memory_limit)"
         ) from error
     raise error

@@ -56,13 +56,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_partials(final: Path) -> list[Path]:
+def remove_stale_partials(final: Path, *, any_pid: bool = False) -> list[Path]:
     """Remove the temporary files a killed earlier run left beside ``final``.
 
     Parameters
     ----------
     final : Path
         An output path.
+    any_pid : bool
+        Remove them whatever PID they name. Only for the holder of ``final``'s output lock
+        (:func:`geomask.lock.output_lock`): it is the only writer, so every temporary file there is
+        stale, even one whose PID is that of a live process on another host (a dask worker).
 
     Returns
     -------
@@ -86,7 +90,7 @@ def remove_stale_partials(final: Path) -> list[Path]:
     for candidate in glob.glob(glob.escape(str(final)) + ".geomask-*" + PARTIAL_SUFFIX + "*"):
         path = Path(candidate)
         match = pattern.fullmatch(path.name)
-        if match is None or _pid_alive(int(match.group(1))):
+        if match is None or (not any_pid and _pid_alive(int(match.group(1)))):
             continue
         try:
             path.unlink()
