@@ -10,7 +10,7 @@ Memory stays at a few hundred kilobytes per scene whatever the scene's size.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
 from geomask.errors import ConfigError, GeomaskError, Problem
 from geomask.grid import Grid
+from geomask.product import Product
 from geomask.urls import is_url
 
 __all__ = ["MAX_SCENES", "scene_problems"]
@@ -63,9 +64,23 @@ def _header(path: Path) -> tuple[int, str, Grid, str | None]:
         return ds.count, ds.dtypes[0], grid, block_problem(ds)
 
 
-def _bits_problem(section: object) -> str | None:
-    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header."""
+def _bits_problem(section: object, found: Sequence[Product] = ()) -> str | None:
+    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header.
+
+    ``raster: {asset: NAME}`` is checked on the asset's file in each product of ``found``.
+    """
     if not isinstance(section, RasterMask) or (section.bits is None and section.bitfield is None):
+        return None
+    if isinstance(section.raster, AssetRef):
+        for product in found:
+            try:
+                asset = product.asset(section.raster.asset)
+            except KeyError:
+                continue  # an unknown name is band_problems' report
+            band = asset.band if section.band == 1 else section.band
+            problem = _bits_problem(section.model_copy(update={"raster": asset.href, "band": band}))
+            if problem is not None:
+                return f"{{asset: {section.raster.asset}}} is {problem}"
         return None
     path = section.raster
     if not isinstance(path, (str, Path)) or "://" in str(path) or not Path(path).is_file():
@@ -120,10 +135,14 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     if product:  # band files: their headers and the names the masks use
         for key, message in band_problems(pipeline):
             add(key, message)
+    try:
+        found = products(pipeline) if product else []
+    except GeomaskError:  # reported by band_problems
+        found = []
     for prefix, step in steps:
         for name in ("mask", "support"):
             for key, section in _sections(getattr(step, name), (*prefix, name)):
-                problem = _bits_problem(section)
+                problem = _bits_problem(section, found)
                 if problem is not None and isinstance(section, RasterMask):
                     add((*key, "bits" if section.bits is not None else "bitfield"), problem)
     for scene, _ in pairs[:MAX_SCENES]:
