@@ -40,7 +40,7 @@ from geomask.fingerprint import sidecars, sources_digest
 from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
-from geomask.masks.assets import for_band
+from geomask.masks.assets import for_band, names_read
 from geomask.output.check import read_tags
 from geomask.output.staging import remove_stale_partials, staged_output
 from geomask.process import process_scene
@@ -367,7 +367,7 @@ def run_pipeline(
                 input_path,
                 profile_sha256=profile_sha256,
                 sources_sha256=sources_sha256,
-                product_files=band.files() if band is not None else (),
+                product_files=band.files(names_read(steps)) if band is not None else (),
             )
             with output_lock(output_path):  # one geomask process per output at a time
                 remove_stale_partials(output_path)
@@ -460,7 +460,7 @@ def _plans(
                 input_path,
                 profile_sha256=profile_sha256,
                 sources_sha256=sources_sha256,
-                product_files=band.files() if band is not None else (),
+                product_files=band.files(names_read(steps)) if band is not None else (),
             )
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
@@ -558,7 +558,8 @@ def _check_bands(
         for_band(sources, band.product, model.nodata)
         if headers:
             with gdal_env(options.gdal_options):
-                grids = {href: inspect_scene(href).grid for href in band.files() if href != band.product.item}
+                files = band.files(names_read(sources))
+                grids = {href: inspect_scene(href).grid for href in files if href != band.product.item}
             with_crs = [href for href, grid in grids.items() if grid.crs is not None]
             if with_crs and len(with_crs) < len(grids):
                 lacking = next(href for href, grid in grids.items() if grid.crs is None)

@@ -223,6 +223,24 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     return problems
 
 
+def _used_names(pipeline: Any) -> set[str]:
+    """The band and asset names the masks and supports of ``pipeline`` read."""
+    from geomask.bandmath import check_expression
+
+    names: set[str] = set()
+    for config in pipeline.step_configs():
+        for field in ("mask", "support"):
+            for _, section in _sections(getattr(config, field), ()):
+                if isinstance(section, RasterMask) and isinstance(section.raster, AssetRef):
+                    names.add(section.raster.asset)
+                elif isinstance(section, ExpressionMask):
+                    try:
+                        names |= check_expression(section.expression)[2]
+                    except GeomaskError:
+                        continue  # reported with the expression
+    return names
+
+
 def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """What ``geomask validate`` reports about a product input, as (key, message) pairs.
 
@@ -240,10 +258,18 @@ def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
     except GeomaskError as e:
         return [(("input",), str(e))]
     keyed = pipeline.input.bands if isinstance(pipeline.input, BandsInput) else {}
+    used = _used_names(pipeline)
     for product in found:
         for name, asset in {**product.bands, **product.assets}.items():
             key: tuple[str | int, ...] = ("input", "bands", name) if name in keyed else ("input",)
-            if is_url(asset.href) or not os.path.exists(asset.href):
+            if is_url(asset.href):
+                continue
+            if not os.path.exists(asset.href):
+                read = name in product.bands or name in used or asset.common_name in used
+                if not keyed and read:  # a band file of input.bands is file_problems' report
+                    problems.append(
+                        (("input", "stac"), f"{product.id}: asset {name}: no such file {asset.href}")
+                    )
                 continue
             try:
                 inspect_scene(asset.href)
