@@ -102,6 +102,37 @@ def _bits_problem(section: object, found: Sequence[Product] = ()) -> str | None:
     return None if problem is None else f"{path}: {problem}"
 
 
+def _validity(path: Path, pipeline: Pipeline) -> tuple[bool, bool] | None:
+    """(a nodata value, alpha or GDAL mask pixels) of the scene at ``path`` as a run resolves them
+    with ``pipeline``'s ``nodata`` and ``validity``; None when its header cannot be read."""
+    from geomask.engine.bind import resolve_nodata
+    from geomask.io import inspect_scene
+
+    try:
+        scene = inspect_scene(path)
+        nodata = resolve_nodata(scene, pipeline.nodata)
+    except GeomaskError:
+        return None  # reported by a run, with its own message
+    honour = pipeline.validity == "honour"
+    return nodata is not None, honour and (scene.alpha is not None or scene.dataset_mask)
+
+
+def _zero_sum_problem(kernel: object, step: Any, grid: Grid, validity: tuple[bool, bool]) -> str | None:
+    """The run's refusal of a zero-sum kernel (:func:`geomask.engine.bind.zero_sum_problem`), or None."""
+    from geomask.config.build import build_kernel
+    from geomask.convolve import prepare_kernel
+    from geomask.engine.bind import zero_sum_problem
+
+    try:
+        built = prepare_kernel(build_kernel(kernel, grid), step.op)  # type: ignore[arg-type]
+    except GeomaskError:
+        return None  # reported with the kernel
+    nodata, masked = validity
+    return zero_sum_problem(
+        built, step.normalize, nodata=nodata, masked=masked, support=step.support is not None
+    )
+
+
 def scene_problems(pipeline: Pipeline) -> list[Problem]:
     """Problems of ``pipeline`` with its actual scenes (see the module docstring); [] when none.
 
@@ -154,6 +185,7 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             continue
         if blocks is not None:
             add(("input",), f"{scene}: {blocks}")
+        validity = _validity(Path(scene), pipeline)
         for band in [] if product else pipeline.bands or []:
             if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
@@ -210,7 +242,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                         f"the kernel is {rows}x{cols} but {scene} is only {grid.height}x{grid.width} "
                         "pixels: use a smaller kernel",
                     )
-                elif step.fill is not None and step.kernels_by is None:
+                    continue
+                if step.normalize and validity is not None:
+                    problem = _zero_sum_problem(kernel, step, grid, validity)
+                    if problem is not None:
+                        add(key, f"{scene}: {problem}")
+                if step.fill is not None and step.kernels_by is None:
                     from geomask.config.build import build_kernel  # here: only a fill step builds one
 
                     cells = footprint_size(build_kernel(kernel, grid))

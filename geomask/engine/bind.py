@@ -21,7 +21,7 @@ from geomask.masks.base import FullMask, MaskContext, MaskSource
 from geomask.spec import GroupStep, Step
 from geomask.windows import check_mode
 
-__all__ = ["bind_steps", "resolve_bands", "resolve_nodata", "step_mask"]
+__all__ = ["bind_steps", "resolve_bands", "resolve_nodata", "step_mask", "zero_sum_problem"]
 
 
 def resolve_nodata(scene: SceneInfo, nodata: float | Literal["auto"] | str | None) -> float | None:
@@ -83,17 +83,11 @@ def bind_steps(
         check_mode(step.mode)
         kernel = prepare_kernel(step.kernel, step.op)
         kernel.check_fits(*scene.grid.shape)
-        if (
-            kernel.kind == "linear"
-            and step.normalize
-            and kernel.weight_sum <= 0
-            and (nodata is not None or masked or step.support is not None)
-        ):
-            raise KernelError(
-                f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be "
-                "renormalised over nodata or unsupported neighbours; set normalize: false "
-                "(missing neighbours then count as 0) or nodata: none"
-            )
+        problem = zero_sum_problem(
+            kernel, step.normalize, nodata=nodata is not None, masked=masked, support=step.support is not None
+        )
+        if problem is not None:
+            raise KernelError(problem)
         target = step.mask.bind(context) if step.mask is not None else FullMask()
         support = step.support.bind(context) if step.support is not None else None
         if step.fill is not None:
@@ -102,6 +96,35 @@ def bind_steps(
             BoundStep(kernel, target, support, step.mode, float(step.cval), step.normalize, step.fill)
         )
     return tuple(bound)
+
+
+def zero_sum_problem(
+    kernel: Kernel, normalize: bool, *, nodata: bool, masked: bool, support: bool
+) -> str | None:
+    """Why a renormalised ``kernel`` cannot run on a scene, or None.
+
+    A linear kernel whose weights sum to 0 or less (a Laplacian) cannot be renormalised over
+    missing neighbours: refused when the scene has a nodata value (``nodata``), alpha or GDAL mask
+    pixels (``masked``) or the step a ``support``. The message names the settings that lift it.
+    """
+    if kernel.kind != "linear" or not normalize or kernel.weight_sum > 0 or not (nodata or masked or support):
+        return None
+    causes = [
+        cause
+        for cause, present in (
+            ("nodata", nodata),
+            ("transparent or masked (alpha, GDAL mask)", masked),
+            ("unsupported", support),
+        )
+        if present
+    ]
+    fixes = ["normalize: false (missing neighbours then count as 0)"]
+    fixes += ["nodata: none"] if nodata else []
+    fixes += ["validity: ignore"] if masked else []
+    return (
+        f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be renormalised "
+        f"over {' or '.join(causes)} neighbours; set {' or '.join(fixes)}"
+    )
 
 
 def _check_fill(kernel: Kernel, min_valid: int) -> None:
