@@ -304,3 +304,29 @@ def test_zero_sum_kernel_on_invalid_pixels_is_a_validate_problem(
     for message in (validated.stdout, ran.stderr):
         assert fix in message, message
     assert not (tmp_path / "out" / "x.tif").exists()
+
+
+@pytest.mark.parametrize("target", ["qa.tif", "p.yaml", "scene.tif"])
+def test_an_output_replacing_a_file_of_the_pipeline_is_a_validate_problem(
+    tmp_path: Path, target: str
+) -> None:
+    """What the run refuses before any scene (even with --overwrite), validate reports at output.path."""
+    import shutil
+
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "scene.tif")
+    shutil.copy(tmp_path / "scene.tif", tmp_path / "qa.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        "input: scene.tif\nkernel: {name: box}\nmask: {raster: qa.tif, values: [1]}\n"
+        f"output: {{path: {target}, overwrite: true}}\n",
+    )
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    validated = runner.invoke(app, ["validate", str(path)])
+    assert validated.exit_code == 2, validated.output
+    assert "output.path: " in validated.stdout and "choose another output" in validated.stdout
+    assert len(validated.stdout.strip().splitlines()) == 1
+    ran = runner.invoke(app, ["run", str(path), "-q", "--overwrite"])
+    assert ran.exit_code == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import EXIT_USAGE, DebugOption, handle_errors
-from geomask.config import YamlError, file_problems, load_pipeline, load_profile
+from geomask.config import Pipeline, YamlError, file_problems, load_pipeline, load_profile
 from geomask.config.scenes import scene_problems
+from geomask.errors import ConfigError, Problem
 
 __all__ = ["validate"]
 
@@ -48,6 +49,7 @@ def validate(
                 problems = list(e.problems)
             else:
                 problems = file_problems(model) + scene_problems(model)
+                problems = problems or _output_problems(model)
             for problem in problems:
                 typer.echo(str(problem))
             if problems:
@@ -66,3 +68,19 @@ def validate(
                 typer.echo(f"{profile}: ok")
         if failed:
             raise typer.Exit(EXIT_USAGE)
+
+
+def _output_problems(model: Pipeline) -> list[Problem]:
+    """An output that would replace an input, a band file, an asset, a mask file, the STAC document or
+    the pipeline (:func:`geomask.guard.check_run_outputs`, which a run applies before any scene)."""
+    from geomask.guard import check_run_outputs
+
+    source = model.source
+    try:
+        check_run_outputs(model, model.scenes())
+    except ConfigError as e:
+        if source is None:  # not reachable: load_pipeline records it
+            raise
+        where = source.value_position(("output", "path"))
+        return [Problem(source.file, where, "output.path", str(e).removeprefix("output.path: "))]
+    return []
