@@ -285,6 +285,11 @@ def band_scenes(pipeline: Any, found: Sequence[Product] | None = None) -> list[B
             except ConfigError as e:
                 raise ConfigError(f"output.path: {e}") from e
             label = f"band {name} of product {product.id}"
+            if out in seen and seen[out] == label:  # the same id twice: no template can tell them apart
+                raise ConfigError(
+                    f"output.path: two Items of the input have the id {product.id!r}, so their band {name} "
+                    f"would both be written to {out}: remove the duplicate Item from the STAC document"
+                )
             if out in seen:
                 raise ConfigError(
                     f"output.path: {seen[out]} and {label} would both be written to {out}: "
