@@ -428,3 +428,32 @@ def as_kernel(kernel: Kernel | ArrayLike | str | Sequence[Any]) -> Kernel:
     if isinstance(kernel, str):
         return get(kernel)
     return from_matrix(kernel)
+
+
+def zero_sum_problem(
+    kernel: Kernel, normalize: bool, *, nodata: bool, masked: bool, support: bool
+) -> str | None:
+    """Why a renormalised ``kernel`` cannot run on a scene, or None.
+
+    A linear kernel whose weights sum to 0 or less (a Laplacian) cannot be renormalised over
+    missing neighbours: refused when the scene has a nodata value (``nodata``), alpha or GDAL mask
+    pixels (``masked``) or the step a ``support``. The message names the settings that lift it.
+    """
+    if kernel.kind != "linear" or not normalize or kernel.weight_sum > 0 or not (nodata or masked or support):
+        return None
+    causes = [
+        cause
+        for cause, present in (
+            ("nodata", nodata),
+            ("transparent or masked (alpha, GDAL mask)", masked),
+            ("unsupported", support),
+        )
+        if present
+    ]
+    fixes = ["normalize: false (missing neighbours then count as 0)"]
+    fixes += ["nodata: none"] if nodata else []
+    fixes += ["validity: ignore"] if masked else []
+    return (
+        f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be renormalised "
+        f"over {' or '.join(causes)} neighbours; set {' or '.join(fixes)}"
+    )

@@ -107,14 +107,46 @@ def output_lock(output: Path) -> Iterator[bool]:
     if fcntl is None or text.startswith("/vsi") or _URL.match(text):  # Windows, or not a local file
         yield False
         return
-    path = lock_path(output)
+    created = _make_folder(output.parent)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        with _held(output):
+            yield True
+    finally:
+        for folder in created:  # deepest first: a run that wrote nothing leaves no empty folder
+            with contextlib.suppress(OSError):  # not empty (an output, another run's lock): kept
+                folder.rmdir()
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, deepest first.
+
+    Raises
+    ------
+    OutputError
+        A folder cannot be created (not writable, a file in the way).
+    """
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"{output.parent}: cannot create the output directory ({e.strerror or e})") from e
+        raise OutputError(f"{folder}: cannot create the output directory ({e.strerror or e})") from e
+    return missing
+
+
+@contextlib.contextmanager
+def _held(output: Path) -> Iterator[None]:
+    """The lock file of ``output`` created and locked for the block (its folder exists)."""
+    path = lock_path(output)
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # another run removed the empty folder it had made: make it again
+            _make_folder(output.parent)
+            continue
         except OSError as e:
             too_long = name_too_long(path) if e.errno == errno.ENAMETOOLONG else None
             if too_long is not None:

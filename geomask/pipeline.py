@@ -35,7 +35,7 @@ from geomask.executors.sizing import fit_options
 from geomask.guard import check_run_outputs
 from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
-from geomask.masks.assets import for_band
+from geomask.masks.assets import for_band, names_read
 from geomask.output.staging import remove_stale_partials, staged_output
 from geomask.progress import NullObserver, Observer
 from geomask.provenance import (
@@ -258,7 +258,7 @@ def _scene_task(
         input_path,
         profile_sha256=profile_sha256,
         sources_sha256=sources_sha256,
-        product_files=band.files() if band is not None else (),
+        product_files=band.files(names_read(steps)) if band is not None else (),
     )
     return SceneTask(
         input_path,
@@ -351,7 +351,7 @@ def _plans(
                 input_path,
                 profile_sha256=profile_sha256,
                 sources_sha256=sources_sha256,
-                product_files=band.files() if band is not None else (),
+                product_files=band.files(names_read(steps)) if band is not None else (),
             )
             hold.enter_context(output_lock(output_path))
             remove_stale_partials(output_path)
@@ -449,7 +449,8 @@ def _check_bands(
         for_band(sources, band.product, model.nodata)
         if headers:
             with gdal_env(options.gdal_options):
-                grids = {href: inspect_scene(href).grid for href in band.files() if href != band.product.item}
+                files = band.files(names_read(sources))
+                grids = {href: inspect_scene(href).grid for href in files if href != band.product.item}
             with_crs = [href for href, grid in grids.items() if grid.crs is not None]
             if with_crs and len(with_crs) < len(grids):
                 lacking = next(href for href, grid in grids.items() if grid.crs is None)

@@ -55,7 +55,7 @@ from geomask import __version__
 from geomask.config import Pipeline, load_pipeline
 from geomask.config.build import build_steps
 from geomask.config.inputs import band_scenes, is_product_input
-from geomask.engine.bind import bind_steps, resolve_nodata
+from geomask.engine.bind import bind_steps, resolve_bands, resolve_nodata
 from geomask.engine.task import BoundGroup, BoundStep, SceneJob, compute_window
 from geomask.errors import InputError, OutputError
 from geomask.guard import PNG_SOFTWARE
@@ -130,12 +130,28 @@ def render_preview(
         if band is not None:
             steps = for_band(steps, band.product, model.nodata)
         nodata = resolve_nodata(scene, model.nodata)
-        bound = bind_steps(scene, steps, nodata)
+        honour = model.validity == "honour"  # alpha 0 and GDAL mask 0 pixels invalid, as in a run
+        alpha = scene.alpha if honour else None
+        dataset_mask = honour and scene.dataset_mask
+        bound = bind_steps(scene, steps, nodata, masked=alpha is not None or dataset_mask)
         f = max(1, math.ceil(max(scene.grid.shape) / size))
         current = _current_output(model, steps, input_path, output_path, scene)
-        bands = (band.asset.band,) if band is not None else tuple(model.bands or range(1, scene.count + 1))
+        bands = (
+            (band.asset.band,)
+            if band is not None
+            else resolve_bands(scene, model.bands, alpha=alpha is not None)  # type: ignore[arg-type]
+        )
         # copy_tile: compute_window skips (returns no data for) windows without targets
-        job = SceneJob(scene, bound, bands, nodata, options, copy_tile=max(scene.grid.shape))
+        job = SceneJob(
+            scene,
+            bound,
+            bands,
+            nodata,
+            options,
+            copy_tile=max(scene.grid.shape),
+            alpha=alpha,
+            dataset_mask=dataset_mask,
+        )
         panels = _decimate(scene, str(output_path) if current else job, _regions(bound), nodata, f)
     label = "after (output)" if current else "after (computed)"
     image = _compose(panels, label)

@@ -135,3 +135,45 @@ def test_validate_refuses_an_asset_mask_on_a_single_file(tmp_path: Path) -> None
     assert code == 2 and "mask.raster: {asset: SCL} names an asset of a product" in stdout, stdout
     code, stderr = _cli("run", str(pipeline), "--quiet")
     assert code == 2 and stderr.count("\n") == 1 and "names an asset of a product" in stderr, stderr
+
+
+def _landsat(tmp_path: Path, qa_href: str, mask: bool) -> Path:
+    """The LC09 sample product copied under ``tmp_path`` with QA_PIXEL's href set to ``qa_href``, and
+    a pipeline on its default bands (SR_B4, SR_B5), reading QA_PIXEL bits 3 and 4 when ``mask``."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(Path(__file__).parents[1] / "data" / "LC09", tmp_path / "LC09")
+    item = json.loads((tmp_path / "LC09" / "item.json").read_text())
+    item["assets"]["QA_PIXEL"]["href"] = qa_href
+    (tmp_path / "LC09" / "item.json").write_text(json.dumps(item))
+    pipeline: dict[str, Any] = {"input": {"stac": "LC09/item.json"}, "kernel": {"name": "box", "size": 3}}
+    if mask:
+        pipeline["mask"] = {"not": {"raster": {"asset": "QA_PIXEL"}, "bits": [3, 4]}}
+    pipeline["output"] = {"path": "out/{asset}.tif"}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    return path
+
+
+def test_an_asset_no_mask_reads_need_not_exist(tmp_path: Path) -> None:
+    """A STAC Item whose QA layer was not downloaded: filtering its bands without it works."""
+    pipeline = _landsat(tmp_path, "./QA_NOT_DOWNLOADED.tif", mask=False)
+    assert _cli("validate", str(pipeline)) == (0, f"{pipeline}: ok (1 step)\n")
+    code, err = _cli("run", str(pipeline), "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["SR_B4.tif", "SR_B5.tif"]
+    code, err = _cli("run", str(pipeline), "-q")  # resume: up to date without the missing file either
+    assert code == 0, err
+
+
+def test_a_missing_asset_a_mask_reads_is_a_validate_problem(tmp_path: Path) -> None:
+    pipeline = _landsat(tmp_path, "./QA_NOT_DOWNLOADED.tif", mask=True)
+    code, out = _cli("validate", str(pipeline))
+    assert code == 2
+    assert "input.stac: " in out and "asset QA_PIXEL: no such file" in out and "QA_NOT_DOWNLOADED.tif" in out
+    assert len(out.strip().splitlines()) == 1
+    code, err = _cli("run", str(pipeline), "-q")
+    assert code == 2 and "QA_NOT_DOWNLOADED.tif" in err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -249,3 +249,84 @@ def test_validate_reads_a_stream_once(tmp_path: Path) -> None:
     writer.join(5)
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{fifo}: ok (1 step)\n"
+
+
+def _rgba(path: Path) -> None:
+    """A 3-band uint8 scene with an alpha band (no nodata value), a few transparent pixels."""
+    import numpy as np
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(0).integers(1, 255, size=(4, 24, 20), dtype=np.uint8)
+    data[3] = 255
+    data[3, :4, :4] = 0
+    profile = {"driver": "GTiff", "width": 20, "height": 24, "count": 4, "dtype": "uint8"}
+    with rasterio.open(
+        path, "w", **profile, crs="EPSG:32633", transform=from_origin(500000, 5200000, 10, 10)
+    ) as ds:
+        ds.write(data)
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+
+
+@pytest.mark.parametrize(
+    ("scene", "extra", "fix"),
+    [
+        ("nodata", "", "or nodata: none"),  # make_scene writes nodata 0
+        ("rgba", "", "or validity: ignore"),
+        ("rgba", "validity: ignore\n", None),
+        ("nodata", "normalize: false\n", None),
+        ("nodata", "nodata: none\n", None),
+    ],
+)
+def test_zero_sum_kernel_on_invalid_pixels_is_a_validate_problem(
+    tmp_path: Path, scene: str, extra: str, fix: str | None
+) -> None:
+    """A Laplacian renormalised over nodata or alpha-0 pixels: validate says what run says (exit 2)."""
+    from _fixtures_cli import make_scene
+
+    if scene == "rgba":
+        _rgba(tmp_path / "scene.tif")
+    else:
+        make_scene(tmp_path / "scene.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        f"input: scene.tif\nkernel: {{name: laplacian}}\n{extra}output: {{path: out/x.tif}}\n",
+    )
+    validated = runner.invoke(app, ["validate", str(path)])
+    ran = runner.invoke(app, ["run", str(path), "-q"])
+    if fix is None:
+        assert (validated.exit_code, ran.exit_code) == (0, 0), validated.output + ran.output
+        return
+    assert validated.exit_code == 2 and ran.exit_code == 2
+    assert "kernel: " in validated.stdout and "weights summing to 0" in validated.stdout
+    assert len(validated.stdout.strip().splitlines()) == 1
+    for message in (validated.stdout, ran.stderr):
+        assert fix in message, message
+    assert not (tmp_path / "out" / "x.tif").exists()
+
+
+@pytest.mark.parametrize("target", ["qa.tif", "p.yaml", "scene.tif"])
+def test_an_output_replacing_a_file_of_the_pipeline_is_a_validate_problem(
+    tmp_path: Path, target: str
+) -> None:
+    """What the run refuses before any scene (even with --overwrite), validate reports at output.path."""
+    import shutil
+
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "scene.tif")
+    shutil.copy(tmp_path / "scene.tif", tmp_path / "qa.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml",
+        "input: scene.tif\nkernel: {name: box}\nmask: {raster: qa.tif, values: [1]}\n"
+        f"output: {{path: {target}, overwrite: true}}\n",
+    )
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    validated = runner.invoke(app, ["validate", str(path)])
+    assert validated.exit_code == 2, validated.output
+    assert "output.path: " in validated.stdout and "choose another output" in validated.stdout
+    assert len(validated.stdout.strip().splitlines()) == 1
+    ran = runner.invoke(app, ["run", str(path), "-q", "--overwrite"])
+    assert ran.exit_code == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -72,3 +72,28 @@ def test_plain_inputs_still_validate(tmp_path):
     pipeline.write_text(yaml.safe_dump(data))
     code, out = _validate(pipeline)
     assert code == 0, out
+
+
+def test_two_items_with_one_id_are_named_not_blamed_on_the_template(tmp_path):
+    """A FeatureCollection holding one Item twice: the output paths collide whatever the template,
+    so the message names the duplicate id instead of asking for {asset} and {id}."""
+    import json
+
+    pipeline = _project(tmp_path)
+    item = json.loads((tmp_path / "src" / "S2" / "item.json").read_text())
+    for asset in item["assets"].values():
+        if asset["href"].startswith("./"):
+            asset["href"] = str(tmp_path / "src" / "S2" / asset["href"][2:])
+    collection = {"type": "FeatureCollection", "features": [item, item]}
+    (tmp_path / "items.json").write_text(json.dumps(collection))
+    data = yaml.safe_load(pipeline.read_text())
+    data["input"]["stac"] = "items.json"
+    data["output"]["path"] = "out/{id}/{asset}.tif"
+    pipeline.write_text(yaml.safe_dump(data, sort_keys=False))
+    code, out = _validate(pipeline)
+    assert code == 2
+    assert "two Items of the input have the id 'S2B_33TWN_20240715_0_L2A'" in out
+    assert "use {asset}" not in out
+    result = runner.invoke(app, ["run", str(pipeline), "-q"])
+    assert result.exit_code == 2 and "remove the duplicate Item" in result.stderr
+    assert not (tmp_path / "out").exists()

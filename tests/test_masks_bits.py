@@ -183,3 +183,23 @@ def test_config_forms_and_validate(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["validate", str(field)])
     assert result.exit_code == 2 and "value 5 does not fit in 2 bits" in result.stdout
+
+
+def test_validate_checks_bits_of_an_asset_mask_against_its_dtype(tmp_path: Path) -> None:
+    """``raster: {asset: QA_PIXEL}, bits: [16]`` on the uint16 Landsat QA layer: a validate problem."""
+    import shutil
+
+    shutil.copytree(Path(__file__).parents[1] / "data" / "LC09", tmp_path / "LC09")
+    bad = write_yaml(
+        tmp_path / "bad.yaml",
+        "input: {stac: LC09/item.json}\nkernel: {name: box}\n"
+        "mask: {raster: {asset: QA_PIXEL}, bits: [3, 16]}\noutput: {path: 'out/{asset}.tif'}\n",
+    )
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "mask.bits: {asset: QA_PIXEL} is " in result.stdout
+    assert "bit 16 is beyond a uint16 raster's 16 bits" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 1
+    ok = write_yaml(tmp_path / "ok.yaml", bad.read_text().replace("[3, 16]", "[3, 15]"))
+    result = runner.invoke(app, ["validate", str(ok)])
+    assert result.exit_code == 0, result.output

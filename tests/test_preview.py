@@ -250,3 +250,25 @@ def test_preview_replaces_its_own_png_and_needs_overwrite_for_another(tmp_path):
     assert Image.open(png).size == (4, 4)
     assert CliRunner().invoke(app, ["preview", str(pipeline), "-o", str(png), "--overwrite"]).exit_code == 0
     assert Image.open(png).size != (4, 4)
+
+
+def test_computed_after_honours_the_alpha_band(tmp_path: Path) -> None:
+    """An RGBA scene: the computed "after" leaves the alpha band and the transparent pixels alone, as
+    the run does (the same panels as from the run's output)."""
+    from rasterio.enums import ColorInterp
+
+    pipeline = make_project(tmp_path, kernel={"name": "gaussian", "sigma": 1.5}, mask=None)
+    with rasterio.open(tmp_path / "scene.tif") as ds:
+        profile = {**ds.profile, "count": 4, "dtype": "uint8", "nodata": None}
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, size=(4, *SHAPE), dtype=np.uint8)
+    data[3] = np.where(rng.random(SHAPE) < 0.3, 0, 255)
+    with rasterio.open(tmp_path / "scene.tif", "w", **profile) as ds:
+        ds.write(data)
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    computed = np.asarray(Image.open(render_preview(pipeline, tmp_path / "computed.png", size=64)))
+    geomask.run_pipeline(pipeline)
+    with rasterio.open(tmp_path / "out" / "scene.denoised.tif") as ds:
+        assert np.array_equal(ds.read(4), data[3])  # the run: alpha copied
+    read = np.asarray(Image.open(render_preview(pipeline, tmp_path / "read.png", size=64)))
+    np.testing.assert_array_equal(computed[HEADER:], read[HEADER:])

@@ -343,7 +343,7 @@ def test_inside_qgis_memory_layer_cancel_and_non_file_raster(
     assert not cancel["ok"], cancel
     assert any("cancelled: geomask was stopped" in e for e in cancel["errors"]), cancel
     assert 0 < cancel["top_progress"] < 100 and cancel["seconds_after_cancel"] < 30, cancel
-    assert list((out / "cancelled").iterdir()) == []
+    assert not (out / "cancelled").exists() or list((out / "cancelled").iterdir()) == []
 
     refused = cases["not_a_file"]
     assert not refused["ok"]

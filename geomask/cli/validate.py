@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from geomask.cli.options import EXIT_USAGE, DebugOption, handle_errors
+
+if TYPE_CHECKING:
+    from geomask.config import Pipeline
+    from geomask.errors import Problem
 
 __all__ = ["validate"]
 
@@ -49,6 +53,7 @@ def validate(
                 problems = list(e.problems)
             else:
                 problems = file_problems(model) + scene_problems(model)
+                problems = problems or _output_problems(model)
             for problem in problems:
                 typer.echo(str(problem))
             if problems:
@@ -67,3 +72,20 @@ def validate(
                 typer.echo(f"{profile}: ok")
         if failed:
             raise typer.Exit(EXIT_USAGE)
+
+
+def _output_problems(model: Pipeline) -> list[Problem]:
+    """An output that would replace an input, a band file, an asset, a mask file, the STAC document or
+    the pipeline (:func:`geomask.guard.check_run_outputs`, which a run applies before any scene)."""
+    from geomask.errors import ConfigError, Problem
+    from geomask.guard import check_run_outputs
+
+    source = model.source
+    try:
+        check_run_outputs(model, model.scenes())
+    except ConfigError as e:
+        if source is None:  # not reachable: load_pipeline records it
+            raise
+        where = source.value_position(("output", "path"))
+        return [Problem(source.file, where, "output.path", str(e).removeprefix("output.path: "))]
+    return []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any
@@ -211,9 +211,22 @@ class BandScene:
         """The band file (a URL stays text)."""
         return location(self.asset.href)  # type: ignore[return-value]
 
-    def files(self) -> list[str]:
-        """Every file of the product (band files, assets, item JSON), each once: its provenance."""
-        found = dict.fromkeys(a.href for a in (*self.product.bands.values(), *self.product.assets.values()))
+    def files(self, names: Collection[str] | None = None) -> list[str]:
+        """The files of the product a run reads, each once: its provenance.
+
+        Every band file, the assets named in ``names`` (the names the masks read; ``None``: every
+        asset of the product) and the item JSON. A STAC Item's other assets (bands not filtered,
+        QA layers no mask reads) are neither opened nor fingerprinted, so they need not exist.
+        """
+        assets = list(self.product.assets.values())
+        if names is not None:
+            assets = []
+            for name in names:
+                try:
+                    assets.append(self.product.asset(name))
+                except KeyError:
+                    continue  # an unknown name is refused when the masks are resolved
+        found = dict.fromkeys(a.href for a in (*self.product.bands.values(), *assets))
         if self.product.item is not None:
             found[self.product.item] = None
         return list(found)
@@ -272,6 +285,11 @@ def band_scenes(pipeline: Any, found: Sequence[Product] | None = None) -> list[B
             except ConfigError as e:
                 raise ConfigError(f"output.path: {e}") from e
             label = f"band {name} of product {product.id}"
+            if out in seen and seen[out] == label:  # the same id twice: no template can tell them apart
+                raise ConfigError(
+                    f"output.path: two Items of the input have the id {product.id!r}, so their band {name} "
+                    f"would both be written to {out}: remove the duplicate Item from the STAC document"
+                )
             if out in seen:
                 raise ConfigError(
                     f"output.path: {seen[out]} and {label} would both be written to {out}: "

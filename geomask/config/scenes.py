@@ -10,7 +10,7 @@ Memory stays at a few hundred kilobytes per scene whatever the scene's size.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from geomask.dtypes import conversion_problem
 from geomask.errors import ConfigError, GeomaskError, Problem
 from geomask.fill import footprint_size
 from geomask.grid import Grid
-from geomask.pixels import nodata_problem
+from geomask.pixels import effective_nodata, nodata_problem
+from geomask.product import Product
 from geomask.urls import is_url
 
 __all__ = ["MAX_SCENES", "scene_problems"]
@@ -67,9 +68,23 @@ def _header(path: Path) -> tuple[int, str, Grid, str | None]:
         return ds.count, ds.dtypes[0], grid, block_problem(ds)
 
 
-def _bits_problem(section: object) -> str | None:
-    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header."""
+def _bits_problem(section: object, found: Sequence[Product] = ()) -> str | None:
+    """Why a bits/bitfield raster mask cannot read its file's band (float, too narrow), from the header.
+
+    ``raster: {asset: NAME}`` is checked on the asset's file in each product of ``found``.
+    """
     if not isinstance(section, RasterMask) or (section.bits is None and section.bitfield is None):
+        return None
+    if isinstance(section.raster, AssetRef):
+        for product in found:
+            try:
+                asset = product.asset(section.raster.asset)
+            except KeyError:
+                continue  # an unknown name is band_problems' report
+            band = asset.band if section.band == 1 else section.band
+            problem = _bits_problem(section.model_copy(update={"raster": asset.href, "band": band}))
+            if problem is not None:
+                return f"{{asset: {section.raster.asset}}} is {problem}"
         return None
     path = section.raster
     if not isinstance(path, (str, Path)) or "://" in str(path) or not Path(path).is_file():
@@ -89,6 +104,42 @@ def _bits_problem(section: object) -> str | None:
         return None  # unreadable: reported by the run
     problem: str | None = bits.dtype_problem(dtype)
     return None if problem is None else f"{path}: {problem}"
+
+
+def _validity(path: Path, pipeline: Pipeline) -> tuple[bool, bool] | None:
+    """(a nodata value, alpha or GDAL mask pixels) of the scene at ``path`` as a run resolves them
+    with ``pipeline``'s ``nodata`` and ``validity``; None when its header cannot be read."""
+    from geomask.io import inspect_scene
+
+    try:
+        scene = inspect_scene(path)
+    except GeomaskError:
+        return None  # reported by a run, with its own message
+    # As geomask.engine.bind.resolve_nodata (which would load the compiled kernels); an out-of-range
+    # number is reported on its own (nodata_problem).
+    if pipeline.nodata == "auto":
+        nodata = effective_nodata(scene.nodata, scene.dtype)
+    elif isinstance(pipeline.nodata, float):
+        nodata = effective_nodata(pipeline.nodata, scene.dtype)
+    else:
+        nodata = None
+    honour = pipeline.validity == "honour"
+    return nodata is not None, honour and (scene.alpha is not None or scene.dataset_mask)
+
+
+def _zero_sum_problem(kernel: object, step: Any, grid: Grid, validity: tuple[bool, bool]) -> str | None:
+    """The run's refusal of a zero-sum kernel (:func:`geomask.engine.bind.zero_sum_problem`), or None."""
+    from geomask.config.build import build_kernel
+    from geomask.kernels import zero_sum_problem
+
+    try:  # the weights' sum and kind do not change when op: convolve flips the kernel
+        built = build_kernel(kernel, grid)  # type: ignore[arg-type]
+    except GeomaskError:
+        return None  # reported with the kernel
+    nodata, masked = validity
+    return zero_sum_problem(
+        built, step.normalize, nodata=nodata, masked=masked, support=step.support is not None
+    )
 
 
 def scene_problems(pipeline: Pipeline) -> list[Problem]:
@@ -119,10 +170,14 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
     if product:  # band files: their headers and the names the masks use
         for key, message in band_problems(pipeline):
             add(key, message)
+    try:
+        found = products(pipeline) if product else []
+    except GeomaskError:  # reported by band_problems
+        found = []
     for prefix, step in steps:
         for name in ("mask", "support"):
             for key, section in _sections(getattr(step, name), (*prefix, name)):
-                problem = _bits_problem(section)
+                problem = _bits_problem(section, found)
                 if problem is not None and isinstance(section, RasterMask):
                     add((*key, "bits" if section.bits is not None else "bitfield"), problem)
     for scene, _ in pairs[:MAX_SCENES]:
@@ -134,6 +189,7 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             continue
         if blocks is not None:
             add(("input",), f"{scene}: {blocks}")
+        validity = _validity(Path(scene), pipeline)
         for band in [] if product else pipeline.bands or []:
             if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
@@ -190,7 +246,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                         f"the kernel is {rows}x{cols} but {scene} is only {grid.height}x{grid.width} "
                         "pixels: use a smaller kernel",
                     )
-                elif step.fill is not None and step.kernels_by is None:
+                    continue
+                if step.normalize and validity is not None:
+                    problem = _zero_sum_problem(kernel, step, grid, validity)
+                    if problem is not None:
+                        add(key, f"{scene}: {problem}")
+                if step.fill is not None and step.kernels_by is None:
                     from geomask.config.build import build_kernel  # here: only a fill step builds one
 
                     cells = footprint_size(build_kernel(kernel, grid))
@@ -201,6 +262,24 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                             "kernel's footprint, so no pixel could be filled",
                         )
     return problems
+
+
+def _used_names(pipeline: Any) -> set[str]:
+    """The band and asset names the masks and supports of ``pipeline`` read."""
+    from geomask.bandmath import check_expression
+
+    names: set[str] = set()
+    for config in pipeline.step_configs():
+        for field in ("mask", "support"):
+            for _, section in _sections(getattr(config, field), ()):
+                if isinstance(section, RasterMask) and isinstance(section.raster, AssetRef):
+                    names.add(section.raster.asset)
+                elif isinstance(section, ExpressionMask):
+                    try:
+                        names |= check_expression(section.expression)[2]
+                    except GeomaskError:
+                        continue  # reported with the expression
+    return names
 
 
 def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
@@ -220,10 +299,18 @@ def band_problems(pipeline: Any) -> list[tuple[tuple[str | int, ...], str]]:
     except GeomaskError as e:
         return [(("input",), str(e))]
     keyed = pipeline.input.bands if isinstance(pipeline.input, BandsInput) else {}
+    used = _used_names(pipeline)
     for product in found:
         for name, asset in {**product.bands, **product.assets}.items():
             key: tuple[str | int, ...] = ("input", "bands", name) if name in keyed else ("input",)
-            if is_url(asset.href) or not os.path.exists(asset.href):
+            if is_url(asset.href):
+                continue
+            if not os.path.exists(asset.href):
+                read = name in product.bands or name in used or asset.common_name in used
+                if not keyed and read:  # a band file of input.bands is file_problems' report
+                    problems.append(
+                        (("input", "stac"), f"{product.id}: asset {name}: no such file {asset.href}")
+                    )
                 continue
             try:
                 inspect_scene(asset.href)

@@ -16,7 +16,7 @@ from geomask.convolve import prepare_kernel
 from geomask.engine.task import BoundGroup, BoundStep
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.io import SceneInfo
-from geomask.kernels import Kernel
+from geomask.kernels import Kernel, zero_sum_problem
 from geomask.masks.base import FullMask, MaskContext, MaskSource
 from geomask.pixels import effective_nodata, nodata_problem
 from geomask.spec import GroupStep, Step
@@ -84,17 +84,11 @@ def bind_steps(
         check_mode(step.mode)
         kernel = prepare_kernel(step.kernel, step.op)
         kernel.check_fits(*scene.grid.shape)
-        if (
-            kernel.kind == "linear"
-            and step.normalize
-            and kernel.weight_sum <= 0
-            and (nodata is not None or masked or step.support is not None)
-        ):
-            raise KernelError(
-                f"kernel {kernel.name!r} has weights summing to {kernel.weight_sum:g}: it cannot be "
-                "renormalised over nodata or unsupported neighbours; set normalize: false "
-                "(missing neighbours then count as 0) or nodata: none"
-            )
+        problem = zero_sum_problem(
+            kernel, step.normalize, nodata=nodata is not None, masked=masked, support=step.support is not None
+        )
+        if problem is not None:
+            raise KernelError(problem)
         target = step.mask.bind(context) if step.mask is not None else FullMask()
         support = step.support.bind(context) if step.support is not None else None
         if step.fill is not None:

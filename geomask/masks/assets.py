@@ -39,7 +39,14 @@ from geomask.messages import crs_name, did_you_mean
 from geomask.pixels import effective_nodata, valid_pixels
 from geomask.product import Asset, Product
 
-__all__ = ["AssetSource", "BoundNamedExpressionMask", "Layer", "NamedExpressionSource", "for_band"]
+__all__ = [
+    "AssetSource",
+    "BoundNamedExpressionMask",
+    "Layer",
+    "NamedExpressionSource",
+    "for_band",
+    "names_read",
+]
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,31 @@ def _walk(value: Any, product: Product, nodata: float | Literal["auto"] | None) 
                 changes[field.name] = new
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+def names_read(steps: Sequence[Any]) -> frozenset[str]:
+    """The band and asset names the product masks of ``steps`` read (before :func:`for_band`)."""
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, AssetSource):
+            names.add(value.asset)
+        elif isinstance(value, NamedExpressionSource):
+            names.update(layer.name for layer in value.layers)
+        elif isinstance(value, ExpressionSource):
+            _, bands, used = check_expression(value.expression)
+            names.update(used, (f"b{b}" for b in bands))
+        elif isinstance(value, tuple):
+            for item in value:
+                walk(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for field in dataclasses.fields(value):
+                if field.init:
+                    walk(getattr(value, field.name))
+
+    for step in steps:
+        walk(step)
+    return frozenset(names)
 
 
 def for_band(
