@@ -33,6 +33,7 @@ __all__ = [
     "is_geomask_png",
     "is_geomask_report",
     "is_geomask_tiff",
+    "output_items",
     "run_files",
 ]
 
@@ -128,9 +129,36 @@ def run_files(
     if outputs:
         for _, output in pairs:
             files.add(output, "an output of this run")
-            if pipeline.output.stac and not is_url(output):
-                files.add(f"{output}.json", "a STAC item of this run")
+        for item in output_items(pipeline, pairs):
+            files.add(item, "a STAC item of this run")
     return files
+
+
+def output_items(
+    pipeline: Pipeline, scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]]
+) -> list[Path]:
+    """Where a run with ``output.stac`` writes its output Items (``ID.json`` beside each product's
+    first output, :func:`geomask.stac_output.product_item_path`); [] without ``output.stac``."""
+    if not pipeline.output.stac:
+        return []
+    from geomask.stac_output import product_item_path
+
+    def key(path: str | os.PathLike[str]) -> str:
+        return os.fspath(path) if is_url(path) else _key(path)
+
+    by_input = {key(scene): output for scene, output in scenes}
+    items = []
+    for product in products(pipeline):
+        if product.item is None:
+            continue
+        outputs = {
+            name: by_input[key(asset.href)]
+            for name, asset in product.bands.items()
+            if key(asset.href) in by_input
+        }
+        if outputs and not any(is_url(o) for o in outputs.values()):
+            items.append(product_item_path(product.id, outputs))
+    return items
 
 
 def check_output(
@@ -241,3 +269,10 @@ def check_run_outputs(
                 "replaces (not even with --overwrite); choose another output.path"
             )
         written.add(output, f"the output of {os.fspath(scene)} too")
+    for item in output_items(pipeline, pairs):
+        role = inputs.role(item) or written.role(item)
+        if role is not None:
+            raise ConfigError(
+                f"output.stac: the output STAC item {item} is {role}, which geomask never replaces "
+                "(not even with --overwrite); write the outputs to another folder (output.path)"
+            )

@@ -209,6 +209,22 @@ def test_two_inputs_one_output_is_a_validate_problem(tmp_path: Path) -> None:
     assert problem.startswith("output.path: ") and "would both be written to" in problem
 
 
+def test_output_on_a_mask_file_or_the_pipeline_is_a_validate_problem(tmp_path: Path) -> None:
+    """validate refuses what run refuses: an output on a mask's sidecar or on the pipeline file."""
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    write_yaml(tmp_path / "roi.csv", "x\n")
+    for target in ("roi.csv", "p.yaml"):
+        path = write_yaml(
+            tmp_path / "p.yaml",
+            f"input: a.tif\nmask: {{raster: roi.csv, values: [1]}}\nkernel: {{name: box}}\n"
+            f"output: {{path: {target}}}\n",
+        )
+        (problem,) = _problems(path)
+        assert problem.startswith(f"output.path: {tmp_path / target} (for ") and "never replaces" in problem
+
+
 def test_validate_allocates_a_few_mb_whatever_the_kernel(tmp_path: Path) -> None:
     # A gaussian of sigma 333 (2001 x 2001 weights, 32 MB, 2.9 GB for sigma 3000 before) is checked from
     # its parameters; the scene's header is read, not its pixels.

@@ -8,10 +8,30 @@ from typing import Annotated
 import typer
 
 from geomask.cli.options import EXIT_USAGE, DebugOption, handle_errors
-from geomask.config import YamlError, file_problems, load_pipeline, load_profile
+from geomask.config import Pipeline, YamlError, file_problems, load_pipeline, load_profile
 from geomask.config.scenes import scene_problems
+from geomask.errors import ConfigError, Problem
+from geomask.guard import check_run_outputs
 
 __all__ = ["validate"]
+
+
+def _output_problems(model: Pipeline, profile: Path | None) -> list[Problem]:
+    """An output (or output STAC item) that would replace an input, a mask file, the pipeline or
+    profile, or another output: the run refuses it (:func:`geomask.guard.check_run_outputs`)."""
+    source = model.source
+    try:
+        check_run_outputs(model, model.scenes(), profile=profile)
+    except ConfigError as e:
+        if source is None:  # load_pipeline always records it
+            raise
+        message = str(e).removeprefix("output.path: ")
+        key = ("output", "path")
+        if message.startswith("output.stac: "):
+            message, key = message.removeprefix("output.stac: "), ("output", "stac")
+        where = source.value_position(key) or source.value_position(("output", "path"))
+        return [Problem(source.file, where, ".".join(key), message)]
+    return []
 
 
 def validate(
@@ -48,6 +68,8 @@ def validate(
                 problems = list(e.problems)
             else:
                 problems = file_problems(model) + scene_problems(model)
+                if not problems:
+                    problems = _output_problems(model, profile)
             for problem in problems:
                 typer.echo(str(problem))
             if problems:
