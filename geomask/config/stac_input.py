@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from geomask.config._report import show
+from geomask.config.fields import no_nul
 from geomask.config.files import Source
 from geomask.config.yamlsafe import SourceMap, key_text
 from geomask.errors import ConfigError, InputError, Problem
@@ -46,6 +47,7 @@ def _document(value: Any, info: ValidationInfo) -> str:
             "expected the path or URL of a STAC Item, ItemCollection or Catalog, got {got}",
             {"got": show(value)},
         )
+    no_nul(value)
     if is_url(value):
         if not value.lower().startswith(("http://", "https://")):
             raise PydanticCustomError(
