@@ -22,7 +22,7 @@ from pathlib import Path
 from geomask.config import Pipeline, source_files
 from geomask.config.inputs import products
 from geomask.errors import ConfigError, OutputError, OutputExistsError
-from geomask.fingerprint import sidecars
+from geomask.fingerprint import sidecar_names, sidecars
 from geomask.urls import is_url
 
 __all__ = [
@@ -109,17 +109,14 @@ def run_files(
     pairs = list(scenes)
     for scene, _ in pairs:
         files.add(scene, "an input scene of the pipeline")
-        if not is_url(scene):
-            for sidecar in sidecars(scene):
-                files.add(sidecar, "a file of an input scene")
+        _add_sidecars(files, scene, "an input scene")
     for found in source_files(pipeline):
         files.add(found.path, f"the {found.what} of the pipeline")
-        if not is_url(found.path):
-            for sidecar in sidecars(found.path):
-                files.add(sidecar, f"a file of the {found.what} of the pipeline")
+        _add_sidecars(files, found.path, f"the {found.what} of the pipeline")
     for product in products(pipeline):  # band files not run (mask assets) and the STAC item
         for asset in (*product.bands.values(), *product.assets.values()):
             files.add(asset.href, f"a band file of product {product.id}")
+            _add_sidecars(files, asset.href, f"a band file of product {product.id}")
         if product.item is not None:
             files.add(product.item, f"the STAC item of product {product.id}")
     if pipeline.source is not None:
@@ -132,6 +129,17 @@ def run_files(
         for item in output_items(pipeline, pairs):
             files.add(item, "a STAC item of this run")
     return files
+
+
+def _add_sidecars(files: RunFiles, path: str | os.PathLike[str], what: str) -> None:
+    """Protect the sidecars of ``path``: existing ones, and the names GDAL would read as one (a file
+    written at ``scene.tif.msk`` or ``scene.tif.aux.xml`` would change how the scene is read)."""
+    if is_url(path):
+        return
+    existing = set(sidecars(path))
+    for name in sidecar_names(path):
+        role = f"a file of {what}" if name in existing else f"a name GDAL reads as a sidecar of {what}"
+        files.add(name, role)
 
 
 def output_items(
