@@ -225,6 +225,25 @@ def test_output_on_a_mask_file_or_the_pipeline_is_a_validate_problem(tmp_path: P
         assert problem.startswith(f"output.path: {tmp_path / target} (for ") and "never replaces" in problem
 
 
+def test_invalid_vector_crs_is_a_validate_problem_in_plain_words(tmp_path: Path) -> None:
+    """validate said ok for a vector mask's unknown crs (only a run found it), and the message
+    carried pyproj's wrapping ('Internal Proj Error: proj_create: ...') and a WKT as typed."""
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    wkt = 'PROJCS["' + "x" * 600 + '"]'
+    for crs, reason in (("EPSG:999999", "(crs not found: EPSG:999999)"), (wkt, "(missing CONVERSION node)")):
+        path = write_yaml(
+            tmp_path / "p.yaml",
+            f"input: a.tif\nmask: {{vector: roi.gpkg, crs: '{crs}'}}\nkernel: {{name: box}}\n"
+            "output: {path: o.tif}\n",
+        )
+        problems = _problems(path)
+        problem = next(p for p in problems if p.startswith("mask.crs: "))
+        assert "given for vector file roi.gpkg is not a valid CRS " + reason in problem, problem
+        assert "Internal Proj Error" not in problem and "proj_create" not in problem and len(problem) < 250
+
+
 def test_validate_allocates_a_few_mb_whatever_the_kernel(tmp_path: Path) -> None:
     # A gaussian of sigma 333 (2001 x 2001 weights, 32 MB, 2.9 GB for sigma 3000 before) is checked from
     # its parameters; the scene's header is read, not its pixels.

@@ -20,7 +20,7 @@ from geomask.grid import Grid
 from geomask.masks.base import MaskContext, MaskSource
 from geomask.masks.extent import FAR
 from geomask.masks.vector import BoundVectorMask, bind_geometries, require_north_up
-from geomask.messages import crs_name, plain
+from geomask.messages import crs_name, crs_problem, plain
 
 __all__ = ["DENSIFY_SEGMENTS", "BboxSource"]
 
@@ -84,7 +84,8 @@ class BboxSource(MaskSource):
             return CRS.from_user_input(self.crs)
         except CRSError as e:
             raise ConfigError(
-                f"crs: {self.crs} given for bbox {plain(self.bounds)} is not a valid CRS ({e})"
+                f"crs: {crs_name(self.crs)} given for bbox {plain(self.bounds)} is not a valid CRS "
+                f"({crs_problem(e)})"
             ) from e
 
     def describe(self) -> str:

@@ -59,7 +59,7 @@ from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.masks.extent import bounded_buffer, clip_far
 from geomask.masks.reproject import place_in_turns, reproject_parts
-from geomask.messages import crs_name, name_too_long
+from geomask.messages import crs_name, crs_problem, name_too_long
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -253,7 +253,10 @@ class VectorSource(MaskSource):
         try:
             assumed = CRS.from_user_input(self.crs)
         except CRSError as e:
-            raise MaskError(f"crs: {self.crs} given for vector file {path} is not a valid CRS ({e})") from e
+            raise MaskError(
+                f"crs: {crs_name(self.crs)} given for vector file {path} is not a valid CRS "
+                f"({crs_problem(e)})"
+            ) from e
         if declared is None:
             return assumed
         if not declared.equals(assumed, ignore_axis_order=True):
