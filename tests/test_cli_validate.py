@@ -284,3 +284,22 @@ def test_validate_reads_a_stream_once(tmp_path: Path) -> None:
     writer.join(5)
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{fifo}: ok (1 step)\n"
+
+
+def test_a_pipeline_on_stdin_resolves_paths_against_the_working_directory(tmp_path: Path) -> None:
+    """`geomask validate /dev/stdin < p.yaml` resolved s.tif to /dev/s.tif ('no such file')."""
+    import subprocess
+    import sys
+
+    make_project(tmp_path)
+    text = (tmp_path / "pipeline.yaml").read_text()
+    done = subprocess.run(
+        [sys.executable, "-c", "from geomask.cli import main; main()", "validate", "/dev/stdin"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout == "/dev/stdin: ok (1 step)\n", done.stdout + done.stderr
