@@ -29,7 +29,9 @@ __all__ = [
     "PNG_SOFTWARE",
     "RunFiles",
     "check_output",
+    "check_output_items",
     "check_run_outputs",
+    "is_geomask_item",
     "is_geomask_png",
     "is_geomask_report",
     "is_geomask_tiff",
@@ -238,6 +240,39 @@ def is_geomask_report(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(document, dict) and "geomask_version" in document
+
+
+def is_geomask_item(path: Path) -> bool:
+    """Whether ``path`` is a STAC Item geomask wrote (``processing:software`` names geomask)."""
+    try:
+        if path.stat().st_size > _REPORT_LIMIT:
+            return False
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    properties = document.get("properties") if isinstance(document, dict) else None
+    software = properties.get("processing:software") if isinstance(properties, dict) else None
+    return isinstance(software, dict) and "geomask" in software
+
+
+def check_output_items(
+    pipeline: Pipeline,
+    scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    *,
+    overwrite: bool,
+) -> None:
+    """Refuse, before any scene runs, an output STAC Item path (``output.stac``) holding a file
+    geomask did not write, unless ``overwrite``; or a folder.
+
+    Raises
+    ------
+    OutputExistsError
+        A file geomask did not write is there and ``overwrite`` is false (exit 2).
+    OutputError
+        The path is a directory.
+    """
+    for item in output_items(pipeline, list(scenes)):
+        check_output(item, RunFiles(), flag="output.stac:", overwrite=overwrite, ours=is_geomask_item)
 
 
 def is_geomask_png(path: Path) -> bool:

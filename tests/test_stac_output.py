@@ -194,3 +194,18 @@ def test_output_item_never_replaces_the_source_item(tmp_path):
     assert result.exit_code == 2 and "is a STAC item of this run" in result.output, result.output
     assert source.read_bytes() == before
     assert not list(tmp_path.glob("src/S2/*.smooth.tif")) and not report.exists()
+
+
+def test_output_item_needs_overwrite_to_replace_a_file_geomask_did_not_write(tmp_path):
+    """A JSON at the output Item's path that geomask did not write was replaced silently (exit 0)."""
+    pipeline = _project(tmp_path)
+    foreign = tmp_path / "out" / "S2" / f"{S2_ID}.json"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text('{"mine": true}\n')
+    result = runner.invoke(app, ["run", str(pipeline)])
+    assert result.exit_code == 2, result.output
+    assert "a file that geomask did not write is there; pass --overwrite" in result.output
+    assert foreign.read_text() == '{"mine": true}\n' and not list(foreign.parent.glob("*.tif"))
+    assert runner.invoke(app, ["run", str(pipeline), "--overwrite"]).exit_code == 0
+    assert json.loads(foreign.read_text())["id"] == S2_ID
+    assert runner.invoke(app, ["run", str(pipeline)]).exit_code == 0  # its own Item: no --overwrite needed
