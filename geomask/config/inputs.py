@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from geomask.config._report import show
 from geomask.config.fields import no_nul
+from geomask.config.paths import resolve
 from geomask.errors import At, ConfigError
 from geomask.messages import did_you_mean
 from geomask.product import Asset, Product
@@ -72,12 +73,9 @@ def _band_path(value: Any, info: ValidationInfo) -> str:
     no_nul(value)
     if is_url(value):
         return value
-    path = Path(value).expanduser()
     context = info.context if isinstance(info.context, Mapping) else {}
     base = context.get("base_dir")
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return os.path.normpath(path)
+    return resolve(value, Path(base) if base is not None else None)
 
 
 BandName = Annotated[
