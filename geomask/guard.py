@@ -23,6 +23,7 @@ from geomask.config import Pipeline, source_files
 from geomask.config.inputs import products
 from geomask.errors import ConfigError, OutputError, OutputExistsError
 from geomask.fingerprint import sidecar_names, sidecars
+from geomask.lock import output_name_problem
 from geomask.urls import is_url
 
 __all__ = [
@@ -213,6 +214,9 @@ def check_output(
         )
     if is_url(path):
         return
+    problem = output_name_problem(path)  # its temporary would fail mid-write as "cannot write"
+    if problem is not None:
+        raise ConfigError(f"{flag} {problem}")
     file = Path(path)
     if file.is_dir():
         raise OutputError(f"{flag} {file}: is a directory; give a file name")

@@ -339,6 +339,14 @@ CASES = [
         "file name too long",
         "choose a shorter output path",
     ),
+    Case(  # the name fits, its temporary NAME.geomask-PID-RANDOM.partial does not: was exit 1 mid-run,
+        # "cannot write in out (File name too long); choose a writable output folder"
+        "output-temporary-name-too-long",
+        lambda f: _project(f, output={"path": "out/" + "a" * 235 + ".tif"}),
+        2,
+        "file name too long: a name of 284 bytes, the limit is 255 with the suffix of the temporary files",
+        "choose a shorter output path",
+    ),
     Case(
         "vector-name-too-long",
         lambda f: _project(f, mask={"vector": "a" * 300 + ".gpkg"}),

@@ -303,3 +303,14 @@ def test_a_pipeline_on_stdin_resolves_paths_against_the_working_directory(tmp_pa
         check=False,
     )
     assert done.returncode == 0 and done.stdout == "/dev/stdin: ok (1 step)\n", done.stdout + done.stderr
+
+
+def test_an_output_name_whose_temporary_is_too_long_is_a_validate_problem(tmp_path: Path) -> None:
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml", f"input: a.tif\nkernel: {{name: box}}\noutput: {{path: out/{'a' * 235}.tif}}\n"
+    )
+    (problem,) = _problems(path)
+    assert problem.startswith("output.path: ") and "with the suffix of the temporary files" in problem

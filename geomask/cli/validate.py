@@ -12,6 +12,8 @@ from geomask.config import Pipeline, YamlError, file_problems, load_pipeline, lo
 from geomask.config.scenes import scene_problems
 from geomask.errors import ConfigError, Problem
 from geomask.guard import check_run_outputs
+from geomask.lock import output_name_problem
+from geomask.urls import is_url
 
 __all__ = ["validate"]
 
@@ -21,7 +23,12 @@ def _output_problems(model: Pipeline, profile: Path | None) -> list[Problem]:
     profile, or another output: the run refuses it (:func:`geomask.guard.check_run_outputs`)."""
     source = model.source
     try:
-        check_run_outputs(model, model.scenes(), profile=profile)
+        scenes = model.scenes()
+        check_run_outputs(model, scenes, profile=profile)
+        for _, output in scenes:  # the run writes OUTPUT.geomask.lock and OUTPUT.geomask-PID-X.partial
+            problem = None if is_url(output) else output_name_problem(output)
+            if problem is not None:
+                raise ConfigError(problem)
     except ConfigError as e:
         if source is None:  # load_pipeline always records it
             raise
