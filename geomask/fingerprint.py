@@ -4,7 +4,7 @@ A rerun skips a scene only when nothing that shaped its output changed. Besides 
 profile (hashed as settings) and the scene (its size and modification time), that is every file the
 pipeline names (:func:`geomask.config.source_files`: vector masks, class rasters, nested or as
 ``support``) and the files GDAL reads with them: a shapefile's ``.dbf``/``.shx``/``.prj``/``.cpg``,
-a raster's ``.aux.xml``, world file or external mask.
+a raster's ``.aux.xml``, world file or external mask, a GeoPackage's ``-wal``.
 
 A file up to :data:`HASH_LIMIT` bytes is fingerprinted by its content (sha256), so an edit within the
 same second, or one that keeps the size and modification time, still counts; a larger one by its size
@@ -30,8 +30,9 @@ _SIBLING_SUFFIXES = (
     ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx",  # shapefile parts
     ".tfw", ".tifw", ".tiffw", ".wld",  # world files
 )  # fmt: skip
-_APPENDED = (".aux.xml", ".msk", ".ovr")
-"""Sidecars named by appending to the whole file name (``roi.tif.aux.xml``)."""
+_APPENDED = (".aux.xml", ".msk", ".ovr", "-wal")
+"""Sidecars named by appending to the whole file name (``roi.tif.aux.xml``); ``roi.gpkg-wal`` holds the
+edits of a GeoPackage (SQLite) not yet written into the file while an editor such as QGIS has it open."""
 
 
 def sidecars(path: str | os.PathLike[str]) -> list[Path]:
