@@ -4,7 +4,7 @@ A rerun skips a scene only when nothing that shaped its output changed. Besides 
 profile (hashed as settings) and the scene (its size and modification time), that is every file the
 pipeline names (:func:`geomask.config.source_files`: vector masks, class rasters, nested or as
 ``support``) and the files GDAL reads with them: a shapefile's ``.dbf``/``.shx``/``.prj``/``.cpg``,
-a raster's ``.aux.xml``, world file or external mask.
+a raster's ``.aux.xml``, world file or external mask, a GeoPackage's ``-wal``.
 
 A file up to :data:`HASH_LIMIT` bytes is fingerprinted by its content (sha256), so an edit within the
 same second, or one that keeps the size and modification time, still counts; a larger one by its size
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from geomask.urls import is_url
 
-__all__ = ["HASH_LIMIT", "file_fingerprint", "sidecars", "sources_digest"]
+__all__ = ["HASH_LIMIT", "file_fingerprint", "sidecar_names", "sidecars", "sources_digest"]
 
 HASH_LIMIT = 64 * 2**20
 """Files up to this many bytes are fingerprinted by content; larger ones by (size, mtime_ns)."""
@@ -30,8 +30,9 @@ _SIBLING_SUFFIXES = (
     ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx",  # shapefile parts
     ".tfw", ".tifw", ".tiffw", ".wld",  # world files
 )  # fmt: skip
-_APPENDED = (".aux.xml", ".msk", ".ovr")
-"""Sidecars named by appending to the whole file name (``roi.tif.aux.xml``)."""
+_APPENDED = (".aux.xml", ".msk", ".ovr", "-wal")
+"""Sidecars named by appending to the whole file name (``roi.tif.aux.xml``); ``roi.gpkg-wal`` holds the
+edits of a GeoPackage (SQLite) not yet written into the file while an editor such as QGIS has it open."""
 
 
 def sidecars(path: str | os.PathLike[str]) -> list[Path]:
@@ -41,11 +42,20 @@ def sidecars(path: str | os.PathLike[str]) -> list[Path]:
     ``a.tfw``, ``a.tif.msk`` ... when they exist (lower- or upper-case suffixes). ``path`` itself is
     not included. A few ``stat`` calls, no folder listing (folders may hold many scenes).
     """
+    return [name for name in sidecar_names(path) if os.path.isfile(name)]
+
+
+def sidecar_names(path: str | os.PathLike[str]) -> list[Path]:
+    """Every name GDAL/OGR would read as a sidecar of ``path``, existing or not, sorted.
+
+    What :func:`sidecars` looks for; a file written at one of these names would change how ``path``
+    is read (a GeoTIFF at ``scene.tif.msk`` becomes the scene's mask band), so outputs avoid them.
+    """
     file = Path(path)
     names = {file.stem + s for s in _SIBLING_SUFFIXES} | {file.name + s for s in _APPENDED}
     names |= {file.stem + s.upper() for s in _SIBLING_SUFFIXES} | {file.name + s.upper() for s in _APPENDED}
     names.discard(file.name)
-    return sorted(file.with_name(n) for n in names if os.path.isfile(file.with_name(n)))
+    return sorted(file.with_name(n) for n in names)
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str | None:

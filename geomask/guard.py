@@ -22,17 +22,21 @@ from pathlib import Path
 from geomask.config import Pipeline, source_files
 from geomask.config.inputs import products
 from geomask.errors import ConfigError, OutputError, OutputExistsError
-from geomask.fingerprint import sidecars
+from geomask.fingerprint import sidecar_names, sidecars
+from geomask.lock import output_name_problem
 from geomask.urls import is_url
 
 __all__ = [
     "PNG_SOFTWARE",
     "RunFiles",
     "check_output",
+    "check_output_items",
     "check_run_outputs",
+    "is_geomask_item",
     "is_geomask_png",
     "is_geomask_report",
     "is_geomask_tiff",
+    "output_items",
     "run_files",
 ]
 
@@ -108,17 +112,14 @@ def run_files(
     pairs = list(scenes)
     for scene, _ in pairs:
         files.add(scene, "an input scene of the pipeline")
-        if not is_url(scene):
-            for sidecar in sidecars(scene):
-                files.add(sidecar, "a file of an input scene")
+        _add_sidecars(files, scene, "an input scene")
     for found in source_files(pipeline):
         files.add(found.path, f"the {found.what} of the pipeline")
-        if not is_url(found.path):
-            for sidecar in sidecars(found.path):
-                files.add(sidecar, f"a file of the {found.what} of the pipeline")
+        _add_sidecars(files, found.path, f"the {found.what} of the pipeline")
     for product in products(pipeline):  # band files not run (mask assets) and the STAC item
         for asset in (*product.bands.values(), *product.assets.values()):
             files.add(asset.href, f"a band file of product {product.id}")
+            _add_sidecars(files, asset.href, f"a band file of product {product.id}")
         if product.item is not None:
             files.add(product.item, f"the STAC item of product {product.id}")
     if pipeline.source is not None:
@@ -128,9 +129,47 @@ def run_files(
     if outputs:
         for _, output in pairs:
             files.add(output, "an output of this run")
-            if pipeline.output.stac and not is_url(output):
-                files.add(f"{output}.json", "a STAC item of this run")
+        for item in output_items(pipeline, pairs):
+            files.add(item, "a STAC item of this run")
     return files
+
+
+def _add_sidecars(files: RunFiles, path: str | os.PathLike[str], what: str) -> None:
+    """Protect the sidecars of ``path``: existing ones, and the names GDAL would read as one (a file
+    written at ``scene.tif.msk`` or ``scene.tif.aux.xml`` would change how the scene is read)."""
+    if is_url(path):
+        return
+    existing = set(sidecars(path))
+    for name in sidecar_names(path):
+        role = f"a file of {what}" if name in existing else f"a name GDAL reads as a sidecar of {what}"
+        files.add(name, role)
+
+
+def output_items(
+    pipeline: Pipeline, scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]]
+) -> list[Path]:
+    """Where a run with ``output.stac`` writes its output Items (``ID.json`` beside each product's
+    first output, :func:`geomask.stac_output.product_item_path`); [] without ``output.stac``."""
+    if not pipeline.output.stac:
+        return []
+    from geomask.stac_output import product_item_path
+
+    def key(path: str | os.PathLike[str]) -> str:
+        return os.fspath(path) if is_url(path) else _key(path)
+
+    by_input = {key(scene): output for scene, output in scenes}
+    items = []
+    for product in products(pipeline):
+        if product.item is None:
+            continue
+        outputs = {
+            name: by_input[key(asset.href)]
+            for name, asset in product.bands.items()
+            if key(asset.href) in by_input
+        }
+        if outputs and not any(is_url(o) for o in outputs.values()):
+            items.append(product_item_path(product.id, outputs))
+    return items
 
 
 def check_output(
@@ -175,6 +214,9 @@ def check_output(
         )
     if is_url(path):
         return
+    problem = output_name_problem(path)  # its temporary would fail mid-write as "cannot write"
+    if problem is not None:
+        raise ConfigError(f"{flag} {problem}")
     file = Path(path)
     if file.is_dir():
         raise OutputError(f"{flag} {file}: is a directory; give a file name")
@@ -202,6 +244,39 @@ def is_geomask_report(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(document, dict) and "geomask_version" in document
+
+
+def is_geomask_item(path: Path) -> bool:
+    """Whether ``path`` is a STAC Item geomask wrote (``processing:software`` names geomask)."""
+    try:
+        if path.stat().st_size > _REPORT_LIMIT:
+            return False
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    properties = document.get("properties") if isinstance(document, dict) else None
+    software = properties.get("processing:software") if isinstance(properties, dict) else None
+    return isinstance(software, dict) and "geomask" in software
+
+
+def check_output_items(
+    pipeline: Pipeline,
+    scenes: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    *,
+    overwrite: bool,
+) -> None:
+    """Refuse, before any scene runs, an output STAC Item path (``output.stac``) holding a file
+    geomask did not write, unless ``overwrite``; or a folder.
+
+    Raises
+    ------
+    OutputExistsError
+        A file geomask did not write is there and ``overwrite`` is false (exit 2).
+    OutputError
+        The path is a directory.
+    """
+    for item in output_items(pipeline, list(scenes)):
+        check_output(item, RunFiles(), flag="output.stac:", overwrite=overwrite, ours=is_geomask_item)
 
 
 def is_geomask_png(path: Path) -> bool:
@@ -241,3 +316,10 @@ def check_run_outputs(
                 "replaces (not even with --overwrite); choose another output.path"
             )
         written.add(output, f"the output of {os.fspath(scene)} too")
+    for item in output_items(pipeline, pairs):
+        role = inputs.role(item) or written.role(item)
+        if role is not None:
+            raise ConfigError(
+                f"output.stac: the output STAC item {item} is {role}, which geomask never replaces "
+                "(not even with --overwrite); write the outputs to another folder (output.path)"
+            )

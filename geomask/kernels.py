@@ -91,6 +91,13 @@ class Kernel:
         _check_side(self.name, max(rows, cols), f"the matrix is {rows}x{cols}")
         if not np.all(np.isfinite(w)):
             raise KernelError(f"kernel {self.name!r} has NaN or infinite weights: use finite numbers")
+        with np.errstate(over="ignore"):
+            total = float(np.abs(w).sum())
+        if not math.isfinite(total):  # weighted sums and the normalisation would be inf or NaN
+            raise KernelError(
+                f"kernel {self.name!r}: the sum of its absolute weights overflows (over 1.8e308): "
+                "scale the weights down"
+            )
         w = np.ascontiguousarray(w)
         w.setflags(write=False)
         object.__setattr__(self, "weights", w)

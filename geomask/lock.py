@@ -46,7 +46,29 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_SUFFIX", "lock_path", "output_lock"]
+__all__ = ["LOCK_SUFFIX", "LONGEST_TEMPORARY", "lock_path", "output_lock", "output_name_problem"]
+
+LONGEST_TEMPORARY = ".geomask-4194304-ffffffff.partial.msk.ovr.tmp"
+"""The longest name a run writes beside ``NAME``, as a suffix: the temporary output
+(:func:`geomask.output.staging.partial_path`, ``NAME.geomask-PID-RANDOM.partial``, PID up to Linux's
+pid_max) and the mask overviews GDAL names after it during a COG conversion."""
+
+
+def output_name_problem(output: str | os.PathLike[str]) -> str | None:
+    """Why the files a run writes beside ``output`` would have names too long, or None.
+
+    ``output`` itself may fit while its temporary (``NAME.geomask-PID-RANDOM.partial``, up to
+    ``len(LONGEST_TEMPORARY)`` bytes longer) does not: that failed mid-run as "cannot write".
+    """
+    file = Path(output)
+    too_long = name_too_long(file.with_name(file.name + LONGEST_TEMPORARY))
+    if too_long is None:
+        return None
+    return (
+        f"{output}: {too_long} with the suffix of the temporary files written beside it "
+        f"(up to {len(LONGEST_TEMPORARY)} bytes, e.g. {LONGEST_TEMPORARY}); choose a shorter output path"
+    )
+
 
 LOCK_SUFFIX = ".geomask.lock"
 """Suffix of the lock file beside an output: ``NAME.geomask.lock``."""
@@ -107,6 +129,9 @@ def output_lock(output: Path) -> Iterator[bool]:
     if fcntl is None or text.startswith("/vsi") or _URL.match(text):  # Windows, or not a local file
         yield False
         return
+    problem = output_name_problem(output)
+    if problem is not None:
+        raise ConfigError(problem)
     created = _make_folder(output.parent)
     try:
         with _held(output):

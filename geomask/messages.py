@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
-__all__ = ["crs_name", "did_you_mean", "name_too_long", "plain"]
+__all__ = ["crs_name", "crs_problem", "did_you_mean", "name_too_long", "plain"]
 
 
 def crs_name(crs: object) -> str:
@@ -40,6 +40,15 @@ def crs_name(crs: object) -> str:
         warnings.simplefilter("ignore")  # "you will likely lose important projection information"
         text = parsed.to_proj4() or parsed.name or "unnamed CRS"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def crs_problem(error: BaseException) -> str:
+    """Why PROJ refused a CRS, without pyproj's wrapping: ``crs not found: EPSG:999999`` rather than
+    ``Invalid projection: EPSG:999999: (Internal Proj Error: proj_create: crs not found: ...)``."""
+    text = str(error)
+    _, found, reason = text.rpartition("proj_create: ")
+    reason = reason.rstrip(")").strip() if found else text
+    return reason if len(reason) <= 200 else reason[:197] + "..."
 
 
 def plain(value: Any) -> str:

@@ -32,7 +32,7 @@ from geomask.errors import GeomaskError, GridError
 from geomask.executors.local import WindowPool, window_pool
 from geomask.executors.scenes import is_small, run_in_order
 from geomask.executors.sizing import fit_options
-from geomask.guard import check_run_outputs
+from geomask.guard import check_output_items, check_run_outputs
 from geomask.io import gdal_env, inspect_scene
 from geomask.lock import output_lock
 from geomask.masks.assets import for_band, names_read
@@ -140,6 +140,7 @@ def run_pipeline(
     units = _units(model)
     scenes = [(input_path, output_path) for input_path, output_path, _ in units]
     check_run_outputs(model, scenes)
+    check_output_items(model, scenes, overwrite=overwrite or model.output.overwrite)
     _check_bands(model, units, options or RunOptions(), headers=not continue_on_error)
     options = options or RunOptions()
     profile_sha256 = profile_digest(creation_options, options.gdal_options)

@@ -145,6 +145,10 @@ def test_vector_mask_file_written_like_the_bound_mask(tmp_path: Path, all_touche
         ("roi.geojson", "the vector file"),
         ("pipeline.yaml", "the pipeline file"),
         ("out/scene.denoised.tif", "an output of this run"),
+        # not there yet, but GDAL would read a file there with the scene: a GeoTIFF at scene.tif.msk
+        # becomes its mask band (pixels then invalid), one at scene.tif.aux.xml its metadata
+        ("scene.tif.msk", "a name GDAL reads as a sidecar of an input scene"),
+        ("scene.tif.aux.xml", "a name GDAL reads as a sidecar of an input scene"),
     ],
 )
 def test_mask_output_never_replaces_a_file_of_the_pipeline(tmp_path: Path, target: str, role: str) -> None:

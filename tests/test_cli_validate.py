@@ -209,6 +209,41 @@ def test_two_inputs_one_output_is_a_validate_problem(tmp_path: Path) -> None:
     assert problem.startswith("output.path: ") and "would both be written to" in problem
 
 
+def test_output_on_a_mask_file_or_the_pipeline_is_a_validate_problem(tmp_path: Path) -> None:
+    """validate refuses what run refuses: an output on a mask's sidecar or on the pipeline file."""
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    write_yaml(tmp_path / "roi.csv", "x\n")
+    for target in ("roi.csv", "p.yaml"):
+        path = write_yaml(
+            tmp_path / "p.yaml",
+            f"input: a.tif\nmask: {{raster: roi.csv, values: [1]}}\nkernel: {{name: box}}\n"
+            f"output: {{path: {target}}}\n",
+        )
+        (problem,) = _problems(path)
+        assert problem.startswith(f"output.path: {tmp_path / target} (for ") and "never replaces" in problem
+
+
+def test_invalid_vector_crs_is_a_validate_problem_in_plain_words(tmp_path: Path) -> None:
+    """validate said ok for a vector mask's unknown crs (only a run found it), and the message
+    carried pyproj's wrapping ('Internal Proj Error: proj_create: ...') and a WKT as typed."""
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    wkt = 'PROJCS["' + "x" * 600 + '"]'
+    for crs, reason in (("EPSG:999999", "(crs not found: EPSG:999999)"), (wkt, "(missing CONVERSION node)")):
+        path = write_yaml(
+            tmp_path / "p.yaml",
+            f"input: a.tif\nmask: {{vector: roi.gpkg, crs: '{crs}'}}\nkernel: {{name: box}}\n"
+            "output: {path: o.tif}\n",
+        )
+        problems = _problems(path)
+        problem = next(p for p in problems if p.startswith("mask.crs: "))
+        assert "given for vector file roi.gpkg is not a valid CRS " + reason in problem, problem
+        assert "Internal Proj Error" not in problem and "proj_create" not in problem and len(problem) < 250
+
+
 def test_validate_allocates_a_few_mb_whatever_the_kernel(tmp_path: Path) -> None:
     # A gaussian of sigma 333 (2001 x 2001 weights, 32 MB, 2.9 GB for sigma 3000 before) is checked from
     # its parameters; the scene's header is read, not its pixels.
@@ -330,3 +365,33 @@ def test_an_output_replacing_a_file_of_the_pipeline_is_a_validate_problem(
     ran = runner.invoke(app, ["run", str(path), "-q", "--overwrite"])
     assert ran.exit_code == 2
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_pipeline_on_stdin_resolves_paths_against_the_working_directory(tmp_path: Path) -> None:
+    """`geomask validate /dev/stdin < p.yaml` resolved s.tif to /dev/s.tif ('no such file')."""
+    import subprocess
+    import sys
+
+    make_project(tmp_path)
+    text = (tmp_path / "pipeline.yaml").read_text()
+    done = subprocess.run(
+        [sys.executable, "-c", "from geomask.cli import main; main()", "validate", "/dev/stdin"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout == "/dev/stdin: ok (1 step)\n", done.stdout + done.stderr
+
+
+def test_an_output_name_whose_temporary_is_too_long_is_a_validate_problem(tmp_path: Path) -> None:
+    from _fixtures_cli import make_scene
+
+    make_scene(tmp_path / "a.tif")
+    path = write_yaml(
+        tmp_path / "p.yaml", f"input: a.tif\nkernel: {{name: box}}\noutput: {{path: out/{'a' * 235}.tif}}\n"
+    )
+    (problem,) = _problems(path)
+    assert problem.startswith("output.path: ") and "with the suffix of the temporary files" in problem

@@ -238,6 +238,24 @@ def test_minimal_pipeline_resolves_paths_against_the_file(tmp_path: Path) -> Non
     assert build_kernel(step.kernel).describe() == "gaussian(sigma=1.0, radius=3) 7x7"
 
 
+def test_dot_dot_after_a_symlink_names_the_file_the_system_opens(tmp_path: Path) -> None:
+    """``link/../scene.tif`` with ``link -> real/dir`` is real/scene.tif for GDAL and a shell; folded
+    lexically it was the pipeline folder's scene.tif, another file, read silently."""
+    (tmp_path / "real" / "dir").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "dir")
+    text = (
+        MINIMAL.replace("scene.tif", "link/../scene.tif")
+        + "mask: {raster: link/../classes.tif, values: [1]}\n"
+    )
+    pipeline = load_pipeline(write_yaml(tmp_path / "p.yaml", text))
+    assert pipeline.input == [str(tmp_path / "real" / "scene.tif")]
+    assert pipeline.mask is not None and pipeline.mask.raster == tmp_path / "real" / "classes.tif"
+    bands = write_yaml(
+        tmp_path / "b.yaml", text.replace("input: link/../scene.tif", "input: {bands: {red: link/../b4.tif}}")
+    )
+    assert load_pipeline(bands).input.bands == {"red": str(tmp_path / "real" / "b4.tif")}
+
+
 def test_absolute_paths_stay(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "p.yaml", MINIMAL.replace("scene.tif", "/abs/scene.tif"))
     assert load_pipeline(path).input == ["/abs/scene.tif"]

@@ -281,6 +281,12 @@ def test_non_finite_weights_rejected(bad):
     _raises("NaN or infinite", kernels.from_matrix, [[1, 1, 1], [1, bad, 1], [1, 1, 1]])
 
 
+@pytest.mark.parametrize("matrix", [[[1e308, 1e308, 1e308]], [[-1e308], [1e308], [-1e308]]])
+def test_weights_whose_sum_overflows_rejected(matrix):
+    """Finite weights whose absolute sum is inf gave inf/NaN pixels silently (exit 0)."""
+    _raises("overflows", kernels.from_matrix, matrix)
+
+
 @pytest.mark.parametrize("matrix", [[1, 2, 3], [5.0], np.ones((3, 3, 3))])
 def test_wrong_dimensions_rejected(matrix):
     error = _raises("2-D", kernels.from_matrix, matrix)

@@ -207,3 +207,20 @@ def test_pickle_describe_and_equality() -> None:
     mask = _bind(BboxSource(_in_grid_units(UTM_GRID, 10.3, 70.6, 95.2, 12.1)))
     clone = pickle.loads(pickle.dumps(mask))
     np.testing.assert_array_equal(clone.render(full(UTM_GRID)), mask.render(full(UTM_GRID)))
+
+
+@pytest.mark.parametrize("extent", [1e15, 1e300])
+def test_a_box_far_larger_than_the_scene_selects_it_all(extent: float) -> None:
+    """[-1e15, -1e15, 1e15, 1e15] selected 0 pixels (GDAL burns nothing past int32 pixel
+    coordinates); 1e300 overflowed in GEOS and warned 'does not overlap'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = _bind(BboxSource((-extent, -extent, extent, extent))).render(full(UTM_GRID))
+        assert mask.all()
+        half = _in_grid_units(UTM_GRID, 0, 0, UTM_GRID.width, UTM_GRID.height / 2)
+        bounds = (-extent, half[1], extent, extent)
+        np.testing.assert_array_equal(
+            _bind(BboxSource(bounds)).render(full(UTM_GRID)), _centres_inside(bounds, UTM_GRID)
+        )
+    with pytest.warns(NoOverlapWarning):
+        assert _bind(BboxSource((extent, extent, 2 * extent, 2 * extent))).is_empty

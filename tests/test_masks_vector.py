@@ -296,6 +296,26 @@ def test_buffer_is_in_grid_units_after_reprojection(vectors: dict[str, Path]) ->
         assert mask.sum() != plain.sum()
 
 
+def test_extreme_buffers_and_far_coordinates_select_what_they_cover(tmp_path: Path) -> None:
+    """A buffer of 1e308 raised GEOSException ('unexpected', exit 1); -1e308 leaked a RuntimeWarning;
+    a polygon reaching 1e15 m covering the scene burned nothing (past int32 pixels GDAL gives up)."""
+    point = shapely.Point(UTM_GRID.transform @ (10.5, 10.5))
+    path = _write(tmp_path / "point.gpkg", [point], UTM)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from shapely
+        for distance in (1e308, 1e12):
+            assert _bind(VectorSource(path, buffer=distance)).render(full(UTM_GRID)).all()
+        with pytest.warns(NoOverlapWarning):
+            assert _bind(VectorSource(path, buffer=-1e308)).is_empty
+    middle = 4_100_021.3 - 30 * 45.25  # the top edge runs across the grid, between pixel centres
+    huge = shapely.Polygon([(-1e15, -1e15), (1e15, -1e15), (1e15, middle), (-1e15, middle)])
+    mask = _bind(VectorSource(_write(tmp_path / "huge.gpkg", [huge], UTM))).render(full(UTM_GRID))
+    assert mask.any() and not mask.all()  # the top edge crosses the grid
+    cols, rows = np.meshgrid(np.arange(UTM_GRID.width) + 0.5, np.arange(UTM_GRID.height) + 0.5)
+    xs, ys = UTM_GRID.transform @ (cols, rows)
+    np.testing.assert_array_equal(mask, shapely.contains_xy(huge, xs, ys))
+
+
 def test_negative_buffer_erasing_everything_warns(tmp_path: Path) -> None:
     point = shapely.Point(UTM_GRID.transform @ (10.5, 10.5))
     path = _write(tmp_path / "point.gpkg", [point], UTM)

@@ -309,3 +309,35 @@ def test_one_window_pool_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def _pixels(path: Path) -> np.ndarray:
     with rasterio.open(path) as ds:
         return ds.read()
+
+
+def test_geopackage_edits_still_in_its_wal_redo_the_scene(tmp_path: Path) -> None:
+    """An editor (QGIS) holding a GeoPackage open keeps its edits in ``roi.gpkg-wal``: the .gpkg
+    bytes stay the same, GDAL reads the edits. A rerun said "up to date" and kept the old pixels."""
+    import sqlite3
+
+    import shapely
+    from _fixtures_cli import SCENE_CRS, SCENE_TRANSFORM
+
+    make_scene(tmp_path / "scene.tif")
+    (x0, y0), (x1, y1) = SCENE_TRANSFORM * (4, 4), SCENE_TRANSFORM * (20, 30)
+    boxes = [shapely.box(x0, y1, x1, y0), shapely.box(x0 + 900, y1, x1 + 900, y0)]
+    gpd.GeoDataFrame({"k": [1, 2]}, geometry=boxes, crs=SCENE_CRS).to_file(tmp_path / "roi.gpkg", layer="roi")
+    with sqlite3.connect(tmp_path / "roi.gpkg") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    pipeline = make_project(tmp_path, mask={"vector": "roi.gpkg", "where": "k = 1"})
+    [first] = run_pipeline(pipeline)
+    db = sqlite3.connect(tmp_path / "roi.gpkg")
+    try:
+        for name in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):  # GeoPackage triggers
+            db.create_function(name, 1, lambda _: 0)
+        db.execute("UPDATE roi SET k = 1")
+        db.commit()  # into roi.gpkg-wal, not roi.gpkg, while this connection stays open
+        assert (tmp_path / "roi.gpkg-wal").stat().st_size > 0
+        [second] = run_pipeline(pipeline)
+    finally:
+        db.close()
+    assert second.status == "done" and second.pixels_selected == 2 * first.pixels_selected > 0, (
+        first,
+        second,
+    )

@@ -360,3 +360,26 @@ def test_mask_into_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
         "choose a writable output folder\n"
     )
     assert left == []
+
+
+def test_interrupt_while_the_commands_load_is_exit_130_without_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in the first second (the CLI imports pyproj, typer ...) used to print a traceback.
+    The interrupt is raised deterministically by an import hook at the import of a command module."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'geomask.cli.mask':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from geomask.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "run", str(tmp_path / "p.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 130 and done.stderr == "error: interrupted\n", done.stderr

@@ -170,3 +170,42 @@ def test_rerun_skips_current_outputs_and_keeps_the_item_an_edited_item_redoes(tm
     reports = geomask.run_pipeline(pipeline)
     assert [r.status for r in reports] == ["done", "done"]  # the STAC document is a source file
     assert json.loads(item_path.read_text())["properties"]["platform"] == "sentinel-2a"
+
+
+def test_output_item_never_replaces_the_source_item(tmp_path):
+    """Items are often stored as ``ID.json``: outputs written beside them would put the output Item on
+    the source Item. Refused by run (any --overwrite), --report and validate, the source unchanged."""
+    pipeline = _project(tmp_path)
+    source = tmp_path / "src" / "S2" / f"{S2_ID}.json"
+    (tmp_path / "src" / "S2" / "item.json").rename(source)
+    data = yaml.safe_load(pipeline.read_text())
+    data["input"]["stac"] = f"src/S2/{S2_ID}.json"
+    data["output"]["path"] = "src/S2/{stem}.smooth.tif"
+    pipeline.write_text(yaml.safe_dump(data, sort_keys=False))
+    before = source.read_bytes()
+    for args in (["run", str(pipeline), "--overwrite"], ["validate", str(pipeline)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"output STAC item {source}" in result.output and "never replaces" in result.output
+    data["output"]["path"] = "out/{stem}.smooth.tif"  # a report on the output Item of the run
+    pipeline.write_text(yaml.safe_dump(data, sort_keys=False))
+    report = tmp_path / "out" / f"{S2_ID}.json"
+    result = runner.invoke(app, ["run", str(pipeline), "--report", str(report)])
+    assert result.exit_code == 2 and "is a STAC item of this run" in result.output, result.output
+    assert source.read_bytes() == before
+    assert not list(tmp_path.glob("src/S2/*.smooth.tif")) and not report.exists()
+
+
+def test_output_item_needs_overwrite_to_replace_a_file_geomask_did_not_write(tmp_path):
+    """A JSON at the output Item's path that geomask did not write was replaced silently (exit 0)."""
+    pipeline = _project(tmp_path)
+    foreign = tmp_path / "out" / "S2" / f"{S2_ID}.json"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text('{"mine": true}\n')
+    result = runner.invoke(app, ["run", str(pipeline)])
+    assert result.exit_code == 2, result.output
+    assert "a file that geomask did not write is there; pass --overwrite" in result.output
+    assert foreign.read_text() == '{"mine": true}\n' and not list(foreign.parent.glob("*.tif"))
+    assert runner.invoke(app, ["run", str(pipeline), "--overwrite"]).exit_code == 0
+    assert json.loads(foreign.read_text())["id"] == S2_ID
+    assert runner.invoke(app, ["run", str(pipeline)]).exit_code == 0  # its own Item: no --overwrite needed

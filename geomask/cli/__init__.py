@@ -12,15 +12,19 @@ import os
 import sys
 from typing import Annotated
 
-import typer
+try:  # loading the commands takes a second (pyproj, typer ...): Ctrl-C then is no traceback either
+    import typer
 
-from geomask import __version__
-from geomask.cli.kernels import kernels
-from geomask.cli.mask import mask
-from geomask.cli.qgis import qgis_app
-from geomask.cli.run import run
-from geomask.cli.schema import schema
-from geomask.cli.validate import validate
+    from geomask import __version__
+    from geomask.cli.kernels import kernels
+    from geomask.cli.mask import mask
+    from geomask.cli.qgis import qgis_app
+    from geomask.cli.run import run
+    from geomask.cli.schema import schema
+    from geomask.cli.validate import validate
+except KeyboardInterrupt:
+    sys.stderr.write("error: interrupted\n")
+    raise SystemExit(130) from None
 
 __all__ = ["app", "main"]
 

@@ -53,7 +53,8 @@ def validate(
                 problems = list(e.problems)
             else:
                 problems = file_problems(model) + scene_problems(model)
-                problems = problems or _output_problems(model)
+                if not problems:
+                    problems = _output_problems(model, profile)
             for problem in problems:
                 typer.echo(str(problem))
             if problems:
@@ -74,18 +75,29 @@ def validate(
             raise typer.Exit(EXIT_USAGE)
 
 
-def _output_problems(model: Pipeline) -> list[Problem]:
-    """An output that would replace an input, a band file, an asset, a mask file, the STAC document or
-    the pipeline (:func:`geomask.guard.check_run_outputs`, which a run applies before any scene)."""
+def _output_problems(model: Pipeline, profile: Path | None) -> list[Problem]:
+    """An output (or output STAC item) that would replace an input, a mask file, the pipeline or
+    profile, or another output: the run refuses it (:func:`geomask.guard.check_run_outputs`)."""
     from geomask.errors import ConfigError, Problem
     from geomask.guard import check_run_outputs
+    from geomask.lock import output_name_problem
+    from geomask.urls import is_url
 
     source = model.source
     try:
-        check_run_outputs(model, model.scenes())
+        scenes = model.scenes()
+        check_run_outputs(model, scenes, profile=profile)
+        for _, output in scenes:  # the run writes OUTPUT.geomask.lock and OUTPUT.geomask-PID-X.partial
+            problem = None if is_url(output) else output_name_problem(output)
+            if problem is not None:
+                raise ConfigError(problem)
     except ConfigError as e:
-        if source is None:  # not reachable: load_pipeline records it
+        if source is None:  # load_pipeline always records it
             raise
-        where = source.value_position(("output", "path"))
-        return [Problem(source.file, where, "output.path", str(e).removeprefix("output.path: "))]
+        message = str(e).removeprefix("output.path: ")
+        key = ("output", "path")
+        if message.startswith("output.stac: "):
+            message, key = message.removeprefix("output.stac: "), ("output", "stac")
+        where = source.value_position(key) or source.value_position(("output", "path"))
+        return [Problem(source.file, where, ".".join(key), message)]
     return []

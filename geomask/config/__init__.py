@@ -23,6 +23,7 @@ that runs them, never from here.
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -175,6 +176,14 @@ def file_problems(pipeline: Pipeline) -> list[Problem]:
     return problems
 
 
+def _base_dir(path: str | Path) -> Path:
+    """The folder relative paths in ``path`` resolve against: its own, or the working directory for a
+    stream the system names (``/dev/stdin``, ``/dev/fd/63`` of ``<(...)``, ``/proc/self/fd/0``)."""
+    if Path(os.path.abspath(path)).parts[1:2] in (("dev",), ("proc",)):
+        return Path.cwd()
+    return Path(path).parent
+
+
 def _load(model: type[_M], path: str | Path) -> _M:
     data, source = load_yaml(path)
     if not isinstance(data, dict):
@@ -182,7 +191,7 @@ def _load(model: type[_M], path: str | Path) -> _M:
             [Problem(source.file, source.value_position(()), "", f"expected a mapping, got {show(data)}")]
         )
     try:
-        result = model.model_validate(data, context={"base_dir": Path(path).parent})
+        result = model.model_validate(data, context={"base_dir": _base_dir(path)})
     except ValidationError as e:
         problems = problems_from(e, data, source, model)
         if model is Pipeline:

@@ -41,6 +41,7 @@ __all__ = [
     "Nodata",
     "Op",
     "OverviewResampling",
+    "no_nul",
 ]
 
 
@@ -57,6 +58,12 @@ def _resolve(text: str, info: ValidationInfo) -> str:
     return resolve(text, _base_dir(info))
 
 
+def no_nul(value: str) -> None:
+    """Refuse a path with a NUL byte (a validation error at its key)."""
+    if "\x00" in value:  # the OS cannot name such a file: os.stat raises ValueError, not OSError
+        raise PydanticCustomError("path_nul", "a path cannot contain a NUL byte (\\0)", {})
+
+
 def _path(value: Any, info: ValidationInfo) -> Path:
     if isinstance(value, Path):
         value = str(value)
@@ -66,6 +73,7 @@ def _path(value: Any, info: ValidationInfo) -> Path:
             "expected a file path, got {got}{hint}",
             {"got": show(value), "hint": placeholder_hint(value)},
         )
+    no_nul(value)
     return location(_resolve(value, info))  # type: ignore[return-value]  # a URL stays text
 
 
@@ -81,6 +89,7 @@ def _inputs(value: Any, info: ValidationInfo) -> list[str]:
             raise PydanticCustomError(
                 "input_type", "expected a path, a glob or a list of paths, got {got}", {"got": show(item)}
             )
+        no_nul(item)
         out.append(_resolve(item, info))
     return out
 

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from geomask.config._report import show
+from geomask.config.fields import no_nul
+from geomask.config.paths import resolve
 from geomask.errors import At, ConfigError
 from geomask.messages import did_you_mean
 from geomask.product import Asset, Product
@@ -66,15 +69,13 @@ def _band_path(value: Any, info: ValidationInfo) -> str:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise PydanticCustomError("path_type", "expected a band file path, got {got!r}", {"got": value})
+        raise PydanticCustomError("path_type", "expected a band file path, got {got}", {"got": show(value)})
+    no_nul(value)
     if is_url(value):
         return value
-    path = Path(value).expanduser()
     context = info.context if isinstance(info.context, Mapping) else {}
     base = context.get("base_dir")
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return os.path.normpath(path)
+    return resolve(value, Path(base) if base is not None else None)
 
 
 BandName = Annotated[

@@ -9,6 +9,7 @@ parameters only; :func:`geomask.config.build.build_source` turns a section into 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema, model_validator
@@ -21,7 +22,7 @@ from geomask.config.fields import FilePath, Finite, Name, _Strict
 from geomask.config.files import Source
 from geomask.config.inputs import AssetRef, raster_form
 from geomask.errors import At, ConfigError
-from geomask.messages import did_you_mean, plain
+from geomask.messages import crs_name, crs_problem, did_you_mean, plain
 
 __all__ = [
     "MASK_FORMS",
@@ -88,6 +89,20 @@ class VectorMask(_MaskBase):
         False, description="fail instead of warning when no feature touches the scene"
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> VectorMask:
+        # As BboxMask: an invalid crs is a problem at its key for validate, not only once a run reads.
+        if self.crs is not None:
+            try:
+                CRS.from_user_input(self.crs)
+            except CRSError as e:
+                raise At(
+                    ("crs",),
+                    f"crs: {crs_name(self.crs)} given for vector file {Path(str(self.vector)).name} is not a "
+                    f"valid CRS ({crs_problem(e)})",
+                ) from e
+        return self
+
 
 class BboxMask(_MaskBase):
     """Pixels whose centre lies inside a box ``[xmin, ymin, xmax, ymax]``."""
@@ -106,7 +121,11 @@ class BboxMask(_MaskBase):
                 CRS.from_user_input(self.crs)
             except CRSError as e:
                 bounds = plain(tuple(self.bbox))
-                raise At(("crs",), f"crs: {self.crs} given for bbox {bounds} is not a valid CRS ({e})") from e
+                raise At(
+                    ("crs",),
+                    f"crs: {crs_name(self.crs)} given for bbox {bounds} is not a valid CRS "
+                    f"({crs_problem(e)})",
+                ) from e
         return self
 
     @model_validator(mode="before")

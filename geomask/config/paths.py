@@ -35,6 +35,10 @@ def resolve(text: str, base: Path | None) -> str:
     path = Path(text).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
+    parts = path.parts
+    if ".." in parts:  # folded lexically, link/.. would name another file than the one GDAL opens
+        last = len(parts) - 1 - parts[::-1].index("..")
+        return os.path.normpath(os.path.join(os.path.realpath(Path(*parts[: last + 1])), *parts[last + 1 :]))
     return os.path.normpath(path)
 
 

@@ -17,7 +17,6 @@ that uses it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from geomask.config._report import show
+from geomask.config.fields import no_nul
 from geomask.config.files import Source
+from geomask.config.paths import resolve
 from geomask.config.yamlsafe import SourceMap, key_text
 from geomask.errors import ConfigError, InputError, Problem
 from geomask.urls import is_url
@@ -46,6 +47,7 @@ def _document(value: Any, info: ValidationInfo) -> str:
             "expected the path or URL of a STAC Item, ItemCollection or Catalog, got {got}",
             {"got": show(value)},
         )
+    no_nul(value)
     if is_url(value):
         if not value.lower().startswith(("http://", "https://")):
             raise PydanticCustomError(
@@ -55,12 +57,9 @@ def _document(value: Any, info: ValidationInfo) -> str:
                 {"got": show(value)},
             )
         return value
-    path = Path(value).expanduser()
     context = info.context if isinstance(info.context, Mapping) else {}
     base = context.get("base_dir")
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return os.path.normpath(path)
+    return resolve(value, Path(base) if base is not None else None)
 
 
 StacDocument = Annotated[

@@ -16,9 +16,11 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geomask.errors import ConfigError
+from geomask.grid import Grid
 from geomask.masks.base import MaskContext, MaskSource
+from geomask.masks.extent import FAR
 from geomask.masks.vector import BoundVectorMask, bind_geometries, require_north_up
-from geomask.messages import crs_name, plain
+from geomask.messages import crs_name, crs_problem, plain
 
 __all__ = ["DENSIFY_SEGMENTS", "BboxSource"]
 
@@ -82,7 +84,8 @@ class BboxSource(MaskSource):
             return CRS.from_user_input(self.crs)
         except CRSError as e:
             raise ConfigError(
-                f"crs: {self.crs} given for bbox {plain(self.bounds)} is not a valid CRS ({e})"
+                f"crs: {crs_name(self.crs)} given for bbox {plain(self.bounds)} is not a valid CRS "
+                f"({crs_problem(e)})"
             ) from e
 
     def describe(self) -> str:
@@ -102,15 +105,16 @@ class BboxSource(MaskSource):
         """
         what = f"bbox {plain(self.bounds)}" + (f" in {crs_name(self.crs)}" if self.crs is not None else "")
         require_north_up(context.grid, what)
-        box = shapely.box(*self.bounds)
+        box = shapely.box(*_clamp(self.bounds, context.grid))
         if self.crs is None:
             crs = None if context.grid.crs is None else CRS.from_user_input(context.grid.crs)
         else:
             crs = self._crs()
             if context.grid.crs is None or not crs.equals(CRS.from_user_input(context.grid.crs)):
                 xmin, ymin, xmax, ymax = self.bounds
-                step = max(xmax - xmin, ymax - ymin) / DENSIFY_SEGMENTS
-                box = shapely.segmentize(box, step)
+                box = shapely.segmentize(
+                    shapely.box(*self.bounds), max(xmax - xmin, ymax - ymin) / DENSIFY_SEGMENTS
+                )
         return bind_geometries(
             np.array([box], dtype=object),
             crs,
@@ -119,3 +123,22 @@ class BboxSource(MaskSource):
             label=self.describe(),
             fix="check the bounds' order [xmin, ymin, xmax, ymax] and their CRS",
         )
+
+
+def _clamp(bounds: tuple[float, float, float, float], grid: Grid) -> tuple[float, float, float, float]:
+    """``bounds`` (in the grid's CRS) clamped to :data:`~geomask.masks.extent.FAR` pixels around the grid.
+
+    The same pixels are inside (the clamp only moves edges that lie farther out), but a box such as
+    ``[-1e300, -1e300, 1e300, 1e300]`` stays within what GEOS and the rasterizer compute with
+    (beyond about 1e150 their products overflow; beyond int32 pixels GDAL burns nothing).
+    """
+    xmin, ymin, xmax, ymax = grid.bounds
+    margin = FAR * max(abs(grid.transform.a), abs(grid.transform.e))
+    low_x, low_y, high_x, high_y = xmin - margin, ymin - margin, xmax + margin, ymax + margin
+    x0, y0, x1, y1 = bounds
+    return (
+        min(max(x0, low_x), high_x),
+        min(max(y0, low_y), high_y),
+        min(max(x1, low_x), high_x),
+        min(max(y1, low_y), high_y),
+    )

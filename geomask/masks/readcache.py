@@ -3,8 +3,9 @@
 Reading a GeoPackage or GeoJSON (pyogrio, the ``where`` filter, geometry repair) costs tens of
 milliseconds, as much as filtering a small scene; a batch of scenes with the same mask read it once per
 scene. :func:`cached_read` keeps the last :data:`SIZE` reads, keyed by what was read (path, layer,
-filter) and by the file's identity on disk (device, inode, size, modification time in ns), so a file
-that changed is read again. Remote files (URLs, ``/vsi`` paths) have no such identity and are never kept.
+filter) and by the identity on disk (device, inode, size, modification time in ns) of the file and its
+sidecars, so a file that changed (its ``-wal`` included) is read again. Remote files (URLs, ``/vsi``
+paths) have no such identity and are never kept.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
+
+from geomask.fingerprint import sidecars
 
 __all__ = ["SIZE", "cached_read", "clear"]
 
@@ -26,15 +29,21 @@ _reads: OrderedDict[Hashable, object] = OrderedDict()
 _lock = threading.Lock()
 
 
-def file_identity(path: str) -> tuple[int, int, int, int] | None:
-    """(device, inode, size, mtime ns) of a local file, or None (remote, missing, unreadable)."""
+def file_identity(path: str) -> tuple[tuple[str, int, int, int, int], ...] | None:
+    """(name, device, inode, size, mtime ns) of a local file and of each sidecar GDAL/OGR reads with it
+    (a GeoPackage's ``-wal`` holds edits not yet in the file), or None (remote, missing, unreadable)."""
     if "://" in path or path.startswith("/vsi"):
         return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    found = []
+    for name in (path, *map(str, sidecars(path))):
+        try:
+            st = os.stat(name)
+        except OSError:
+            if name == path:
+                return None
+            continue  # a sidecar that went away between the listing and here: its absence counts
+        found.append((name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(found)
 
 
 def cached_read(path: str, how: Hashable, read: Callable[[], T]) -> T:

@@ -57,9 +57,10 @@ from geomask.errors import GridError, MaskError, NoOverlapWarning, RepairedGeome
 from geomask.grid import Grid
 from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
+from geomask.masks.extent import bounded_buffer, clip_far
 from geomask.masks.readcache import cached_read
 from geomask.masks.reproject import place_in_turns, reproject_parts
-from geomask.messages import crs_name, name_too_long
+from geomask.messages import crs_name, crs_problem, name_too_long
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -259,7 +260,10 @@ class VectorSource(MaskSource):
         try:
             assumed = CRS.from_user_input(self.crs)
         except CRSError as e:
-            raise MaskError(f"crs: {self.crs} given for vector file {path} is not a valid CRS ({e})") from e
+            raise MaskError(
+                f"crs: {crs_name(self.crs)} given for vector file {path} is not a valid CRS "
+                f"({crs_problem(e)})"
+            ) from e
         if declared is None:
             return assumed
         if not declared.equals(assumed, ignore_axis_order=True):
@@ -391,12 +395,12 @@ def bind_geometries(
     count = len(geoms)
     parts = _to_grid_crs(geoms, crs, grid, what)
     if buffer is not None:
-        parts = _explode(shapely.buffer(parts, buffer))
+        parts = _explode(shapely.buffer(parts, bounded_buffer(parts, buffer, grid.bounds)))
     pixel_parts = _to_pixels(parts, grid.transform)
     # Reprojection outside a CRS's domain yields infinite coordinates: such parts cannot be burned.
     finite = np.isfinite(shapely.bounds(pixel_parts)).all(axis=1)
     in_grid = shapely.intersects(pixel_parts, shapely.box(0, 0, grid.width, grid.height))
-    pixel_parts = pixel_parts[finite & in_grid]
+    pixel_parts = clip_far(pixel_parts[finite & in_grid], grid.shape)
     if pixel_parts.size == 0:
         message = (
             f"{what} does not overlap the scene (grid bounds {grid.bounds}), so the scene passes through "
