@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 EXIT_OK = 0
-_NOT_GEOREFERENCED = "Dataset has no geotransform"
+_NOT_GEOREFERENCED = r"(Dataset has no geotransform|The given matrix is equal to Affine\.identity)"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -150,11 +150,13 @@ def handle_errors(debug: bool, *, writes: bool = True) -> Iterator[None]:
     # rasterizing until the process exits would print it below the one-line error.
     # (Matched by message, rasterio's NotGeoreferencedWarning, so that a command that never reads a
     # raster does not import rasterio for its warning class.)
-    warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED, module=r"rasterio\.features")
+    # No module= condition: a warning recorded by another thread's catch_warnings (vector reads) is
+    # re-emitted with warn_explicit, whose module is then the file's path.
+    warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GeomaskWarning)
-        warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED, module=r"rasterio\.features")
+        warnings.filterwarnings("ignore", message=_NOT_GEOREFERENCED)
         warnings.showwarning = _show_warning
         try:
             yield
