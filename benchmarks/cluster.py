@@ -132,13 +132,14 @@ def client_rates(tasks: int = 2000) -> float:
 def planning_seconds(pipeline: Path) -> float:
     """Seconds per scene of the client's own work in a scene-level batch (tags, resume decision)."""
     from geomask.config import load_pipeline
-    from geomask.pipeline import _scene_tasks, pipeline_sources_digest, profile_digest
+    from geomask.pipeline import _scene_tasks, _units
+    from geomask.provenance import pipeline_sources_digest, profile_digest
 
     model = load_pipeline(pipeline)
-    scenes = model.scenes()
+    units = _units(model)
     started = time.perf_counter()
     digests = (profile_digest(), pipeline_sources_digest(model))
-    items = list(_scene_tasks(model, model.to_steps(), scenes, RunOptions(), None, digests, True, False))
+    items = list(_scene_tasks(model, units, RunOptions(), None, digests, True, False))
     return (time.perf_counter() - started) / max(1, len(items))
 
 
