@@ -51,6 +51,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("cluster", "benchmarks.cluster", "_cluster"),
     ("batch", "benchmarks.batch", "run"),
     ("startup", "benchmarks.startup", "run"),
+    ("coldstart", "benchmarks.coldstart", "run"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Masked convolution: a kernel applied only inside a mask, the rest left bit for bit.
 
-Pure numpy (and the compiled loops of :mod:`geomask._nb`); no I/O.
+Pure numpy (and the compiled loops: :mod:`geomask._c` or :mod:`geomask._nb`, see
+:mod:`geomask.loops`); no I/O.
 :func:`filter_indexed` is the one primitive: it filters a block read with its halo,
 through index maps that fold in the boundary mode. :func:`masked_convolve` (whole arrays in memory) and the
 windowed engine both call it, which is why they agree byte for byte.
@@ -18,9 +19,9 @@ from typing import Any, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from geomask import _nb as nb
 from geomask.errors import ConfigError, InputError, KernelError
 from geomask.kernels import Kernel, as_kernel
+from geomask.loops import backend
 from geomask.pixels import check_dtype, effective_nodata, valid_pixels
 from geomask.spec import Op
 from geomask.windows import check_mode, source_index
@@ -180,6 +181,7 @@ def filter_indexed(
     if in_place and c0 < 0:
         raise InputError("in-place filtering needs the block's own columns in one run")
 
+    nb = backend(dtype.name)
     target = np.ascontiguousarray(target, dtype=np.bool_)
     out = None if in_place else np.empty((bands, h, w), dtype=dtype)
     if not target.any():
@@ -202,7 +204,7 @@ def filter_indexed(
     sup = np.ascontiguousarray(support, dtype=np.bool_) if support is not None else _NO_SUPPORT
     cval = float(cval)
     udt = _uint_view(dtype)
-    readers = _last_readers(prow) if in_place else None
+    readers = _last_readers(prow, nb) if in_place else None
     is_int = dtype.kind in "iu"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     valid = (cval, nd, has_nd, sup, has_sup)  # the kernels' argument groups (_nb.refs._borrowed)
@@ -325,7 +327,7 @@ _NO_I64 = np.empty(0, dtype=np.int64)
 _NO_RING = (False, _NO_I64, _NO_I64, _NO_I64, _NO_I64, np.empty((0, 0, 3), dtype=np.int64), _NO_I64)
 
 
-def _last_readers(prow: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _last_readers(prow: NDArray[np.int64], nb: Any) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(first, last): per row of the block, the first and last output row that reads it (rows
     nobody reads: int64 max and -1)."""
     return nb.first_last_readers(prow, int(prow.max()) + 1)  # type: ignore[no-any-return]
@@ -404,7 +406,7 @@ def changed_per_tile(
     cols = np.arange(w, dtype=np.int64) if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
     b = np.ascontiguousarray(before).view(u)
     a = np.ascontiguousarray(after).view(u)
-    return nb.count_changed(b, rows, cols, a, max(1, tile[0]), max(1, tile[1]))
+    return backend(before.dtype.name).count_changed(b, rows, cols, a, max(1, tile[0]), max(1, tile[1]))
 
 
 def zero_sum_error(kernel: Kernel) -> KernelError:

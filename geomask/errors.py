@@ -158,6 +158,10 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
+class KernelBuildError(RunError):
+    """The C kernels could not be built (no C compiler, or it failed); see :mod:`geomask.loops`."""
+
+
 class YamlError(ConfigError):
     """A file that is not acceptable YAML, or data that do not fit a schema.
 
@@ -234,3 +238,8 @@ class WorkersCappedWarning(GeomaskWarning):
 
 class OutsideProjectionWarning(GeomaskWarning):
     """Geometries reach beyond the area where a CRS transformation is defined: clipped or dropped."""
+
+
+class KernelBuildWarning(GeomaskWarning):
+    """The C kernels could not be built: the numba build of the same loops is used (same pixels;
+    its first run on a machine compiles for 15-20 s)."""

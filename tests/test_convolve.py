@@ -741,10 +741,17 @@ def test_row_segments_follow_their_rule(width):
             assert got == _segments_by_the_rule(rows[i]), (density, i)
 
 
-def test_compiled_kernels_free_what_they_allocate():
+@pytest.mark.slow
+def test_compiled_kernels_free_what_they_allocate(monkeypatch):
     # The kernels use their arguments and scratch arrays through views that own no reference
     # (geomask._nb.refs._unowned): numba's allocation counters must still balance, call after call.
+    # (numba's build: the C build is checked in test_loops.py.)
     from numba.core.runtime import _nrt_python, rtsys
+
+    from geomask import loops
+
+    monkeypatch.setenv("GEOMASK_KERNELS", "numba")
+    loops.backend.cache_clear()
 
     was_on = _nrt_python.memsys_stats_enabled()
     _nrt_python.memsys_enable_stats()
@@ -768,6 +775,7 @@ def test_compiled_kernels_free_what_they_allocate():
         run_all()
         after = rtsys.get_allocation_stats()
     finally:
+        loops.backend.cache_clear()  # GEOMASK_KERNELS is restored after the test
         if not was_on:
             _nrt_python.memsys_disable_stats()
     assert after.alloc - before.alloc > 0  # the counters ran
