@@ -182,3 +182,13 @@ def test_c_kernels_free_what_they_allocate(seed):
     run_all(60)
     grown = psutil.Process().memory_info().rss - before
     assert grown < 8 << 20, f"{grown / 2**20:.1f} MiB more after 480 calls"
+
+
+def test_a_library_that_does_not_load_falls_back_to_numba(fresh_cache, use):
+    # A cache folder on a noexec mount, or a damaged file: loading fails, numba's build runs instead.
+    path, _ = c_build.library_path("int8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a shared library")
+    use("auto")
+    with pytest.warns(KernelBuildWarning, match="could not load the C kernels"):
+        assert loops.backend("int8").__name__ == "geomask._nb"

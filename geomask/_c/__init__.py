@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from geomask._c.compiler import CTYPES, build
-from geomask.errors import RunError
+from geomask.errors import KernelBuildError, RunError
 
 _I64 = ctypes.c_int64
 _F64 = ctypes.c_double
@@ -89,7 +89,11 @@ def library(dtype: np.dtype | str) -> ctypes.CDLL:
         return lib
     with _LOCK:
         if name not in _LIBS:
-            lib = ctypes.CDLL(str(build(name)))
+            path = build(name)
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError as e:  # e.g. a cache folder on a noexec mount
+                raise KernelBuildError(f"could not load the C kernels {path}: {e}") from e
             for fn, (res, args) in _SIGNATURES.items():
                 f = getattr(lib, fn)
                 f.restype, f.argtypes = res, args
