@@ -15,7 +15,6 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-from pyproj import CRS
 
 __all__ = ["crs_name", "crs_problem", "did_you_mean", "name_too_long", "plain"]
 
@@ -26,6 +25,8 @@ def crs_name(crs: object) -> str:
     Accepts a pyproj or rasterio CRS or anything ``pyproj.CRS.from_user_input`` takes; never returns
     WKT (a PROJ string is returned as written when that is all there is, cut to 80 characters).
     """
+    from pyproj import CRS  # here: validating a pipeline with no CRS in it does not load PROJ (30 ms)
+
     try:
         parsed = CRS.from_user_input(crs)
     except Exception:  # a name for a message must never fail

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema, model_validator
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
 from geomask.bandmath import check_expression
 from geomask.config.bits import Bitfield, BitIndex
@@ -93,6 +91,9 @@ class VectorMask(_MaskBase):
     def _check(self) -> VectorMask:
         # As BboxMask: an invalid crs is a problem at its key for validate, not only once a run reads.
         if self.crs is not None:
+            from pyproj import CRS  # here: a pipeline without crs keys does not load PROJ
+            from pyproj.exceptions import CRSError
+
             try:
                 CRS.from_user_input(self.crs)
             except CRSError as e:
@@ -117,6 +118,9 @@ class BboxMask(_MaskBase):
     def _check(self) -> BboxMask:
         # The bounds are checked by the fields and _order; the CRS as BboxSource checks it when built.
         if self.crs is not None:
+            from pyproj import CRS  # here: a pipeline without crs keys does not load PROJ
+            from pyproj.exceptions import CRSError
+
             try:
                 CRS.from_user_input(self.crs)
             except CRSError as e:
