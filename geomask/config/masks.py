@@ -14,7 +14,6 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema, model_validator
 
-from geomask.bandmath import check_expression
 from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.fields import FilePath, Finite, Name, _Strict
 from geomask.config.files import Source
@@ -206,6 +205,8 @@ class ExpressionMask(_MaskBase):
 
     @model_validator(mode="after")
     def _check(self) -> ExpressionMask:
+        from geomask.bandmath import check_expression  # here: it loads numpy (its function tables)
+
         try:
             check_expression(self.expression)
         except ConfigError as e:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geomask.bandmath import check_expression as expression_bands
 from geomask.config.inputs import AssetRef, BandsInput, is_product_input, products
 from geomask.config.masks import (
     AllMask,
@@ -29,10 +28,7 @@ from geomask.config.masks import (
 )
 from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
-from geomask.dtypes import conversion_problem
 from geomask.errors import ConfigError, GeomaskError, Problem
-from geomask.fill import footprint_size
-from geomask.pixels import effective_nodata, nodata_problem
 from geomask.product import Product
 from geomask.urls import is_url
 
@@ -132,6 +128,7 @@ def _validity(path: Path, pipeline: Pipeline) -> tuple[bool, bool] | None:
     """(a nodata value, alpha or GDAL mask pixels) of the scene at ``path`` as a run resolves them
     with ``pipeline``'s ``nodata`` and ``validity``; None when its header cannot be read."""
     from geomask.io import inspect_scene
+    from geomask.pixels import effective_nodata
 
     try:
         scene = inspect_scene(path)
@@ -157,8 +154,10 @@ def _zero_sum_problem(
     ``validity`` is called (it opens the scene with rasterio) only for a kernel that could be refused.
     """
     from geomask.config.kernels import build_kernel
-    from geomask.kernels import zero_sum_problem
+    from geomask.kernels import can_sum_to_zero, zero_sum_problem
 
+    if not can_sum_to_zero(kernel.tag):  # type: ignore[attr-defined]
+        return None  # known without building its weights (numpy)
     try:  # the weights' sum and kind do not change when op: convolve flips the kernel
         built = build_kernel(kernel, grid)  # type: ignore[arg-type]
     except GeomaskError:
@@ -233,10 +232,14 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
         if pipeline.output.dtype is not None:
+            from geomask.dtypes import conversion_problem  # numpy: only with these keys
+
             problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
             if problem is not None:
                 add(("output", "dtype"), f"{scene} is {dtype}: {problem}")
         if isinstance(pipeline.nodata, float):
+            from geomask.pixels import nodata_problem
+
             problem = nodata_problem(pipeline.nodata, dtype)
             if problem is not None:
                 add(("nodata",), f"{problem} ({scene} is {dtype}): give a value its pixels can hold")
@@ -245,7 +248,9 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 for key, section in _sections(getattr(step, name), (*prefix, name)):
                     bands: list[int] = []
                     if isinstance(section, ExpressionMask):
-                        _, numbers, names = expression_bands(section.expression)
+                        from geomask.bandmath import check_expression
+
+                        _, numbers, names = check_expression(section.expression)
                         key, bands = (*key, "expression"), [] if product else sorted(numbers)
                         if names and not product:
                             add(
@@ -292,6 +297,7 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                         add(key, f"{scene}: {problem}")
                 if step.fill is not None and step.kernels_by is None:
                     from geomask.config.kernels import build_kernel  # here: only a fill step builds one
+                    from geomask.fill import footprint_size
 
                     cells = footprint_size(build_kernel(kernel, grid))
                     if step.fill.min_valid > cells:
