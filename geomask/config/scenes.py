@@ -5,6 +5,11 @@ problem) and, for every input that exists, reads its header only (band count, dt
 pixels) to check the pipeline's band references (``bands:``, ``b7`` in an expression, k-means
 bands), kernel sizes (map units converted on the scene's grid) and a numeric ``nodata`` against it.
 Memory stays at a few hundred kilobytes per scene whatever the scene's size.
+
+A plain local GeoTIFF's header is read by :mod:`geomask.tiffheader` (no rasterio/GDAL, a third of a
+second); rasterio opens the scene only for what that reader leaves to it (other formats, URLs, odd
+TIFFs, blocks that may be too large), for the grid when a kernel length is in map units, and for the
+nodata and mask flags when a kernel whose weights may sum to 0 is renormalised.
 """
 
 from __future__ import annotations
