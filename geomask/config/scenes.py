@@ -167,8 +167,8 @@ def _zero_sum_problem(
         built = build_kernel(kernel, grid)  # type: ignore[arg-type]
     except GeomaskError:
         return None  # reported with the kernel
-    if built.kind != "linear" or built.weight_sum > 0:
-        return None  # as zero_sum_problem, whatever the scene
+    if zero_sum_problem(built, step.normalize, nodata=True, masked=True, support=True) is None:
+        return None  # not refused whatever the scene
     found = validity()
     if found is None:
         return None  # the header cannot be read: reported by a run
