@@ -30,6 +30,7 @@ from geomask.errors import ConfigError, GridError, InputError, RunError
 from geomask.grid import Grid
 from geomask.messages import name_too_long
 from geomask.pixels import check_dtype
+from geomask.tiffheader import MAX_BLOCK_BYTES  # defined there: validate reads headers without rasterio
 from geomask.windows import contiguous_runs
 
 __all__ = [
@@ -50,12 +51,6 @@ __all__ = [
 ALLOWED_DRIVERS: tuple[str, ...] = ("GTiff",)
 
 _MIB = 1 << 20
-
-MAX_BLOCK_BYTES = 256 * _MIB
-"""The most bytes one internal tile or strip of a scene may decode to (all bands, when the file
-interleaves them by pixel). GDAL decodes a block whole to read any pixel of it, so a header
-declaring larger blocks (a 32768 x 32768 tile, strips of thousands of long rows) would make every
-window cost that much memory, whatever the window size; such a scene is refused from its header."""
 
 
 @dataclass(frozen=True)

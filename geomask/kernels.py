@@ -20,15 +20,21 @@ before any matrix is allocated.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from typing import TYPE_CHECKING, Any, Literal
 
 from geomask.errors import KernelError
 from geomask.messages import did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+# numpy is imported inside the functions that build weights: the registry, the parameter checks
+# (:func:`shape`) and the config models generated from them load without it, so `geomask validate`
+# on a pipeline of sized kernels (box, gaussian, disk, rank filters) never loads numpy (60 ms).
 
 __all__ = [
     "KERNELS",
@@ -77,6 +83,8 @@ class Kernel:
     separable: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         w = np.asarray(self.weights, dtype=np.float64)
         if w.ndim != 2:
             raise KernelError(f"kernel {self.name!r} must be a 2-D matrix, got {w.ndim} dimension(s)")
@@ -161,9 +169,12 @@ def _check_side(name: str, side: int | float, what: str, fix: str = "use a small
 
 def _whole(name: str, value: Any, param: str) -> int:
     """``value`` as an int (a whole float is accepted); KernelError for anything else."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+    np = sys.modules.get("numpy")  # a numpy scalar exists only once numpy is loaded
+    ints: tuple[type, ...] = (int,) if np is None else (int, np.integer)
+    floats: tuple[type, ...] = (float,) if np is None else (float, np.floating)
+    if isinstance(value, bool) or not isinstance(value, ints + floats):
         raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, floats):
         if not math.isfinite(value) or not float(value).is_integer():
             raise KernelError(f"kernel {name!r}: {param} must be a whole number of pixels, got {value!r}")
         if abs(value) > 4 * MAX_SIDE:  # not int(1e300): a 300-digit number helps nobody
@@ -255,16 +266,22 @@ def shape(name: str, **params: Any) -> tuple[int, int]:
 def _separable(
     name: str, column: NDArray[np.float64], row: NDArray[np.float64], params: dict[str, Any]
 ) -> Kernel:
+    import numpy as np
+
     return Kernel(name, np.outer(column, row), "linear", params, (column, row))
 
 
 def _box(size: int = 3) -> Kernel:
+    import numpy as np
+
     size = _odd_size("box", size)
     factor = np.full(size, 1.0 / size)
     return _separable("box", factor, factor.copy(), {"size": size})
 
 
 def _gaussian(sigma: float = 1.0, radius: int | None = None) -> Kernel:
+    import numpy as np
+
     sigma, r = _gaussian_params(sigma, radius)
     # Same formula as scipy.ndimage's gaussian_filter1d, so the weights match it exactly.
     x = np.arange(-r, r + 1, dtype=np.float64)
@@ -274,6 +291,8 @@ def _gaussian(sigma: float = 1.0, radius: int | None = None) -> Kernel:
 
 
 def _disk(radius: int = 1) -> Kernel:
+    import numpy as np
+
     r = _radius("disk", radius)
     y, x = np.mgrid[-r : r + 1, -r : r + 1]
     inside = (x * x + y * y) <= r * r
@@ -281,6 +300,8 @@ def _disk(radius: int = 1) -> Kernel:
 
 
 def _sharpen(amount: float = 1.0) -> Kernel:
+    import numpy as np
+
     try:
         a = float(amount)
     except OverflowError:
@@ -295,6 +316,8 @@ def _sharpen(amount: float = 1.0) -> Kernel:
 
 def _fixed(name: str, matrix: list[list[float]], separable: tuple[list[float], list[float]] | None = None):
     def make() -> Kernel:
+        import numpy as np
+
         if separable is not None:
             return _separable(name, np.array(separable[0], float), np.array(separable[1], float), {})
         return Kernel(name, np.array(matrix, dtype=np.float64), "linear", {})
@@ -304,6 +327,8 @@ def _fixed(name: str, matrix: list[list[float]], separable: tuple[list[float], l
 
 def _rank(kind: KernelKind) -> Callable[..., Kernel]:
     def make(size: int = 3) -> Kernel:
+        import numpy as np
+
         s = _odd_size(kind, size)
         return Kernel(kind, np.ones((s, s)), kind, {"size": s})
 
@@ -312,6 +337,8 @@ def _rank(kind: KernelKind) -> Callable[..., Kernel]:
 
 def from_matrix(matrix: ArrayLike, name: str = "custom") -> Kernel:
     """A linear kernel from a user matrix (rows of numbers; both side lengths odd)."""
+    import numpy as np
+
     try:
         w = np.array(matrix, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -435,6 +462,18 @@ def as_kernel(kernel: Kernel | ArrayLike | str | Sequence[Any]) -> Kernel:
     if isinstance(kernel, str):
         return get(kernel)
     return from_matrix(kernel)
+
+
+#: Registry kernels whose weights sum to more than 0 whatever their parameters (normalised to 1), and
+#: the rank filters (not linear): :func:`zero_sum_problem` never refuses them.
+_NEVER_ZERO_SUM = frozenset({"box", "gaussian", "disk", "median", "minimum", "maximum"})
+
+
+def can_sum_to_zero(name: str) -> bool:
+    """Whether :func:`zero_sum_problem` may refuse kernel ``name`` (a registry name or ``custom``):
+    False for the normalised ``box``, ``gaussian`` and ``disk`` and the rank filters, known without
+    building their weights."""
+    return name not in _NEVER_ZERO_SUM
 
 
 def zero_sum_problem(

@@ -9,13 +9,11 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
-
-import numpy as np
-from pyproj import CRS
 
 __all__ = ["crs_name", "crs_problem", "did_you_mean", "name_too_long", "plain"]
 
@@ -26,6 +24,8 @@ def crs_name(crs: object) -> str:
     Accepts a pyproj or rasterio CRS or anything ``pyproj.CRS.from_user_input`` takes; never returns
     WKT (a PROJ string is returned as written when that is all there is, cut to 80 characters).
     """
+    from pyproj import CRS  # here: validating a pipeline with no CRS in it does not load PROJ (30 ms)
+
     try:
         parsed = CRS.from_user_input(crs)
     except Exception:  # a name for a message must never fail
@@ -57,7 +57,11 @@ def plain(value: Any) -> str:
     Booleans are ``true``/``false``, None is ``null``, bytes are decoded, paths are their text;
     anything else is ``str(value)``. Never a Python repr (``np.float64(1.0)``, ``b'name'``).
     """
-    if isinstance(value, (bool, np.bool_)):
+    np = sys.modules.get("numpy")  # a numpy value exists only once numpy is loaded (validate may not)
+    if np is not None and isinstance(value, (np.bool_, np.integer, np.floating, np.ndarray)):
+        value = value.tolist()  # the Python bool, int or float, or a (nested) list
+        value = float(value) if isinstance(value, np.floating) else value  # longdouble stays numpy
+    if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
@@ -65,16 +69,15 @@ def plain(value: Any) -> str:
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (str, PurePath)):
         return str(value)
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, int):
         return str(int(value))
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float):
         number = float(value)
         return f"{number:g}" if math.isfinite(number) else str(number)
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{plain(k)}: {plain(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
-        items = value.tolist() if isinstance(value, np.ndarray) else list(value)
-        return "[" + ", ".join(plain(item) for item in items) + "]"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(plain(item) for item in value) + "]"
     return str(value)
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from geomask import kernels
 from geomask.errors import ConfigError, GeomaskError, KernelError
-from geomask.kernels import Kernel
+from geomask.kernels import KERNELS, Kernel, can_sum_to_zero, get, zero_sum_problem
 
 SEPARABLE = ("box", "gaussian", "sobel_x", "sobel_y")
 RANK = ("median", "minimum", "maximum")
@@ -495,3 +495,25 @@ def test_flipped(kernel):
     )
     # Flipping does not touch the original.
     assert not kernel.weights.flags.writeable
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_can_sum_to_zero_agrees_with_the_weights(name: str) -> None:
+    """A kernel validate skips without building it (can_sum_to_zero False) is never refused by
+    zero_sum_problem, whatever its parameters; the edge detectors are not skipped."""
+    params = {"size": [1, 3, 9], "radius": [0, 1, 5], "sigma": [0.01, 0.5, 3.0], "amount": [0.5, 100.0]}
+    options = [{}] + [{key: v} for key in KERNELS[name].params for v in params.get(key, [])]
+    for option in options:
+        kernel = get(name, **option)
+        refusable = kernel.kind == "linear" and kernel.weight_sum <= 0
+        assert can_sum_to_zero(name) or not refusable, (name, option)
+        if not can_sum_to_zero(name):
+            assert zero_sum_problem(kernel, True, nodata=True, masked=True, support=True) is None
+    assert can_sum_to_zero("laplacian") and can_sum_to_zero("sobel_x") and can_sum_to_zero("custom")
+
+
+def test_numpy_integers_and_floats_are_accepted_as_sizes() -> None:
+    assert get("box", size=np.int64(5)).shape == (5, 5)
+    assert get("disk", radius=np.float32(2.0)).shape == (5, 5)
+    with pytest.raises(KernelError, match="whole number"):
+        get("box", size=np.bool_(True))

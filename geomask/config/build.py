@@ -13,9 +13,10 @@ One function per pair, each a field-by-field conversion:
 * a pipeline's ``output`` -> an :class:`~geomask.engine.OutputSpec` (:func:`build_output`);
 * a run profile -> :class:`~geomask.engine.RunOptions` (:func:`build_run_options`).
 
-This is the only config module that imports the engine, the mask sources or builds kernels: the
-models (and ``import geomask.config``, ``geomask validate``) load no rasterio, dask or numba, and
-this module loads them when a run needs them. :mod:`geomask.config` does not import it.
+This is the only config module that imports the engine or the mask sources (:func:`build_kernel` and
+:func:`resolve_kernel` live with the kernel models, :mod:`geomask.config.kernels`, and are re-exported
+here): the models (and ``import geomask.config``, ``geomask validate``) load no rasterio, dask or
+numba, and this module loads them when a run needs them. :mod:`geomask.config` does not import it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from geomask import kernels
 from geomask.config.cluster import cluster_options
 from geomask.config.inputs import AssetRef
-from geomask.config.kernels import _class_value, _KernelBase
+from geomask.config.kernels import _class_value, build_kernel, resolve_kernel
 from geomask.config.masks import (
     AllMask,
     AnyMask,
@@ -61,7 +61,6 @@ from geomask.masks import (
 )
 from geomask.masks.assets import AssetSource
 from geomask.spec import GroupStep, OutputSpec, RunOptions, Step
-from geomask.units import Length, resolve_length
 
 __all__ = [
     "build_kernel",
@@ -207,32 +206,6 @@ def build_mask_source(pipeline: Pipeline, step: int | None = None) -> MaskSource
 
 
 # --- kernels and steps ---------------------------------------------------------------------------
-
-
-def resolve_kernel(kernel: _KernelBase, grid: Grid | None = None) -> tuple[kernels.Kernel, list[str]]:
-    """The kernel with its lengths converted to pixels on ``grid``, and a note per map-unit length.
-
-    Raises
-    ------
-    KernelError
-        A length in map units without ``grid``, a unit that does not suit the grid's CRS, or
-        non-square pixels that give different sizes along x and y (see :mod:`geomask.units`).
-    GridError
-        A length in map units on a grid without CRS.
-    """
-    params = kernel._params()
-    notes = []
-    for key, value in params.items():
-        if isinstance(value, Length):
-            params[key], note = resolve_length(kernel.tag, key, value, grid)
-            if value.unit != "px":
-                notes.append(note)
-    return kernels.get(kernel.tag, **params), notes
-
-
-def build_kernel(kernel: _KernelBase, grid: Grid | None = None) -> kernels.Kernel:
-    """The validated :class:`~geomask.kernels.Kernel`, lengths converted with ``grid``'s pixel size."""
-    return resolve_kernel(kernel, grid)[0]
 
 
 def build_step(step: StepConfig, grid: Grid | None = None) -> Step | GroupStep:

@@ -3,8 +3,9 @@
 The models are generated from :data:`geomask.kernels.KERNELS` (one per kernel, its parameters the
 factory's), so ``geomask schema`` lists every kernel with its parameters. A parameter that is a length
 takes pixels or a length in map units (``'30 m'``), converted per scene. Parameters are checked with
-:func:`geomask.kernels.shape` (no weights are built); :func:`geomask.config.build.build_kernel` builds
-the :class:`~geomask.kernels.Kernel`.
+:func:`geomask.kernels.shape` (no weights are built); :func:`build_kernel` builds the
+:class:`~geomask.kernels.Kernel` (here rather than in :mod:`geomask.config.build`, which loads the
+mask sources, so ``geomask validate`` can build one for its checks).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from geomask.units import LENGTH_PARAMS, Length, resolve_length
 if TYPE_CHECKING:
     from geomask.grid import Grid
 
-__all__ = ["KernelConfig", "KernelsBy", "MatrixKernel", "kernels_by_problems"]
+__all__ = [
+    "KernelConfig",
+    "KernelsBy",
+    "MatrixKernel",
+    "build_kernel",
+    "kernels_by_problems",
+    "resolve_kernel",
+]
 
 
 class _KernelBase(_Strict):
@@ -202,3 +210,29 @@ def kernels_by_problems(
             "{raster: PATH, values: [..]} (classes from its values)",
         )
     ]
+
+
+def resolve_kernel(kernel: _KernelBase, grid: Grid | None = None) -> tuple[kernels.Kernel, list[str]]:
+    """The kernel with its lengths converted to pixels on ``grid``, and a note per map-unit length.
+
+    Raises
+    ------
+    KernelError
+        A length in map units without ``grid``, a unit that does not suit the grid's CRS, or
+        non-square pixels that give different sizes along x and y (see :mod:`geomask.units`).
+    GridError
+        A length in map units on a grid without CRS.
+    """
+    params = kernel._params()
+    notes = []
+    for key, value in params.items():
+        if isinstance(value, Length):
+            params[key], note = resolve_length(kernel.tag, key, value, grid)
+            if value.unit != "px":
+                notes.append(note)
+    return kernels.get(kernel.tag, **params), notes
+
+
+def build_kernel(kernel: _KernelBase, grid: Grid | None = None) -> kernels.Kernel:
+    """The validated :class:`~geomask.kernels.Kernel`, lengths converted with ``grid``'s pixel size."""
+    return resolve_kernel(kernel, grid)[0]

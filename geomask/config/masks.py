@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema, model_validator
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
-from geomask.bandmath import check_expression
 from geomask.config.bits import Bitfield, BitIndex
 from geomask.config.fields import FilePath, Finite, Name, _Strict
 from geomask.config.files import Source
@@ -93,6 +90,9 @@ class VectorMask(_MaskBase):
     def _check(self) -> VectorMask:
         # As BboxMask: an invalid crs is a problem at its key for validate, not only once a run reads.
         if self.crs is not None:
+            from pyproj import CRS  # here: a pipeline without crs keys does not load PROJ
+            from pyproj.exceptions import CRSError
+
             try:
                 CRS.from_user_input(self.crs)
             except CRSError as e:
@@ -117,6 +117,9 @@ class BboxMask(_MaskBase):
     def _check(self) -> BboxMask:
         # The bounds are checked by the fields and _order; the CRS as BboxSource checks it when built.
         if self.crs is not None:
+            from pyproj import CRS  # here: a pipeline without crs keys does not load PROJ
+            from pyproj.exceptions import CRSError
+
             try:
                 CRS.from_user_input(self.crs)
             except CRSError as e:
@@ -202,6 +205,8 @@ class ExpressionMask(_MaskBase):
 
     @model_validator(mode="after")
     def _check(self) -> ExpressionMask:
+        from geomask.bandmath import check_expression  # here: it loads numpy (its function tables)
+
         try:
             check_expression(self.expression)
         except ConfigError as e:

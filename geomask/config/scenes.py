@@ -5,16 +5,21 @@ problem) and, for every input that exists, reads its header only (band count, dt
 pixels) to check the pipeline's band references (``bands:``, ``b7`` in an expression, k-means
 bands), kernel sizes (map units converted on the scene's grid) and a numeric ``nodata`` against it.
 Memory stays at a few hundred kilobytes per scene whatever the scene's size.
+
+A plain local GeoTIFF's header is read by :mod:`geomask.tiffheader` (no rasterio/GDAL, a third of a
+second); rasterio opens the scene only for what that reader leaves to it (other formats, URLs, odd
+TIFFs, blocks that may be too large), for the grid when a kernel length is in map units, and for the
+nodata and mask flags when a kernel whose weights may sum to 0 is renormalised.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from geomask.bandmath import check_expression as expression_bands
 from geomask.config.inputs import AssetRef, BandsInput, is_product_input, products
 from geomask.config.masks import (
     AllMask,
@@ -28,13 +33,12 @@ from geomask.config.masks import (
 )
 from geomask.config.pipeline import Pipeline
 from geomask.config.yamlsafe import Key, key_text
-from geomask.dtypes import conversion_problem
 from geomask.errors import ConfigError, GeomaskError, Problem
-from geomask.fill import footprint_size
-from geomask.grid import Grid
-from geomask.pixels import effective_nodata, nodata_problem
 from geomask.product import Product
 from geomask.urls import is_url
+
+if TYPE_CHECKING:
+    from geomask.grid import Grid
 
 __all__ = ["MAX_SCENES", "scene_problems"]
 
@@ -57,15 +61,27 @@ def _sections(section: object, key: Key) -> Iterator[tuple[Key, object]]:
         yield from _sections(section.mask, (*key, "mask"))
 
 
-def _header(path: Path) -> tuple[int, str, Grid, str | None]:
-    """(band count, dtype, grid, block problem or None) of a raster, from its header only."""
+def _header(path: Path, grid: bool) -> tuple[int, str, tuple[int, int], Grid | None, str | None]:
+    """(band count, dtype, (rows, cols), grid, block problem or None) of a raster, from its header only.
+
+    The grid (CRS and transform) is read only when ``grid`` is true (a kernel length in map units
+    needs it; else None). A plain local GeoTIFF is read by :func:`geomask.tiffheader.read_header`,
+    without loading rasterio (a third of a second); anything else, a file whose blocks may be too
+    large (for the exact message) and a grid are read with rasterio.
+    """
+    from geomask.tiffheader import MAX_BLOCK_BYTES, read_header
+
+    header = None if grid else read_header(path)
+    if header is not None and header.max_block_bytes() <= MAX_BLOCK_BYTES:
+        return header.count, header.dtype, (header.height, header.width), None, None
     import rasterio  # here: validating a pipeline without scenes does not load GDAL
 
+    from geomask.grid import Grid
     from geomask.io import block_problem
 
     with rasterio.open(path) as ds:
-        grid = Grid(ds.crs if ds.crs else None, ds.transform, ds.height, ds.width)
-        return ds.count, ds.dtypes[0], grid, block_problem(ds)
+        found = Grid(ds.crs if ds.crs else None, ds.transform, ds.height, ds.width) if grid else None
+        return ds.count, ds.dtypes[0], (ds.height, ds.width), found, block_problem(ds)
 
 
 def _bits_problem(section: object, found: Sequence[Product] = ()) -> str | None:
@@ -93,15 +109,22 @@ def _bits_problem(section: object, found: Sequence[Product] = ()) -> str | None:
 
     field = None if section.bitfield is None else section.bitfield.as_tuple()
     bits = BitSelection(None if section.bits is None else tuple(section.bits), field)
-    try:
-        import rasterio  # here: validating a pipeline without masks does not load GDAL
+    from geomask.tiffheader import read_header
 
-        with rasterio.open(path) as ds:
-            if section.band > ds.count:
-                return None  # reported by the run, with the band count
-            dtype = ds.dtypes[section.band - 1]
+    header = read_header(path)
+    try:
+        if header is None:
+            import rasterio  # here: validating a pipeline without masks does not load GDAL
+
+            with rasterio.open(path) as ds:
+                count, dtypes = ds.count, ds.dtypes
+        else:  # a plain GeoTIFF: no GDAL
+            count, dtypes = header.count, (header.dtype,) * header.count
     except Exception:
         return None  # unreadable: reported by the run
+    if section.band > count:
+        return None  # reported by the run, with the band count
+    dtype = dtypes[section.band - 1]
     problem: str | None = bits.dtype_problem(dtype)
     return None if problem is None else f"{path}: {problem}"
 
@@ -110,6 +133,7 @@ def _validity(path: Path, pipeline: Pipeline) -> tuple[bool, bool] | None:
     """(a nodata value, alpha or GDAL mask pixels) of the scene at ``path`` as a run resolves them
     with ``pipeline``'s ``nodata`` and ``validity``; None when its header cannot be read."""
     from geomask.io import inspect_scene
+    from geomask.pixels import effective_nodata
 
     try:
         scene = inspect_scene(path)
@@ -127,16 +151,28 @@ def _validity(path: Path, pipeline: Pipeline) -> tuple[bool, bool] | None:
     return nodata is not None, honour and (scene.alpha is not None or scene.dataset_mask)
 
 
-def _zero_sum_problem(kernel: object, step: Any, grid: Grid, validity: tuple[bool, bool]) -> str | None:
-    """The run's refusal of a zero-sum kernel (:func:`geomask.engine.bind.zero_sum_problem`), or None."""
-    from geomask.config.build import build_kernel
-    from geomask.kernels import zero_sum_problem
+def _zero_sum_problem(
+    kernel: object, step: Any, grid: Grid | None, validity: Callable[[], tuple[bool, bool] | None]
+) -> str | None:
+    """The run's refusal of a zero-sum kernel (:func:`geomask.engine.bind.zero_sum_problem`), or None.
 
+    ``validity`` is called (it opens the scene with rasterio) only for a kernel that could be refused.
+    """
+    from geomask.config.kernels import build_kernel
+    from geomask.kernels import can_sum_to_zero, zero_sum_problem
+
+    if not can_sum_to_zero(kernel.tag):  # type: ignore[attr-defined]
+        return None  # known without building its weights (numpy)
     try:  # the weights' sum and kind do not change when op: convolve flips the kernel
         built = build_kernel(kernel, grid)  # type: ignore[arg-type]
     except GeomaskError:
         return None  # reported with the kernel
-    nodata, masked = validity
+    if zero_sum_problem(built, step.normalize, nodata=True, masked=True, support=True) is None:
+        return None  # not refused whatever the scene
+    found = validity()
+    if found is None:
+        return None  # the header cannot be read: reported by a run
+    nodata, masked = found
     return zero_sum_problem(
         built, step.normalize, nodata=nodata, masked=masked, support=step.support is not None
     )
@@ -180,24 +216,35 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 problem = _bits_problem(section, found)
                 if problem is not None and isinstance(section, RasterMask):
                     add((*key, "bits" if section.bits is not None else "bitfield"), problem)
+    # The scene's grid (CRS, transform: rasterio) is read only when a kernel length is in map units.
+    map_units = any(
+        kernel.uses_map_units()
+        for _, step in steps
+        for kernel in (step.kernels_by.kernels.values() if step.kernels_by is not None else [step.kernel])
+        if kernel is not None
+    )
     for scene, _ in pairs[:MAX_SCENES]:
         if "://" in str(scene) or not Path(scene).is_file():
             continue
         try:
-            count, dtype, grid, blocks = _header(Path(scene))
+            count, dtype, (height, width), grid, blocks = _header(Path(scene), map_units)
         except Exception:
             continue
         if blocks is not None:
             add(("input",), f"{scene}: {blocks}")
-        validity = _validity(Path(scene), pipeline)
+        validity = functools.cache(functools.partial(_validity, Path(scene), pipeline))
         for band in [] if product else pipeline.bands or []:
             if band > count:  # type: ignore[operator]  # numbers: names need a product input
                 add(("bands",), f"band {band} is not in {scene} ({count} band{'s' * (count != 1)})")
         if pipeline.output.dtype is not None:
+            from geomask.dtypes import conversion_problem  # numpy: only with these keys
+
             problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
             if problem is not None:
                 add(("output", "dtype"), f"{scene} is {dtype}: {problem}")
         if isinstance(pipeline.nodata, float):
+            from geomask.pixels import nodata_problem
+
             problem = nodata_problem(pipeline.nodata, dtype)
             if problem is not None:
                 add(("nodata",), f"{problem} ({scene} is {dtype}): give a value its pixels can hold")
@@ -206,7 +253,9 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 for key, section in _sections(getattr(step, name), (*prefix, name)):
                     bands: list[int] = []
                     if isinstance(section, ExpressionMask):
-                        _, numbers, names = expression_bands(section.expression)
+                        from geomask.bandmath import check_expression
+
+                        _, numbers, names = check_expression(section.expression)
                         key, bands = (*key, "expression"), [] if product else sorted(numbers)
                         if names and not product:
                             add(
@@ -240,19 +289,20 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
                 except GeomaskError as e:
                     add(key, str(e))
                     continue
-                if rows > grid.height or cols > grid.width:
+                if rows > height or cols > width:
                     add(
                         key,
-                        f"the kernel is {rows}x{cols} but {scene} is only {grid.height}x{grid.width} "
+                        f"the kernel is {rows}x{cols} but {scene} is only {height}x{width} "
                         "pixels: use a smaller kernel",
                     )
                     continue
-                if step.normalize and validity is not None:
+                if step.normalize:
                     problem = _zero_sum_problem(kernel, step, grid, validity)
                     if problem is not None:
                         add(key, f"{scene}: {problem}")
                 if step.fill is not None and step.kernels_by is None:
-                    from geomask.config.build import build_kernel  # here: only a fill step builds one
+                    from geomask.config.kernels import build_kernel  # here: only a fill step builds one
+                    from geomask.fill import footprint_size
 
                     cells = footprint_size(build_kernel(kernel, grid))
                     if step.fill.min_valid > cells:
