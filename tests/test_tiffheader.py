@@ -108,11 +108,17 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+# LERC has no 64-bit integers: those two combinations are not files GDAL can write.
+COMBINATIONS = [
+    (dtype, layout)
+    for dtype in DTYPES
+    for layout in sorted(LAYOUTS)
+    if not (layout == "lerc" and dtype in ("uint64", "int64"))
+]
+
+
+@pytest.mark.parametrize(("dtype", "layout"), COMBINATIONS)
 def test_generated_dtypes_and_layouts(tmp_path: Path, dtype: str, layout: str) -> None:
-    if layout == "lerc" and dtype.endswith("64") and "float" not in dtype:
-        pytest.skip("LERC has no 64-bit integers")
     header = _assert_same(_write(tmp_path / "a.tif", dtype, **LAYOUTS[layout]))
     if layout != "lerc":  # LERC depends on the GDAL build: rasterio answers
         assert header is not None
