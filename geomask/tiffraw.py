@@ -7,7 +7,8 @@ GDAL can read a tile's compressed bytes (RFC 90) but has no API to write them, a
 rasterio, so this is done by hand on the finished file: GDAL writes the tiles geomask computed
 into a sparse file (``SPARSE_OK=TRUE``: tiles never written have offset and byte count 0), then
 :func:`copy_tiles` appends the input's compressed bytes of the other tiles and points the
-TileOffsets / TileByteCounts entries at them. tifffile reads the structure of both files.
+TileOffsets / TileByteCounts entries at them. tifffile reads the structure of both files;
+:func:`layout_of`, asked for every scene as it is planned, reads the few tags it needs itself.
 
 Only decode-relevant structure must match (:class:`Layout`): compression, predictor, tile
 size, samples, planar configuration, bits and sample format, byte order. Lossless codecs only
@@ -117,18 +118,139 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
     """The :class:`Layout` of a local tiled TIFF whose tiles can be copied, else None.
 
     None for GDAL URLs, striped files, JPEG/WebP/LERC/other lossy or table-based codecs,
-    YCbCr, or anything tifffile cannot parse.
+    YCbCr, or a file whose header does not parse.
+
+    Notes
+    -----
+    Read from the first image file directory's tags with :mod:`struct` (:func:`_header_tags`), not
+    with tifffile: every scene of a run asks this while it is planned, and importing tifffile costs
+    ~65 ms of a small scene's batch. The layout is a prediction: :func:`copy_tiles` parses both
+    files with tifffile before it copies anything, and refuses (:class:`LayoutMismatch`) if they differ.
     """
     text = str(path)
     if "://" in text or text.startswith("/vsi") or not Path(text).is_file():
         return None
-    import tifffile  # only when tiles may be copied
-
     try:
-        with tifffile.TiffFile(text) as tif:
-            return _layout(tif)
-    except (OSError, ValueError, KeyError, IndexError, tifffile.TiffFileError):
+        with open(text, "rb") as f:
+            order, tags = _header_tags(f)
+    except (OSError, ValueError, struct.error):
         return None
+    return _header_layout(order, tags)
+
+
+# TIFF tags read by layout_of, and the sizes of the field types their values may have.
+_WIDTH, _LENGTH, _BITS, _COMPRESSION, _PHOTOMETRIC = 256, 257, 258, 259, 262
+_SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _TILE_LENGTH, _SAMPLE_FORMAT, _JPEG_TABLES = (
+    277,
+    284,
+    317,
+    322,
+    323,
+    339,
+    347,
+)
+_WANTED = frozenset(
+    {_WIDTH, _LENGTH, _BITS, _COMPRESSION, _PHOTOMETRIC, _SAMPLES, _PLANAR, _PREDICTOR}
+    | {_TILE_WIDTH, _TILE_LENGTH, _SAMPLE_FORMAT, _JPEG_TABLES}
+)
+_FIELDS = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8
+_MAX_VALUES = 1 << 16  # more values than any of the tags above may hold: a damaged header
+
+
+def _header_tags(f: Any) -> tuple[str, dict[int, tuple[int, ...]]]:
+    """The byte order (``<`` or ``>``) and the integer values of the tags of :data:`_WANTED` in the
+    first IFD of the classic or BigTIFF file ``f`` (a tag of another field type: an empty tuple).
+
+    Raises
+    ------
+    ValueError, struct.error, OSError
+        Not a TIFF, or a truncated or damaged header.
+    """
+    head = f.read(16)
+    order = {b"II": "<", b"MM": ">"}.get(head[:2])
+    if order is None:
+        raise ValueError("not a TIFF")
+    magic = struct.unpack_from(f"{order}H", head, 2)[0]
+    if magic == 42:
+        (ifd,) = struct.unpack_from(f"{order}I", head, 4)
+        count_word, entry_size, number, inline = "H", 12, "I", 4
+    elif magic == 43:
+        (ifd,) = struct.unpack_from(f"{order}Q", head, 8)
+        count_word, entry_size, number, inline = "Q", 20, "Q", 8
+    else:
+        raise ValueError("not a TIFF")
+    f.seek(ifd)
+    (entries,) = struct.unpack(f"{order}{count_word}", f.read(struct.calcsize(count_word)))
+    value_at = 4 + struct.calcsize(number)  # in an entry: tag, type, count, then value or offset
+    block = f.read(entries * entry_size)
+    tags: dict[int, tuple[int, ...]] = {}
+    for k in range(entries):
+        at = k * entry_size
+        tag, kind = struct.unpack_from(f"{order}HH", block, at)
+        if tag not in _WANTED:
+            continue
+        (count,) = struct.unpack_from(f"{order}{number}", block, at + 4)
+        field = _FIELDS.get(kind)
+        if field is None or count > _MAX_VALUES:
+            tags[tag] = ()
+            continue
+        nbytes = count * struct.calcsize(field)
+        if nbytes <= inline:
+            data = block[at + value_at : at + value_at + nbytes]
+        else:
+            (offset,) = struct.unpack_from(f"{order}{number}", block, at + value_at)
+            here = f.tell()
+            f.seek(offset)
+            data = f.read(nbytes)
+            f.seek(here)
+        tags[tag] = struct.unpack(f"{order}{count}{field}", data)
+    return order, tags
+
+
+def _header_layout(order: str, tags: dict[int, tuple[int, ...]]) -> Layout | None:
+    """The :class:`Layout` the tags of :func:`_header_tags` describe, or None (as :func:`_layout`)."""
+
+    def one(tag: int, default: int | None = None) -> int | None:
+        values = tags.get(tag)
+        if values is None:
+            return default
+        return values[0] if len(values) == 1 else None
+
+    width, height = one(_WIDTH), one(_LENGTH)
+    tile_width, tile_length = one(_TILE_WIDTH), one(_TILE_LENGTH)
+    samples, compression = one(_SAMPLES, 1), one(_COMPRESSION, 1)
+    planar, predictor, photometric = one(_PLANAR, 1), one(_PREDICTOR, 1), one(_PHOTOMETRIC, -1)
+    if (
+        None in (width, height, samples, compression, planar, predictor, photometric)
+        or not tile_width
+        or not tile_length
+        or _JPEG_TABLES in tags
+        or photometric == 6
+        or compression not in LOSSLESS.values()
+    ):
+        return None
+
+    def per_sample(tag: int) -> tuple[int, ...] | None:
+        values = tags.get(tag, (1,))
+        if len(values) == 1:
+            return values * int(samples)  # type: ignore[arg-type]
+        return values if len(values) == samples else None
+
+    bits, formats = per_sample(_BITS), per_sample(_SAMPLE_FORMAT)
+    if bits is None or formats is None:
+        return None
+    return Layout(
+        width=int(width),  # type: ignore[arg-type]
+        height=int(height),  # type: ignore[arg-type]
+        tile=(int(tile_width), int(tile_length)),
+        samples=int(samples),  # type: ignore[arg-type]
+        planar=int(planar) if samples > 1 else 1,  # type: ignore[arg-type,operator]
+        bits=tuple(int(b) for b in bits),
+        sample_format=tuple(int(v) for v in formats),
+        compression=int(compression),  # type: ignore[arg-type]
+        predictor=int(predictor),  # type: ignore[arg-type]
+        byteorder=order,
+    )
 
 
 def has_written_tiles(path: str | os.PathLike[str]) -> bool:

@@ -111,3 +111,18 @@ def test_batch_outputs_equal_one_scene_at_a_time(tmp_path: Path) -> None:
 def _read(path: Path):  # type: ignore[no-untyped-def]
     with rasterio.open(path) as ds:
         return ds.read()
+
+
+def test_small_scenes_share_the_encoding_threads_and_a_large_one_does_not() -> None:
+    """A small scene's output is written under shared_encoding(2) (NUM_THREADS capped to half the
+    cores); a large scene, which runs alone, keeps the whole machine."""
+    from geomask.output import writer
+
+    seen: dict[str, int] = {}
+
+    def run_one(name: str, observer: Observer) -> SceneReport:
+        seen[name] = writer._SCENES_ENCODING.get()
+        return _scene(name, observer)
+
+    run_in_order(["small", "large"], run_one, Recorder(), small=lambda name: name == "small")
+    assert seen == {"small": 2, "large": 1}

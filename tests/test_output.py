@@ -12,12 +12,18 @@ from rasterio.windows import Window
 from geomask.errors import CopyFailed, OutputError, RunError
 from geomask.io import inspect_scene
 from geomask.output.staging import partial_path, remove_stale_partials
-from geomask.output.writer import OutputFile
+from geomask.output.writer import OutputFile, encoding_profile, shared_encoding
 
 
-def _writer(src, final, **kwargs):
+def _writer(src, final, tags=None, **kwargs):
     return OutputFile(
-        final, inspect_scene(src), block_size=16, compress="deflate", creation_options={}, tags={}, **kwargs
+        final,
+        inspect_scene(src),
+        block_size=16,
+        compress="deflate",
+        creation_options={},
+        tags=tags or {},
+        **kwargs,
     )
 
 
@@ -104,3 +110,88 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path):
     removed = remove_stale_partials(final)
     assert sorted(p.name for p in removed) == sorted([dead.name, dead.name + ".ovr.tmp"])
     assert mine.exists()
+
+
+def _tiled_scene(make_raster):
+    data = np.arange(32 * 32, dtype="uint16").reshape(1, 32, 32)
+    return make_raster(data, block=16, compress="deflate"), data
+
+
+def test_every_tile_written_gets_its_tags_without_reopening(make_raster, tmp_path, monkeypatch):
+    """Tile copy possible but every tile written: nothing to copy, so the tags are written as the
+    file closes (no reopening to rewrite its directory)."""
+    src, data = _tiled_scene(make_raster)
+    final = tmp_path / "out.tif"
+
+    def reopened(*args, **kwargs):
+        raise AssertionError("the finished file was reopened to add its tags")
+
+    monkeypatch.setattr("geomask.output.writer.write_tags", reopened)
+    with _writer(src, final, tags={"GEOMASK_X": "1"}) as out:
+        assert out.copy_tile == 16
+        out.write(data + 1, Window(0, 0, 32, 32))
+        out.commit()
+    with rasterio.open(final) as ds:
+        assert ds.tags()["GEOMASK_X"] == "1"
+        assert np.array_equal(ds.read(), data + 1)
+
+
+def test_copied_tiles_still_get_the_tags_after_the_copy(make_raster, tmp_path):
+    src, data = _tiled_scene(make_raster)
+    final = tmp_path / "out.tif"
+    with _writer(src, final, tags={"GEOMASK_X": "1"}) as out:
+        out.write(data[:, :16, :16] + 1, Window(0, 0, 16, 16))
+        out.commit()
+    expected = data.copy()
+    expected[:, :16, :16] += 1
+    with rasterio.open(final) as ds:
+        assert ds.tags()["GEOMASK_X"] == "1"
+        assert np.array_equal(ds.read(), expected)
+
+
+@pytest.mark.parametrize(
+    ("threads", "scenes", "cores", "expected"),
+    [
+        ("ALL_CPUS", 2, 2, "1"),
+        ("ALL_CPUS", 2, 16, "8"),
+        ("2", 2, 2, "1"),
+        ("2", 2, 16, "2"),
+        ("8", 1, 2, "8"),
+        ("ALL_CPUS", 2, 1, "1"),
+    ],
+)
+def test_encoding_profile_caps_num_threads_to_the_scenes_share(threads, scenes, cores, expected):
+    profile = {"compress": "deflate", "num_threads": threads}
+    capped = encoding_profile(profile, scenes, cores)
+    assert {str(k).upper(): v for k, v in capped.items()}["NUM_THREADS"] == expected
+    assert capped["compress"] == "deflate"
+    assert profile["num_threads"] == threads  # not modified in place
+
+
+def test_encoding_profile_leaves_other_profiles_alone():
+    assert encoding_profile({"compress": "deflate"}, 2, 2) == {"compress": "deflate"}
+    assert encoding_profile({"NUM_THREADS": "many"}, 2, 2) == {"NUM_THREADS": "many"}
+
+
+def test_shared_encoding_writes_the_same_bytes(make_raster, tmp_path):
+    """Within shared_encoding (two scenes in flight) the output's NUM_THREADS is capped: same file."""
+    src, data = _tiled_scene(make_raster)
+    paths = []
+    for name, shared in (("alone.tif", 1), ("beside.tif", 2)):
+        final = tmp_path / name
+        options = {"NUM_THREADS": "ALL_CPUS"}
+        with (
+            shared_encoding(shared),
+            OutputFile(
+                final,
+                inspect_scene(src),
+                block_size=16,
+                compress="deflate",
+                creation_options=options,
+                tags={},
+            ) as out,
+        ):
+            out.write(data + 1, Window(0, 0, 32, 32))
+            out.commit()
+        paths.append(final)
+    assert paths[0].read_bytes() == paths[1].read_bytes()

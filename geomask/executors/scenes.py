@@ -4,7 +4,10 @@ A small scene's cost in the driving thread (planning, opening the writer, GDAL's
 closes, the read-back check) is as large as its windows' computing, and with a window as large as the
 scene only one worker computes it. :func:`run_in_order` therefore runs each scene in a thread of its
 own, the next small scene starting while the one before it finishes, so one's writing overlaps the
-other's computing (measured on the 20-scene benchmark batch: see benchmarks/RESULTS.md).
+other's computing (measured on the 20-scene benchmark batch: see benchmarks/RESULTS.md). The two
+share the cores: GDAL's ``NUM_THREADS`` for a small scene's output is capped to half of them
+(:func:`geomask.output.writer.shared_encoding`), as GDAL waits for its compression threads, when a
+file closes, without releasing Python's GIL.
 
 What stays as with one scene at a time:
 
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from geomask.output.writer import shared_encoding
 from geomask.progress import Observer
 from geomask.spec import SceneReport
 
@@ -136,7 +140,8 @@ def run_in_order(
                 while flight and (len(flight) >= 2 or not ahead or not flight[-1][2]):
                     finish()
                 held = _Held(stop)
-                flight.append((threads.submit(run_one, item, held), held, ahead))
+                run = _beside if ahead else _alone
+                flight.append((threads.submit(run, run_one, item, held), held, ahead))
             while flight:
                 finish()
         except BaseException:
@@ -146,3 +151,14 @@ def run_in_order(
             wait([future for future, _, _ in flight])
             raise
     return reports
+
+
+def _beside(run_one: Callable[[T, Observer], SceneReport], item: T, held: _Held) -> SceneReport:
+    """A small scene, which may run beside another: its output's encoding gets half the cores."""
+    with shared_encoding(2):
+        return run_one(item, held)
+
+
+def _alone(run_one: Callable[[T, Observer], SceneReport], item: T, held: _Held) -> SceneReport:
+    """A large scene, which runs alone."""
+    return run_one(item, held)

@@ -100,6 +100,11 @@ class TileCopy:
             for tc in range(c0 // tw, -(-(c0 + w) // tw)):
                 yield tr, tc
 
+    def missing(self) -> list[tuple[int, int]]:
+        """The (row, column) of the tiles not written so far: :meth:`fill` copies them."""
+        down, across = self.layout.grid
+        return [(r, c) for r in range(down) for c in range(across) if (r, c) not in self.written]
+
     def fill(self, tmp: Path) -> None:
         """Fill the tiles of the closed file ``tmp`` never written with the input's: compressed
         bytes copied, or re-encoded.
@@ -109,8 +114,7 @@ class TileCopy:
         OutputError
             The copy failed (saying when the disk is full).
         """
-        down, across = self.layout.grid
-        missing = [(r, c) for r in range(down) for c in range(across) if (r, c) not in self.written]
+        missing = self.missing()
         if not missing:
             return
         try:

@@ -11,9 +11,10 @@ conversion (:mod:`~geomask.output.cog`), the read-back check and disk-full diagn
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,56 @@ from geomask.output.profile import creation_profile
 from geomask.output.staging import move_into_place, partial_path, remove_quietly, remove_temporaries
 from geomask.output.tilecopy import TileCopy, matching_layout
 
-__all__ = ["OutputFile"]
+__all__ = ["OutputFile", "encoding_profile", "shared_encoding"]
 
 _MIB = 1 << 20
+
+_SCENES_ENCODING: contextvars.ContextVar[int] = contextvars.ContextVar("geomask_scenes_encoding", default=1)
+"""How many scenes encode their outputs at once in this process (set by :func:`shared_encoding`)."""
+
+
+@contextlib.contextmanager
+def shared_encoding(scenes: int) -> Iterator[None]:
+    """Within the block (this thread), outputs are written knowing that ``scenes`` scenes encode at
+    once: GDAL's ``NUM_THREADS`` is capped to their share of the cores (:func:`encoding_profile`)."""
+    token = _SCENES_ENCODING.set(max(1, int(scenes)))
+    try:
+        yield
+    finally:
+        _SCENES_ENCODING.reset(token)
+
+
+def encoding_profile(profile: Mapping[str, Any], scenes: int, cores: int) -> dict[str, Any]:
+    """``profile`` with its ``NUM_THREADS`` creation option capped to ``cores // scenes`` (at least 1).
+
+    Two small scenes in flight already keep the cores busy, and GDAL waits for its compression
+    threads as the file closes while holding Python's GIL (rasterio's ``close``), which stops the
+    other scene's Python work: on 2 cores, a 4-tile scene written with ``NUM_THREADS=2`` spent half
+    its encoding there, with one thread none. The option only changes speed: the file's bytes are
+    the same. ``ALL_CPUS`` counts as ``cores``; a value GDAL would reject is left to GDAL.
+    """
+    key = next((k for k in profile if str(k).upper() == "NUM_THREADS"), None)
+    if key is None or scenes <= 1:
+        return dict(profile)
+    value = str(profile[key]).strip().upper()
+    share = max(1, cores // scenes)
+    if value == "ALL_CPUS":
+        threads = share
+    elif value.isdigit():
+        threads = min(int(value), share)
+    else:
+        return dict(profile)
+    capped = {k: v for k, v in profile.items() if k != key}
+    capped["NUM_THREADS"] = str(threads)
+    return capped
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 class OutputFile:
@@ -110,7 +158,8 @@ class OutputFile:
                 "choose a writable output folder"
             ) from e
         try:
-            self._ds = rasterio.open(self.tmp, "w", **self.profile)
+            profile = encoding_profile(self.profile, _SCENES_ENCODING.get(), _cores())
+            self._ds = rasterio.open(self.tmp, "w", **profile)
         except (RasterioError, OSError) as e:
             remove_quietly(self.tmp)
             raise OutputError(f"{self.final}: cannot create the output ({gdal_message(e)})") from e
@@ -143,7 +192,10 @@ class OutputFile:
         """
         if self._ds is None:
             raise RunError(f"{self.final}: commit outside the with-block or after an earlier commit")
-        tags_now = not self.cog and self._tiles is None
+        # Every tile written (the ROIs touch them all): nothing to copy, so the tags go with the
+        # last tiles, without reopening the file to rewrite its directory.
+        copy = self._tiles if self._tiles is not None and self._tiles.missing() else None
+        tags_now = not self.cog and copy is None
         try:
             if tags_now:
                 self._ds.update_tags(**self.tags)
@@ -151,8 +203,8 @@ class OutputFile:
         except (RasterioError, OSError) as e:
             raise self._failed("finishing the file", e, _MIB) from e
         self._ds = None
-        if self._tiles is not None:
-            self._tiles.fill(self.tmp)
+        if copy is not None:
+            copy.fill(self.tmp)
             if not self.cog:
                 self._add_tags()
         ready = self.tmp
