@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["MAX_BLOCK_BYTES", "TiffHeader", "read_header"]
+__all__ = ["MAX_BLOCK_BYTES", "TiffHeader", "first_ifd", "read_header"]
 
 _MIB = 1 << 20
 
@@ -60,7 +60,6 @@ _WANTED = frozenset(
         _SAMPLE_FORMAT,
     }
 )
-_COUNTED = frozenset({_STRIP_OFFSETS, _STRIP_BYTE_COUNTS, _TILE_OFFSETS, _TILE_BYTE_COUNTS})
 
 # TIFF field types that hold unsigned integers: BYTE, SHORT, LONG, LONG8 (BigTIFF)
 _INT_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}
@@ -124,7 +123,7 @@ class TiffHeader:
         return rows * cols * bands * _ITEMSIZE[self.dtype]
 
 
-class _Unsupported(Exception):
+class _Unsupported(ValueError):
     """The header holds something this reader leaves to rasterio."""
 
 
@@ -146,7 +145,19 @@ def read_header(path: str | os.PathLike[str]) -> TiffHeader | None:
         return None
 
 
-def _read(f: BinaryIO) -> TiffHeader:
+def first_ifd(f: BinaryIO, wanted: frozenset[int]) -> tuple[str, dict[int, tuple[int, ...]], dict[int, int]]:
+    """The first image file directory of the classic or BigTIFF file ``f``.
+
+    Returns (byte order ``<`` or ``>``, the integer values of the ``wanted`` tags it holds, the
+    number of values of every tag it holds). A wanted tag of a non-integer field type, or with more
+    than 65536 values, is there with no values (``()``). Shared by :func:`read_header` and
+    :func:`geomask.tiffraw.layout_of`.
+
+    Raises
+    ------
+    ValueError, struct.error, OSError
+        Not a TIFF, or a truncated or damaged header.
+    """
     head = f.read(16)
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
     if order is None or len(head) < 8:
@@ -173,13 +184,13 @@ def _read(f: BinaryIO) -> TiffHeader:
     counts: dict[int, int] = {}
     for i in range(entries):
         tag, kind, n, value = struct.unpack_from(order + entry_fmt, table, i * entry_size)
-        if tag in _COUNTED:
-            counts[tag] = n
-        if tag not in _WANTED:
+        counts[tag] = n
+        if tag not in wanted:
             continue
         code = _INT_TYPES.get(kind)
         if code is None or not 0 < n <= 1 << 16:
-            raise _Unsupported(f"tag {tag} of type {kind} x {n}")
+            tags[tag] = ()
+            continue
         size = struct.calcsize(code) * n
         if size <= inline:
             raw = value[:size]
@@ -192,6 +203,14 @@ def _read(f: BinaryIO) -> TiffHeader:
             if len(raw) != size:
                 raise _Unsupported("truncated tag")
         tags[tag] = struct.unpack(f"{order}{n}{code}", raw)
+    return order, tags, counts
+
+
+def _read(f: BinaryIO) -> TiffHeader:
+    _, tags, counts = first_ifd(f, _WANTED)
+    odd = [tag for tag, values in tags.items() if not values]
+    if odd:
+        raise _Unsupported(f"tag {odd[0]}: not integers, or too many values")
     return _header(tags, counts)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geomask.errors import LayoutMismatch
+from geomask.tiffheader import first_ifd
 
 __all__ = ["Layout", "copy_tiles", "has_written_tiles", "layout_of", "profile_matches"]
 
@@ -122,7 +123,8 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
 
     Notes
     -----
-    Read from the first image file directory's tags with :mod:`struct` (:func:`_header_tags`), not
+    Read from the first image file directory's tags with :mod:`struct`
+    (:func:`geomask.tiffheader.first_ifd`), not
     with tifffile: every scene of a run asks this while it is planned, and importing tifffile costs
     ~65 ms of a small scene's batch. The layout is a prediction: :func:`copy_tiles` parses both
     files with tifffile before it copies anything, and refuses (:class:`LayoutMismatch`) if they differ.
@@ -132,7 +134,7 @@ def layout_of(path: str | os.PathLike[str]) -> Layout | None:
         return None
     try:
         with open(text, "rb") as f:
-            order, tags = _header_tags(f)
+            order, tags, _ = first_ifd(f, _WANTED)
     except (OSError, ValueError, struct.error):
         return None
     return _header_layout(order, tags)
@@ -153,62 +155,11 @@ _WANTED = frozenset(
     {_WIDTH, _LENGTH, _BITS, _COMPRESSION, _PHOTOMETRIC, _SAMPLES, _PLANAR, _PREDICTOR}
     | {_TILE_WIDTH, _TILE_LENGTH, _SAMPLE_FORMAT, _JPEG_TABLES}
 )
-_FIELDS = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8
-_MAX_VALUES = 1 << 16  # more values than any of the tags above may hold: a damaged header
-
-
-def _header_tags(f: Any) -> tuple[str, dict[int, tuple[int, ...]]]:
-    """The byte order (``<`` or ``>``) and the integer values of the tags of :data:`_WANTED` in the
-    first IFD of the classic or BigTIFF file ``f`` (a tag of another field type: an empty tuple).
-
-    Raises
-    ------
-    ValueError, struct.error, OSError
-        Not a TIFF, or a truncated or damaged header.
-    """
-    head = f.read(16)
-    order = {b"II": "<", b"MM": ">"}.get(head[:2])
-    if order is None:
-        raise ValueError("not a TIFF")
-    magic = struct.unpack_from(f"{order}H", head, 2)[0]
-    if magic == 42:
-        (ifd,) = struct.unpack_from(f"{order}I", head, 4)
-        count_word, entry_size, number, inline = "H", 12, "I", 4
-    elif magic == 43:
-        (ifd,) = struct.unpack_from(f"{order}Q", head, 8)
-        count_word, entry_size, number, inline = "Q", 20, "Q", 8
-    else:
-        raise ValueError("not a TIFF")
-    f.seek(ifd)
-    (entries,) = struct.unpack(f"{order}{count_word}", f.read(struct.calcsize(count_word)))
-    value_at = 4 + struct.calcsize(number)  # in an entry: tag, type, count, then value or offset
-    block = f.read(entries * entry_size)
-    tags: dict[int, tuple[int, ...]] = {}
-    for k in range(entries):
-        at = k * entry_size
-        tag, kind = struct.unpack_from(f"{order}HH", block, at)
-        if tag not in _WANTED:
-            continue
-        (count,) = struct.unpack_from(f"{order}{number}", block, at + 4)
-        field = _FIELDS.get(kind)
-        if field is None or count > _MAX_VALUES:
-            tags[tag] = ()
-            continue
-        nbytes = count * struct.calcsize(field)
-        if nbytes <= inline:
-            data = block[at + value_at : at + value_at + nbytes]
-        else:
-            (offset,) = struct.unpack_from(f"{order}{number}", block, at + value_at)
-            here = f.tell()
-            f.seek(offset)
-            data = f.read(nbytes)
-            f.seek(here)
-        tags[tag] = struct.unpack(f"{order}{count}{field}", data)
-    return order, tags
 
 
 def _header_layout(order: str, tags: dict[int, tuple[int, ...]]) -> Layout | None:
-    """The :class:`Layout` the tags of :func:`_header_tags` describe, or None (as :func:`_layout`)."""
+    """The :class:`Layout` the tags of :func:`~geomask.tiffheader.first_ifd` describe, or None (as
+    :func:`_layout`)."""
 
     def one(tag: int, default: int | None = None) -> int | None:
         values = tags.get(tag)
