@@ -24,9 +24,8 @@ sensitive, but the pixel-centre rule has ties too). The procedure is therefore:
 3. ``render(window)`` rasterizes every block the window overlaps and copies out the overlapping part. A
    pixel's value is thus a function of its block alone, whatever the window, so any tiling of the grid
    assembles to the same bytes as a whole-scene render. Nothing is cached, which keeps the mask picklable
-   and thread-safe at the cost of re-rasterizing a block shared by several windows.
-
-A window that intersects no geometry returns zeros without calling ``rasterize``.
+   and thread-safe at the cost of re-rasterizing a block shared by several windows. A window that
+   intersects no geometry returns zeros without calling ``rasterize``.
 
 Because every block is rasterized from the same pixel-space coordinates with an integer translation, exact
 ties (an edge through pixel centres, a vertex on a pixel corner) are decided the same way in every block
