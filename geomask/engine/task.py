@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
 from geomask.dtypes import Conversion
+from geomask.engine.tilecache import read_tiled, shareable
 from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask
@@ -205,8 +206,13 @@ def _compute(
     ``cols[-1]`` (all bands), its changed pixels per output tile and its GDAL mask (or None)."""
     scene = job.scene
     all_bands = range(1, scene.count + 1)
-    # One read of every band (a pixel-interleaved file decodes them all anyway).
-    read = read_indexed(ds, all_bands, rows[0], cols[0])
+    # One read of every band (a pixel-interleaved file decodes them all anyway). With tile copy
+    # (a local tiled input), through the tiles shared by the process's window tasks: a tile
+    # holding the halo of one window and the targets of the next is decoded once.
+    if job.copy_tile and shareable(scene.path, scene.block_shape):
+        read = read_tiled(ds, str(scene.path), scene.block_shape, rows[0], cols[0])
+    else:
+        read = read_indexed(ds, all_bands, rows[0], cols[0])
     gdal_mask = read_indexed(ds, [1], rows[0], cols[0], masks=True)[0] if job.dataset_mask else None
     own_r = _positions(rows[-1], rows[0])
     own_c = _positions(cols[-1], cols[0])
