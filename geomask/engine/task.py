@@ -108,6 +108,13 @@ def _positions(needed: NDArray[np.int64], available: NDArray[np.int64]) -> NDArr
 
 def compute_window(job: SceneJob, window: Window) -> WindowResult:
     """Compute the finished pixels of ``window``: pure, safe to run twice, opens its own handle."""
+    # One GDAL environment for the whole task (rendering the masks included): each GDAL call
+    # outside one sets up and tears down its own.
+    with gdal_env(job.gdal_options):
+        return _compute_window(job, window)
+
+
+def _compute_window(job: SceneJob, window: Window) -> WindowResult:
     scene = job.scene
     h, w = int(window.height), int(window.width)
     rows, cols, targets = _index_sets(job, window)
@@ -116,7 +123,7 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     all_bands = range(1, scene.count + 1)
     if job.copy_tile and (union is None or not union.any()):
         return WindowResult(window, None, False, selected, 0)  # the writer copies the input's tiles
-    with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
+    with open_scene(scene.path) as ds:
         if union is None or not union.any():
             data = read_indexed(ds, all_bands, rows[-1], cols[-1])
             if job.convert is not None:
