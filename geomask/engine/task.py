@@ -136,11 +136,11 @@ def _compute_window(job: SceneJob, window: Window) -> WindowResult:
             tiles = per_tile > 0 if job.copy_tile else None
             return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask)
         # Tile copy, and some tiles of the window hold no target: those are copied from the input,
-        # so only the tiles with targets are computed, each with its own halo, through one handle
-        # (a neighbour decoded for one tile's halo is in GDAL's block cache for the next). The
-        # tiles never computed are left zero in ``data`` and unflagged in ``tiles``.
+        # so only the tiles with targets are computed, each with its own halo (the decoded tiles
+        # are shared: engine/tilecache.py). The tiles never computed are left zero in ``data``
+        # and unflagged in ``tiles``.
         t = job.copy_tile
-        result = np.zeros((scene.count, h, w), dtype=scene.dtype)
+        result: NDArray[Any] | None = None
         tiles = np.zeros(active.shape, dtype=bool)
         changed = 0
         r0, c0 = int(window.row_off), int(window.col_off)
@@ -150,6 +150,8 @@ def _compute_window(job: SceneJob, window: Window) -> WindowResult:
             sub = Window(c0 + tc * t, r0 + tr * t, last.shape[1], last.shape[0])
             s_rows, s_cols, s_targets = _index_sets(job, sub, last)
             out, per_tile, _ = _compute(job, ds, s_rows, s_cols, s_targets)
+            if result is None:  # the computed pixels' dtype (the output's)
+                result = np.zeros((out.shape[0], h, w), dtype=out.dtype)
             result[part] = out
             tiles[tr, tc] = per_tile.sum() > 0
             changed += int(per_tile.sum())
