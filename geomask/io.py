@@ -340,7 +340,8 @@ def read_indexed(
         for c0, c1 in contiguous_runs(cols):
             window = Window(c0, r0, c1 - c0, r1 - r0)
             try:
-                out[:, r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0] = read(list(bands), window=window)
+                # Straight into its place (GDAL writes through the view's strides): no temporary.
+                read(list(bands), window=window, out=out[:, r_pos : r_pos + r1 - r0, c_pos : c_pos + c1 - c0])
             except RasterioError as e:
                 raise RunError(
                     f"{ds.name}: cannot read window rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1} "

@@ -17,6 +17,7 @@ size, samples, planar configuration, bits and sample format, byte order. Lossles
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -52,6 +53,11 @@ NEUTRAL_OPTIONS = frozenset(
     }
 )
 _OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}  # TIFF SHORT, LONG, LONG8
+#: copy_file_range's errors for files it cannot copy between (then copied by hand).
+_NO_KERNEL_COPY = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+)
+_CHUNK = 8 << 20  # bytes per read when copied by hand
 
 
 # tifffile reports tags it cannot parse as warnings, e.g. "parsing GDAL_NODATA tag raised
@@ -326,11 +332,21 @@ def copy_tiles(
     indices = [i for tr, tc in want for i in src_layout.indices(tr, tc)]
     if any(offsets[i] or counts[i] for i in indices):
         raise LayoutMismatch("a tile to copy was already written in the target")
-    end = os.path.getsize(target)
+    start = end = os.path.getsize(target)
     for i in indices:
         if src_counts[i]:
             offsets[i], counts[i] = end, src_counts[i]
             end += src_counts[i]
+    # The tiles are appended in index order, so tiles adjacent in the source are adjacent in the
+    # target too: each run of them is one copy (the whole unchanged area, often, in a few runs).
+    runs: list[tuple[int, int, int]] = []  # (source offset, target offset, bytes)
+    for i in indices:
+        if not src_counts[i]:
+            continue
+        if runs and runs[-1][0] + runs[-1][2] == src_offsets[i]:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + src_counts[i])
+        else:
+            runs.append((src_offsets[i], offsets[i], src_counts[i]))
     # Each array is rewritten in place, or, when its values outgrow its field type (GDAL writes
     # 16-bit byte counts into a file where no tile was written), appended with the widest type
     # the file allows and its IFD entry pointed at it.
@@ -342,15 +358,12 @@ def copy_tiles(
         if not fits and max(values) >= limit[_OFFSET_TYPES[wide]]:
             raise LayoutMismatch("the tiles' offsets would not fit a classic TIFF (use BIGTIFF=YES)")
         fields.append((entry, at, code if fits else wide, values, not fits))
-    appended = 0
     src_fd = os.open(source, os.O_RDONLY)
     try:
         with open(target, "r+b") as dst:
+            for src_at, dst_at, size in runs:
+                _copy_range(src_fd, dst.fileno(), src_at, dst_at, size)
             dst.seek(0, os.SEEK_END)
-            for i in indices:
-                if src_counts[i]:
-                    dst.write(os.pread(src_fd, src_counts[i], src_offsets[i]))
-                    appended += src_counts[i]
             for entry, at, code, values, relocate in fields:
                 data = struct.pack(f"{order}{len(values)}{_OFFSET_TYPES[code]}", *values)
                 if not relocate:
@@ -369,4 +382,30 @@ def copy_tiles(
                 dst.write(struct.pack(f"{order}H{word}", code, len(values)) + data.ljust(inline, b"\0"))
     finally:
         os.close(src_fd)
-    return appended
+    return end - start
+
+
+def _copy_range(src_fd: int, dst_fd: int, src_at: int, dst_at: int, size: int) -> None:
+    """Copy ``size`` bytes at ``src_at`` of ``src_fd`` to ``dst_at`` of ``dst_fd``.
+
+    In the kernel (``copy_file_range``: no copy through this process, a reflink where the file
+    system shares blocks) where the system offers it for these files, else read and written in
+    chunks. Raises OSError when reading or writing fails (e.g. the disk is full).
+    """
+    copy = getattr(os, "copy_file_range", None)
+    while size and copy is not None:
+        try:
+            done = copy(src_fd, dst_fd, size, src_at, dst_at)
+        except OSError as e:
+            if e.errno not in _NO_KERNEL_COPY:
+                raise
+            break  # not for these files (another file system, an old kernel): copy by hand
+        if done == 0:  # the source ended early: the read below says so
+            break
+        src_at, dst_at, size = src_at + done, dst_at + done, size - done
+    while size:
+        chunk = os.pread(src_fd, min(size, _CHUNK), src_at)
+        if not chunk:
+            raise OSError(errno.EIO, f"the input ended {size} bytes before the end of its tiles")
+        written = os.pwrite(dst_fd, chunk, dst_at)
+        src_at, dst_at, size = src_at + written, dst_at + written, size - written

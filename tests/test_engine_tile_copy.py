@@ -145,3 +145,55 @@ def test_a_run_that_changes_nothing_equals_the_input(tmp_path: Path) -> None:
     got, report = _run(src, np.zeros(data.shape[1:], dtype=bool), tmp_path / "out.tif")
     assert np.array_equal(got, data)
     assert report.windows_computed == 0
+
+
+def _corrupt_tile(path: Path, tile_row: int, tile_col: int) -> None:
+    """Overwrite the middle of one tile's compressed bytes, so that tile no longer decodes."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        layout = tiffraw._layout(tif)
+        [i] = layout.indices(tile_row, tile_col)
+        offset, count = tif.pages.first.dataoffsets[i], tif.pages.first.databytecounts[i]
+    with open(path, "r+b") as f:
+        f.seek(offset + count // 4)
+        f.write(b"\xff" * (count // 2))
+
+
+def test_a_window_decodes_only_its_tiles_with_targets(tmp_path: Path) -> None:
+    """A window of 2 x 2 tiles whose targets lie in one tile, clear of its edges, decodes that tile
+    alone: a tile of the window that does not decode is never read (it is copied as it is)."""
+    src, data = _scene(tmp_path, shape=(3, 128, 128))
+    _corrupt_tile(src, 1, 1)
+    with rasterio.open(src) as ds, pytest.raises(rasterio.errors.RasterioIOError):
+        ds.read(window=rasterio.windows.Window(TILE, TILE, TILE, TILE))  # the corrupt tile
+    mask = _mask(data.shape[1:], [(8, 20, 6, 24)])  # tile (0, 0) only, 2 pixels of halo inside it
+    out = tmp_path / "out.tif"
+    kernel = kernels.get("gaussian", sigma=1.0)
+    spec = OutputSpec(out, creation_options=SAME, block_size=TILE, overwrite=True)
+    report = process_scene(
+        src, spec, [Step(kernel, ArraySource(mask))], options=RunOptions(window_size=2 * TILE)
+    )
+    assert report.pixels_changed > 0
+    expected = masked_convolve(data, kernel, mask)
+    with rasterio.open(out) as ds:
+        got = ds.read(window=rasterio.windows.Window(0, 0, 2 * TILE, TILE))
+    assert np.array_equal(got, expected[:, :TILE, : 2 * TILE])
+    [i] = tiffraw.layout_of(src).indices(1, 1)
+    assert raw_tiles(out)[i] == raw_tiles(src)[i]
+
+
+def test_two_steps_on_part_of_a_window_equal_the_reference(tmp_path: Path) -> None:
+    """Two steps whose targets cover some tiles of 3 x 3-tile windows: computed tile by tile, each
+    with the halos of both steps, the output equals the two whole-array steps in sequence."""
+    src, data = _scene(tmp_path, shape=(3, 200, 230), seed=3)
+    first = _mask(data.shape[1:], [(30, 33, 60, 70), (90, 130, 0, 31), (150, 170, 190, 230)])
+    second = _mask(data.shape[1:], [(29, 40, 63, 66), (120, 128, 25, 40), (96, 97, 95, 97)])
+    k1, k2 = kernels.get("gaussian", sigma=1.0), kernels.get("box", size=5)
+    out = tmp_path / "out.tif"
+    spec = OutputSpec(out, creation_options=SAME, block_size=TILE, overwrite=True)
+    steps = [Step(k1, ArraySource(first)), Step(k2, ArraySource(second))]
+    process_scene(src, spec, steps, options=RunOptions(window_size=3 * TILE, workers=2))
+    expected = masked_convolve(masked_convolve(data, k1, first), k2, second)
+    with rasterio.open(out) as ds:
+        assert np.array_equal(ds.read(), expected)

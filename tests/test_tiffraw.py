@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +228,43 @@ def test_layout_of_does_not_import_tifffile(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "(32, 32) False"
+
+
+def test_adjacent_tiles_are_copied_in_one_run_by_the_kernel(tmp_path: Path, monkeypatch) -> None:
+    """The tiles to copy that lie one after the other in the source are one copy_file_range call."""
+    src, dst = tmp_path / "src.tif", tmp_path / "dst.tif"
+    source = _scene(src, 1)
+    _sparse_target(dst, src, _scene(tmp_path / "other.tif", 2), [(0, 0)])
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def counted(*args: int) -> int:
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", counted)
+    missing = [(r, c) for r in range(4) for c in range(5) if (r, c) != (0, 0)]
+    appended = tiffraw.copy_tiles(src, dst, missing)
+    assert len(calls) == 1 and calls[0] == appended  # GDAL wrote the source's tiles in order
+    with rasterio.open(dst) as ds:
+        assert np.array_equal(ds.read()[:, 64:], source[:, 64:])
+
+
+@pytest.mark.parametrize("refusal", [errno.EXDEV, errno.ENOSYS])
+def test_tiles_are_copied_by_hand_where_the_kernel_cannot(tmp_path: Path, monkeypatch, refusal: int) -> None:
+    """copy_file_range refused (another file system, an old kernel): the same bytes, read and written."""
+    src, dst = tmp_path / "src.tif", tmp_path / "dst.tif"
+    source = _scene(src, 1)
+    _sparse_target(dst, src, _scene(tmp_path / "other.tif", 2), [(0, 0)])
+
+    def refuse(*args: int) -> int:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    missing = [(r, c) for r in range(4) for c in range(5) if (r, c) != (0, 0)]
+    tiffraw.copy_tiles(src, dst, missing)
+    with rasterio.open(dst) as ds:
+        assert np.array_equal(ds.read()[:, 64:], source[:, 64:])
+    src_raw, dst_raw = raw_tiles(src), raw_tiles(dst)
+    layout = tiffraw.layout_of(src)
+    assert all(dst_raw[i] == src_raw[i] for r, c in missing for i in layout.indices(r, c))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,10 +18,14 @@ from rasterio.windows import Window
 
 from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
 from geomask.dtypes import Conversion
+from geomask.engine.tilecache import read_tiled, shareable
 from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
 from geomask.kernels import Kernel
 from geomask.masks.base import BoundMask
 from geomask.windows import contiguous_runs, expand
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
 
 __all__ = ["BoundGroup", "BoundStep", "SceneJob", "WindowResult", "compute_window"]
 
@@ -104,8 +108,62 @@ def _positions(needed: NDArray[np.int64], available: NDArray[np.int64]) -> NDArr
 
 def compute_window(job: SceneJob, window: Window) -> WindowResult:
     """Compute the finished pixels of ``window``: pure, safe to run twice, opens its own handle."""
+    # One GDAL environment for the whole task (rendering the masks included): each GDAL call
+    # outside one sets up and tears down its own.
+    with gdal_env(job.gdal_options):
+        return _compute_window(job, window)
+
+
+def _compute_window(job: SceneJob, window: Window) -> WindowResult:
     scene = job.scene
-    height, width = scene.grid.shape
+    h, w = int(window.height), int(window.width)
+    rows, cols, targets = _index_sets(job, window)
+    union = _target_union(targets, rows, cols)
+    selected = int(union.sum()) if union is not None else 0
+    all_bands = range(1, scene.count + 1)
+    if job.copy_tile and (union is None or not union.any()):
+        return WindowResult(window, None, False, selected, 0)  # the writer copies the input's tiles
+    with open_scene(scene.path) as ds:
+        if union is None or not union.any():
+            data = read_indexed(ds, all_bands, rows[-1], cols[-1])
+            if job.convert is not None:
+                data = job.convert.apply(data)
+            mask = read_indexed(ds, [1], rows[-1], cols[-1], masks=True)[0] if job.dataset_mask else None
+            return WindowResult(window, data, False, selected, 0, mask=mask)
+        active = _active_tiles(job, union)
+        if active is None:
+            result, per_tile, mask = _compute(job, ds, rows, cols, targets)
+            tiles = per_tile > 0 if job.copy_tile else None
+            return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask)
+        # Tile copy, and some tiles of the window hold no target: those are copied from the input,
+        # so only the tiles with targets are computed, each with its own halo (the decoded tiles
+        # are shared: engine/tilecache.py). The tiles never computed are left zero in ``data``
+        # and unflagged in ``tiles``.
+        t = job.copy_tile
+        result: NDArray[Any] | None = None
+        tiles = np.zeros(active.shape, dtype=bool)
+        changed = 0
+        r0, c0 = int(window.row_off), int(window.col_off)
+        for tr, tc in zip(*np.nonzero(active), strict=True):
+            part = (slice(None), slice(tr * t, (tr + 1) * t), slice(tc * t, (tc + 1) * t))
+            last = targets[-1][part[1:]]
+            sub = Window(c0 + tc * t, r0 + tr * t, last.shape[1], last.shape[0])
+            s_rows, s_cols, s_targets = _index_sets(job, sub, last)
+            out, per_tile, _ = _compute(job, ds, s_rows, s_cols, s_targets)
+            if result is None:  # the computed pixels' dtype (the output's)
+                result = np.zeros((out.shape[0], h, w), dtype=out.dtype)
+            result[part] = out
+            tiles[tr, tc] = per_tile.sum() > 0
+            changed += int(per_tile.sum())
+    return WindowResult(window, result, True, selected, changed, tiles)
+
+
+def _index_sets(
+    job: SceneJob, window: Window, last: NDArray[np.bool_] | None = None
+) -> tuple[list[NDArray[np.int64]], list[NDArray[np.int64]], list[NDArray[np.bool_]]]:
+    """The rows, columns and targets of every step for ``window`` (``last``: the last step's
+    target, already rendered on the window)."""
+    height, width = job.scene.grid.shape
     r0, c0 = int(window.row_off), int(window.col_off)
     h, w = int(window.height), int(window.width)
     # Index sets, from the last step back to the first: rows[k+1] x cols[k+1] is what step k
@@ -118,27 +176,53 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     cols = [np.arange(c0, c0 + w, dtype=np.int64)]
     targets: list[NDArray[np.bool_]] = []
     for step in reversed(job.steps):
-        target = _render(step.target, rows[0], cols[0])
+        target = last if last is not None and not targets else _render(step.target, rows[0], cols[0])
         targets.insert(0, target)
         ry, rx = step.kernel.halo
         t_rows = rows[0][target.any(axis=1)]
         t_cols = cols[0][target.any(axis=0)]
         rows.insert(0, np.union1d(rows[0], expand(t_rows, ry, height, step.mode)))
         cols.insert(0, np.union1d(cols[0], expand(t_cols, rx, width, step.mode)))
-    selected = _count_selected(targets, rows, cols)
+    return rows, cols, targets
+
+
+def _active_tiles(job: SceneJob, union: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+    """With tile copy, which output tiles of the window hold a target (``union``: the window's
+    pixels any step selects); None when all do or the window is one tile (compute it whole)."""
+    t = job.copy_tile
+    if not t or job.dataset_mask:
+        return None
+    h, w = union.shape
+    down, across = -(-h // t), -(-w // t)
+    if down * across == 1:
+        return None
+    active = np.zeros((down, across), dtype=bool)
+    for tr in range(down):
+        band = union[tr * t : (tr + 1) * t]
+        for tc in range(across):
+            active[tr, tc] = band[:, tc * t : (tc + 1) * t].any()
+    return None if active.all() else active
+
+
+def _compute(
+    job: SceneJob,
+    ds: DatasetReader,
+    rows: list[NDArray[np.int64]],
+    cols: list[NDArray[np.int64]],
+    targets: list[NDArray[np.bool_]],
+) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.uint8] | None]:
+    """Read ``rows[0]`` x ``cols[0]`` from ``ds``, apply every step; the result at ``rows[-1]`` x
+    ``cols[-1]`` (all bands), its changed pixels per output tile and its GDAL mask (or None)."""
+    scene = job.scene
     all_bands = range(1, scene.count + 1)
-    if job.copy_tile and not any(t.any() for t in targets):
-        return WindowResult(window, None, False, selected, 0)  # the writer copies the input's tiles
-    with gdal_env(job.gdal_options), open_scene(scene.path) as ds:
-        if not any(t.any() for t in targets):
-            data = read_indexed(ds, all_bands, rows[-1], cols[-1])
-            if job.convert is not None:
-                data = job.convert.apply(data)
-            mask = read_indexed(ds, [1], rows[-1], cols[-1], masks=True)[0] if job.dataset_mask else None
-            return WindowResult(window, data, False, selected, 0, mask=mask)
-        # One read of every band (a pixel-interleaved file decodes them all anyway).
+    # One read of every band (a pixel-interleaved file decodes them all anyway). With tile copy
+    # (a local tiled input), through the tiles shared by the process's window tasks: a tile
+    # holding the halo of one window and the targets of the next is decoded once.
+    if job.copy_tile and shareable(scene.path, scene.block_shape):
+        read = read_tiled(ds, str(scene.path), scene.block_shape, rows[0], cols[0])
+    else:
         read = read_indexed(ds, all_bands, rows[0], cols[0])
-        gdal_mask = read_indexed(ds, [1], rows[0], cols[0], masks=True)[0] if job.dataset_mask else None
+    gdal_mask = read_indexed(ds, [1], rows[0], cols[0], masks=True)[0] if job.dataset_mask else None
     own_r = _positions(rows[-1], rows[0])
     own_c = _positions(cols[-1], cols[0])
     validity = _validity(job, read, gdal_mask, rows[0], cols[0])
@@ -153,11 +237,10 @@ def compute_window(job: SceneJob, window: Window) -> WindowResult:
     else:
         result = read[:, own_r][:, :, own_c]
         result[[b - 1 for b in job.bands]] = values
-    tile = job.copy_tile or max(h, w)  # counted per output tile when unchanged tiles are copied
+    tile = job.copy_tile or max(rows[-1].size, cols[-1].size)  # per output tile when tiles are copied
     per_tile = changed_per_tile(read, result, (tile, tile), own_r, own_c)
-    tiles = per_tile > 0 if job.copy_tile else None
     mask = None if gdal_mask is None else np.ascontiguousarray(gdal_mask[np.ix_(own_r, own_c)])
-    return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask)
+    return result, per_tile, mask
 
 
 def _validity(
@@ -287,16 +370,16 @@ def _apply_any(step: BoundStep) -> Callable[..., NDArray[Any]]:
     return _apply_group if isinstance(step, BoundGroup) else _apply_step
 
 
-def _count_selected(
+def _target_union(
     targets: Sequence[NDArray[np.bool_]], rows: Sequence[NDArray[np.int64]], cols: Sequence[NDArray[np.int64]]
-) -> int:
-    """Pixels of the window (``rows[-1]`` x ``cols[-1]``) that any step's target selects.
+) -> NDArray[np.bool_] | None:
+    """Pixels of the window (``rows[-1]`` x ``cols[-1]``) that any step's target selects (None: no step).
 
     ``targets[k]`` covers ``rows[k + 1]`` x ``cols[k + 1]``, which hold the window's rows and columns.
     """
     if not targets:
-        return 0
+        return None
     union = targets[-1].copy()
     for k, target in enumerate(targets[:-1]):
         union |= target[np.ix_(_positions(rows[-1], rows[k + 1]), _positions(cols[-1], cols[k + 1]))]
-    return int(union.sum())
+    return union
