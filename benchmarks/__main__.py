@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}: choose from {[n for n, _, _ in SECTIONS]}")
     ctx = Context(quick=args.quick, repeat=args.repeat or (1 if args.quick else 3))
+    # Timed processes import geomask as an installed package does: from bytecode. pip compiles it
+    # when it installs; an editable checkout writes it on the first import, unless the environment
+    # forbids it (PYTHONDONTWRITEBYTECODE, set on some CI and sandbox machines), when every run
+    # would compile ~100 modules again. The untimed warm-up of each section writes it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     report = [f"# geomask benchmarks{' (quick)' if args.quick else ''}", "", machine(), ""]
     print("\n".join(report), flush=True)
