@@ -394,6 +394,25 @@ def test_local_cluster_two_workers(tmp_path: Path) -> None:
     assert _outputs(tmp_path / "out") == reference
 
 
+def _intervals_ms(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, float]:
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    return {name: float(pc.callback_time) for name, pc in server.periodic_callbacks.items()}
+
+
+def test_local_cluster_housekeeping_runs_less_often() -> None:
+    """A local cluster's ticks, stack samples and memory checks run at LOCAL_CLUSTER_CONFIG's
+    intervals, in its scheduler and in the worker processes; a key the user set keeps its value."""
+    import dask.config
+
+    options = RunOptions(scheduler="local-cluster", workers=1, threads_per_worker=1)
+    with dask.config.set({"distributed.worker.profile.interval": "50ms"}), connect(options) as client:
+        [worker] = client.run(_intervals_ms).values()
+        scheduler = client.run_on_scheduler(_intervals_ms)
+    assert (worker["tick"], worker["memory_monitor"], worker["monitor"]) == (500, 500, 2000)
+    assert worker["profile"] == 50  # set by the user: kept
+    assert (scheduler["tick"], scheduler["monitor"]) == (500, 2000)
+
+
 def test_process_scene_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
     """The one-scene API with a scheduler address: the same bytes as with threads."""
     from geomask.kernels import get
