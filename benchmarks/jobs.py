@@ -139,7 +139,7 @@ def geomask_run(scene: Path, rois: Path, out: Path, threads: int) -> None:
     The profile is ``configs/local.yaml`` (the default settings) with ``workers`` and the
     writer's ``NUM_THREADS`` set to ``threads``, so a 1-thread run uses one core throughout.
     """
-    from geomask.cli import app
+    from geomask.cli import run_command  # what the geomask command runs, without its os._exit
 
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = Path(tmp) / "bench.yaml"
@@ -148,7 +148,7 @@ def geomask_run(scene: Path, rois: Path, out: Path, threads: int) -> None:
         profile = Path(tmp) / "profile.yaml"
         scheduler = os.environ.get("BENCH_SCHEDULER", "threads")  # synchronous: for profiling
         profile.write_text(PROFILE.format(threads=threads, scheduler=scheduler))
-        code = app(["run", str(pipeline), "--profile", str(profile), "--quiet"], standalone_mode=False)
+        code = run_command(["run", str(pipeline), "--profile", str(profile), "--quiet"])
         if code:
             raise SystemExit(code)
 
@@ -179,7 +179,7 @@ def geomask_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
 
     The scheduler is ``$BENCH_SCHEDULER`` (default threads).
     """
-    from geomask.cli import app
+    from geomask.cli import run_command  # what the geomask command runs, without its os._exit
 
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = Path(tmp) / "batch.yaml"
@@ -188,7 +188,7 @@ def geomask_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
         profile = Path(tmp) / "profile.yaml"
         scheduler = os.environ.get("BENCH_SCHEDULER", "threads")
         profile.write_text(PROFILE.format(threads=threads, scheduler=scheduler))
-        code = app(["run", str(pipeline), "--profile", str(profile), "--quiet"], standalone_mode=False)
+        code = run_command(["run", str(pipeline), "--profile", str(profile), "--quiet"])
         if code:
             raise SystemExit(code)
 
