@@ -52,7 +52,6 @@ from geomask.spec import (
     Step,
     is_distributed,
 )
-from geomask.stac import write_item
 from geomask.urls import is_url
 
 __all__ = ["ResumeAction", "run_pipeline"]
@@ -378,6 +377,8 @@ def _plans(
             )
             plan.report.input, plan.report.output = str(input_path), str(output_path)
             if model.output.stac and not isinstance(model.input, StacInput):
+                from geomask.stac import write_item  # pystac: only when Items are asked for
+
                 plan.after_commit.append(
                     functools.partial(
                         write_item,

@@ -273,3 +273,31 @@ def test_public_names_resolve_on_first_use() -> None:
     assert geomask.process_scene is geomask.process.process_scene
     with pytest.raises(AttributeError, match="no attribute 'engin'"):
         _ = geomask.engin  # type: ignore[attr-defined]
+
+
+def _run_loads(tmp_path: Path, args: list[str]) -> set[str]:
+    """The HEAVY packages a fresh interpreter holds after ``geomask run`` of the demo (a gaussian inside
+    the polygons of data/roi_fields.geojson on data/RGB.byte.tif), its output in ``tmp_path``, its
+    stdout not a terminal."""
+    pipeline = tmp_path / "demo.yaml"
+    pipeline.write_text(
+        f"input: {ROOT / 'data' / 'RGB.byte.tif'}\nmask: {{vector: {ROOT / 'data' / 'roi_fields.geojson'}}}\n"
+        f"kernel: {{name: gaussian, sigma: 1}}\noutput: {{path: {tmp_path / 'out.tif'}}}\n"
+    )
+    loaded = _loaded_after(
+        "import contextlib, io\nfrom geomask.cli import app\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = app(['run', {str(pipeline)!r}, *{args!r}], prog_name='geomask', standalone_mode=False)\n"
+        "assert not code, code"
+    )
+    assert (tmp_path / "out.tif").exists()
+    return {m.split(".")[0] for m in loaded}
+
+
+@pytest.mark.parametrize("args", [["--quiet"], [], ["--progress", "lines"]], ids=["quiet", "pipe", "lines"])
+def test_cli_run_without_bars_loads_no_rich_or_pystac(tmp_path: Path, args: list[str]) -> None:
+    """``geomask run`` that shows no progress bar (``--quiet``, ``--progress lines`` or a stdout that
+    is not a terminal) imports no rich (~15 ms); a pipeline without ``output.stac`` no pystac (~7 ms).
+    What the demo run loads is what it needs: rasterio, numpy, pyproj, shapely, geopandas (pyogrio
+    imports it), pydantic; no numba (the C kernels), dask or scipy (issue 19: start-up)."""
+    assert _run_loads(tmp_path, args) == {"rasterio", "numpy", "pyproj", "shapely", "geopandas", "pydantic"}

@@ -467,3 +467,31 @@ def test_report_temporary_of_a_killed_run_is_swept_by_the_next_run(tmp_path: Pat
     assert _run(str(pipeline), "-q", "--report", str(report))[0] == 0
     assert not stale.exists()
     assert "geomask_version" in json.loads(report.read_text())
+
+
+def test_progress_bars_on_a_terminal_and_plain_lines_otherwise(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal console the observer draws rich bars and prints the scene lines through them;
+    with --quiet (progress=False) or a stdout that is not a terminal it prints plain lines and makes
+    no rich display at all (rich is then not imported by a run)."""
+    import io
+
+    from rich.console import Console
+
+    from geomask.cli.progress import CliObserver
+    from geomask.spec import SceneReport
+
+    report = SceneReport("a.tif", "b.tif", "done", pixels_selected=3, pixels_changed=2, seconds=0.1)
+    screen = io.StringIO()
+    with CliObserver(2, console=Console(file=screen, force_terminal=True, width=120)) as bars:
+        bars.scene_started("a.tif", 4)
+        bars.window_done("a.tif", 4)
+        bars.scene_finished(report)
+    assert bars.enabled and "done    a.tif -> b.tif: 3 pixels selected, 2 changed" in screen.getvalue()
+    assert capsys.readouterr().out == ""
+    for observer in (CliObserver(2, progress=False), CliObserver(2)):  # --quiet; stdout captured: no TTY
+        with observer:
+            observer.scene_started("a.tif", 4)
+            observer.window_done("a.tif", 4)
+            observer.scene_finished(report)
+        assert not observer.enabled and observer._progress is None
+        assert capsys.readouterr().out == "done    a.tif -> b.tif: 3 pixels selected, 2 changed (0.1 s)\n"

@@ -10,24 +10,20 @@ for programs that run geomask as a subprocess (the QGIS provider reads them).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from geomask.cli.options import one_line
 from geomask.spec import SceneReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["CliObserver", "progress_line", "scene_line"]
 
@@ -52,10 +48,24 @@ def scene_line(report: SceneReport) -> str:
     )
 
 
+def _never_a_terminal() -> bool:
+    """True when stdout is certainly not a terminal for rich: not a TTY, and neither ``FORCE_COLOR``
+    nor ``TTY_COMPATIBLE`` set (which rich would let override the check)."""
+    if "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        return isatty is None or not isatty()
+    except ValueError:  # a closed stdout
+        return True
+
+
 class CliObserver:
     """Prints a line per finished scene; shows progress bars when asked and stdout is a terminal.
 
-    Use it as a context manager around the run so the bars are removed at the end.
+    Use it as a context manager around the run so the bars are removed at the end. rich is imported
+    only when bars may be shown: with ``progress=False`` (``--quiet``), ``lines=True`` or a stdout
+    that is not a terminal, the run does without it (~15 ms of start-up).
 
     Parameters
     ----------
@@ -73,8 +83,7 @@ class CliObserver:
     def __init__(
         self, scenes: int, *, progress: bool = True, console: Console | None = None, lines: bool = False
     ) -> None:
-        self.console = console or Console()
-        self.enabled = progress and not lines and self.console.is_terminal
+        self.console = console
         self._lines = lines
         self._scenes = scenes
         self._scene_number = 0
@@ -82,6 +91,29 @@ class CliObserver:
         self._windows = 0
         self._percent = -1
         self.reports: list[SceneReport] = []
+        self._progress: Progress | None = None
+        self._overall: TaskID | None = None
+        self._scene: TaskID | None = None
+        self.enabled = False
+        if progress and not lines and (console is not None or not _never_a_terminal()):
+            self._start_bars(scenes)
+
+    def _start_bars(self, scenes: int) -> None:
+        """Make the rich progress display (bars only when the console is a terminal)."""
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = self.console or Console()
+        self.enabled = self.console.is_terminal
+        if not self.enabled:
+            return
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -90,34 +122,34 @@ class CliObserver:
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
-            disable=not self.enabled,
         )
-        self._overall: TaskID | None = None
         if scenes > 1:
             self._overall = self._progress.add_task("scenes", total=scenes)
-        self._scene: TaskID | None = None
 
     def __enter__(self) -> CliObserver:
-        self._progress.start()
+        if self._progress is not None:
+            self._progress.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def scene_started(self, scene: str, windows: int) -> None:
         """Start a windows bar for ``scene``."""
-        if self._scene is not None:
-            self._progress.remove_task(self._scene)
-        self._scene = self._progress.add_task(f"{Path(scene).name} windows", total=windows)
+        if self._progress is not None:
+            if self._scene is not None:
+                self._progress.remove_task(self._scene)
+            self._scene = self._progress.add_task(f"{Path(scene).name} windows", total=windows)
         self._scene_number += 1
         self._done, self._windows = 0, windows
         self._emit(force=True)
 
     def window_done(self, scene: str, count: int = 1) -> None:
         """Advance the windows bar."""
-        if self._scene is not None:
+        if self._progress is not None and self._scene is not None:
             self._progress.advance(self._scene, count)
         self._done += count
         self._emit()
@@ -136,17 +168,18 @@ class CliObserver:
     def scene_finished(self, report: SceneReport) -> None:
         """Print the scene's line and advance the scenes bar."""
         self.reports.append(report)
-        if self._scene is not None:
-            self._progress.remove_task(self._scene)
-            self._scene = None
-        if self._overall is not None:
-            self._progress.advance(self._overall, 1)
+        if self._progress is not None:
+            if self._scene is not None:
+                self._progress.remove_task(self._scene)
+                self._scene = None
+            if self._overall is not None:
+                self._progress.advance(self._overall, 1)
         self._scene_number = max(self._scene_number, len(self.reports))
         self._done = self._windows = 0
         if report.status != "failed":
             self._emit(force=True)
         line = scene_line(report)
-        if self.enabled:
+        if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             typer.echo(line, err=report.status == "failed")
