@@ -119,7 +119,10 @@ class ScenePlan:
     def write(self, result: WindowResult) -> None:
         """Write one window's pixels (its changed tiles, with tile copy) and add its counts to the report."""
         window, data, tiles = result.window, result.data, result.tiles
-        if data is not None and tiles is None:
+        if data is not None and (tiles is None or tiles.all()):
+            # Every tile of the window changed: one write of the whole (contiguous) window, which
+            # GDAL splits into the same tiles, in the same order, as one write per tile would;
+            # a tile's strided slice would first be copied to a contiguous array (rasterio).
             self.writer.write(data, window, result.mask)
         elif data is not None and tiles is not None and self.job.copy_tile:
             t = self.job.copy_tile
