@@ -55,7 +55,7 @@ from geomask.errors import GridError, MaskError, NoOverlapWarning, RepairedGeome
 from geomask.grid import Grid
 from geomask.masks._where import WHERE_TIME_LIMIT, read_with_where
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
-from geomask.masks.blockcache import BLOCKS
+from geomask.masks.blockcache import BLOCKS, geometry_digest
 from geomask.masks.extent import bounded_buffer, clip_far
 from geomask.masks.readcache import cached_read
 from geomask.masks.reproject import place_in_turns, reproject_parts
@@ -544,7 +544,7 @@ class BoundVectorMask(BoundMask):
         hits = self._hits(block_row, block_col, height, width)
         if hits.size == 0:
             return None
-        key = (block_row, block_col, height, width, self.all_touched, *shapely.to_wkb(self.geometries[hits]))
+        key = (block_row, block_col, height, width, self.all_touched, geometry_digest(self.geometries[hits]))
         if (kept := BLOCKS.get(key)) is not None:  # this block of these geometries, bit for bit
             return kept
         with warnings.catch_warnings():
