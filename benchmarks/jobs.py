@@ -161,6 +161,35 @@ def gdal_copy_batch(scenes: Path, rois: Path, out: Path, threads: int) -> None:
         gdal_copy(Path(path), rois, out / Path(path).name, threads)
 
 
+def batch_bound(scenes: Path, rois: Path, out: Path, threads: int) -> None:
+    """The batch's bound for geomask: what a run must do at minimum, in one process.
+
+    Imports what a run's path needs (rasterio, pyogrio with geopandas, geomask's config models),
+    reads the ROI file once, then decodes and re-encodes every scene's tiles (the ROIs touch them
+    all) with two scenes in flight, each encoding on ``threads // 2`` threads, as geomask does. No
+    planning, mask, filter, checks, lock, tags or rename: geomask minus this is its own overhead.
+    """
+    import glob
+    from concurrent.futures import ThreadPoolExecutor
+
+    import geopandas as gpd
+
+    import geomask.config  # noqa: F401  (the pipeline's models: a run validates its YAML with them)
+
+    gpd.read_file(rois, engine="pyogrio")
+    encoding = str(max(1, threads // 2))
+
+    def one(path: str) -> None:
+        with rasterio.open(path) as src:
+            data = src.read()
+            profile = src.profile | CREATION | {"NUM_THREADS": encoding}
+        with rasterio.open(out / Path(path).name, "w", **profile) as dst:
+            dst.write(data)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, sorted(glob.glob(str(scenes)))))
+
+
 BATCH_PIPELINE = """\
 input: {scene}
 mask:
@@ -197,6 +226,7 @@ JOBS = {
     "gdal_copy": gdal_copy,
     "floor": floor,
     "gdal_copy_batch": gdal_copy_batch,
+    "batch_bound": batch_bound,
     "geomask_batch": geomask_batch,
     "opencv": opencv,
     "rioxarray_daskimage": rioxarray_daskimage,

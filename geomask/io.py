@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,11 +212,20 @@ def gdal_message(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
+def inspect_scene(
+    path: str | os.PathLike[str],
+    *,
+    read_first: Callable[[rasterio.io.DatasetReader, Window], object] | None = None,
+) -> SceneInfo:
     """Read the header of a scene and check geomask can process it.
 
-    Raises :class:`InputError` (missing, not a raster, complex or mixed dtypes) or
-    :class:`GridError` (rotated or skewed transform).
+    ``read_first(ds, window)`` decodes the first block (``window``: the whole block) as the check
+    that the pixels read; it must raise :class:`rasterio.errors.RasterioError` when they do not.
+    Default: a 64 x 64 corner of band 1 (GDAL decodes the block to give it). A caller that reads
+    the block's pixels next keeps them (:class:`geomask.engine.tilecache.FirstTile`).
+
+    Raises :class:`InputError` (missing, not a raster, complex or mixed dtypes, the first block does
+    not decode) or :class:`GridError` (rotated or skewed transform).
     """
     p = str(path)
     with open_scene(p) as ds:
@@ -240,8 +249,11 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             raise InputError(f"{p}: {problem}")
         bh, bw = min(block_shape[0], ds.height), min(block_shape[1], ds.width)
         try:
-            # A corner of the first block: GDAL decodes the block (bounded above), numpy gets 64 x 64.
-            ds.read(1, window=Window(0, 0, min(bw, 64), min(bh, 64)))
+            if read_first is None:
+                # A corner of the first block: GDAL decodes the block (bounded above), numpy gets 64 x 64.
+                ds.read(1, window=Window(0, 0, min(bw, 64), min(bh, 64)))
+            else:
+                read_first(ds, Window(0, 0, bw, bh))
         except RasterioError as e:
             # e.g. a header claiming 60000x60000 pixels in a file of a few hundred bytes
             raise InputError(

@@ -197,3 +197,56 @@ def test_two_steps_on_part_of_a_window_equal_the_reference(tmp_path: Path) -> No
     expected = masked_convolve(masked_convolve(data, k1, first), k2, second)
     with rasterio.open(out) as ds:
         assert np.array_equal(ds.read(), expected)
+
+
+def _write_plan(src: Path, mask: np.ndarray, out: Path, per_tile: bool) -> list[tuple[int, int, int, int]]:
+    """Plan ``src`` with tile copy, compute its windows and write them (the writes' windows are
+    returned). ``per_tile``: every changed tile written on its own (what :meth:`ScenePlan.write`
+    did before whole-window writes), else through :meth:`ScenePlan.write`."""
+    from geomask.engine.plan import plan_scene
+    from geomask.executors.local import run_windows
+
+    kernel = kernels.get("gaussian", sigma=1.0)
+    spec = OutputSpec(out, creation_options=SAME, block_size=TILE, overwrite=True)
+    options = RunOptions(window_size=2 * TILE, scheduler="synchronous")
+    plan = plan_scene(src, spec, [Step(kernel, ArraySource(mask))], options=options)
+    writes: list[tuple[int, int, int, int]] = []
+    write = plan.writer.write
+
+    def counted(data, window, mask=None):  # type: ignore[no-untyped-def]
+        writes.append((int(window.row_off), int(window.col_off), int(window.height), int(window.width)))
+        write(data, window, mask)
+
+    plan.writer.write = counted  # type: ignore[method-assign]
+    with plan:
+        for result in run_windows(plan.job, plan.windows, options):
+            if per_tile and result.tiles is not None and result.data is not None:
+                t = TILE
+                for tr, tc in zip(*np.nonzero(result.tiles), strict=True):
+                    part = result.data[:, tr * t : (tr + 1) * t, tc * t : (tc + 1) * t]
+                    w = result.window
+                    at = rasterio.windows.Window(
+                        w.col_off + tc * t, w.row_off + tr * t, part.shape[2], part.shape[1]
+                    )
+                    plan.writer.write(part, at)
+            else:
+                plan.write(result)
+        plan.commit()
+    return writes
+
+
+def test_a_window_whose_tiles_all_changed_is_written_at_once_with_the_same_bytes(tmp_path: Path) -> None:
+    """A window whose tiles all hold changed pixels is one write (no per-tile copies), and the file
+    is byte for byte the one written tile by tile; a window with some unchanged tiles still writes
+    only its changed tiles (the others are copied)."""
+    src, data = _scene(tmp_path, shape=(3, 128, 128), seed=5)
+    # Window (0, 0) (rows 0..63, cols 0..63): all 4 tiles changed; window (64, 64): 1 tile of 4.
+    mask = _mask(data.shape[1:], [(10, 54, 10, 54), (70, 90, 70, 90)])
+    whole = _write_plan(src, mask, tmp_path / "whole.tif", per_tile=False)
+    tiles = _write_plan(src, mask, tmp_path / "tiles.tif", per_tile=True)
+    assert whole == [(0, 0, 64, 64), (64, 64, TILE, TILE)]
+    assert len(tiles) == 5
+    assert (tmp_path / "whole.tif").read_bytes() == (tmp_path / "tiles.tif").read_bytes()
+    expected = masked_convolve(data, kernels.get("gaussian", sigma=1.0), mask)
+    with rasterio.open(tmp_path / "whole.tif") as ds:
+        assert np.array_equal(ds.read(), expected)

@@ -45,6 +45,7 @@ from geomask.masks import (
     VectorSource,
     write_mask,
 )
+from geomask.masks.blockcache import BLOCKS, BlockCache
 from geomask.masks.vector import BLOCK_SIZE, BoundVectorMask
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -670,6 +671,7 @@ def test_a_1024_window_burns_in_four_rasterize_calls(monkeypatch: pytest.MonkeyP
         for c in range(0, 1024, 256)
     ]
     mask = BoundVectorMask(np.array(cells, dtype=object), (1024, 1024))
+    BLOCKS.clear()  # burned blocks kept by earlier tests are not burned again
     calls = []
     real = vector.rasterize
 
@@ -681,3 +683,76 @@ def test_a_1024_window_burns_in_four_rasterize_calls(monkeypatch: pytest.MonkeyP
     burned = mask.render(Window(0, 0, 1024, 1024))
     assert len(calls) == 4
     assert burned.sum() == 16 * 190 * 190
+
+
+# ---------------------------------------------------------------- burned blocks kept (masks/blockcache.py)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = vector_module.rasterize
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vector_module, "rasterize", counted)
+    return calls
+
+
+def _rois(shift: float = 0.0) -> NDArray[np.object_]:
+    rng = np.random.default_rng(7)
+    centres = rng.uniform(20, 1004, size=(40, 2))
+    return np.array([shapely.Point(c + shift, r).buffer(9.3) for c, r in centres], dtype=object)
+
+
+def test_the_scenes_of_a_grid_burn_their_blocks_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two masks of the same geometries on one grid (two scenes of a batch): the second is served the
+    first's blocks, without ``rasterize``, pixel for pixel the same."""
+    BLOCKS.clear()
+    calls = _counting(monkeypatch)
+    first = BoundVectorMask(_rois(), (1024, 1024)).render(Window(0, 0, 1024, 1024))
+    assert len(calls) == 4
+    second = BoundVectorMask(_rois(), (1024, 1024)).render(Window(0, 0, 1024, 1024))
+    assert len(calls) == 4
+    assert np.array_equal(first, second) and first.sum() > 0
+    second[:] = False  # the render is the caller's: the kept blocks are untouched
+    again = BoundVectorMask(_rois(), (1024, 1024)).render(Window(100, 100, 900, 900))
+    assert np.array_equal(again, first[100:1000, 100:1000])
+
+
+@pytest.mark.parametrize("change", ["geometries", "all_touched", "grid"])
+def test_a_block_is_served_only_for_the_same_geometries_and_options(
+    monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Geometries moved by a hair or ``all_touched``: every block burned again; a grid whose edge cuts
+    its blocks: those (the block at the origin, whole in both grids, is the same pixels and is served).
+    Each result equals a mask burned without the cache."""
+    BLOCKS.clear()
+    BoundVectorMask(_rois(), (1024, 1024)).render(Window(0, 0, 1024, 1024))
+    geoms, shape, touched = _rois(), (1024, 1024), False
+    if change == "geometries":
+        geoms = _rois(shift=1e-9)
+    elif change == "all_touched":
+        touched = True
+    else:
+        shape = (1000, 1000)
+    calls = _counting(monkeypatch)
+    got = BoundVectorMask(geoms, shape, all_touched=touched).render(Window(0, 0, 1000, 1000))
+    assert len(calls) == (3 if change == "grid" else 4)
+    BLOCKS.clear()
+    assert np.array_equal(
+        got, BoundVectorMask(geoms, shape, all_touched=touched).render(Window(0, 0, 1000, 1000))
+    )
+
+
+def test_the_block_cache_is_bounded_least_recently_used_first_out() -> None:
+    cache = BlockCache(3 * 100)
+    blocks = {k: np.zeros((10, 10), dtype=bool) for k in "abcd"}
+    for k in "abc":
+        cache.put(k, blocks[k])
+    assert cache.get("a") is blocks["a"]  # "b" is now the least recently used
+    cache.put("d", blocks["d"])
+    assert cache.get("b") is None and cache.get("c") is not None and cache.get("d") is not None
+    assert not blocks["a"].flags.writeable
+    assert cache.put("big", np.zeros((20, 20), dtype=bool)) is not None and cache.get("big") is None

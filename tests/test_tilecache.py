@@ -104,7 +104,8 @@ def test_a_run_decodes_each_input_tile_once(tmp_path: Path) -> None:
         for r in (r0 - 2, r0 + 2)
         for c in (c0 - 2, c0 + 2)
     }
-    assert CACHE.decoded - before == len(needed)
+    # Plus tile (0, 0): the header check's decode (inspect_scene), now kept in the cache.
+    assert CACHE.decoded - before == len(needed | {(0, 0)})
     with rasterio.open(out) as ds:
         assert np.array_equal(ds.read(), masked_convolve(data, kernel, mask))
 
@@ -124,3 +125,77 @@ def test_only_local_tiled_files_are_shared() -> None:
     assert not shareable("/vsis3/bucket/scene.tif", (512, 512))
     assert not shareable("https://host/scene.tif", (512, 512))
     assert not shareable("/data/striped.tif", (1, 8192))  # one-row strips
+
+
+def _plan(src: Path, out: Path, mask: np.ndarray, creation=None, **options: object):  # type: ignore[no-untyped-def]
+    from geomask.engine.plan import plan_scene
+
+    creation = {"PREDICTOR": "2"} | (creation or {})
+    spec = OutputSpec(out, creation_options=creation, block_size=TILE, overwrite=True)
+    step = Step(kernels.get("gaussian", sigma=1.0), ArraySource(mask))
+    return plan_scene(src, spec, [step], options=RunOptions(window_size=2 * TILE, **options))  # type: ignore[arg-type]
+
+
+def test_the_header_checks_first_tile_is_the_one_the_window_reads(tmp_path: Path) -> None:
+    """Planning decodes the first tile (the check that the pixels read) and keeps it: the window that
+    needs it does not decode it again, and the output equals the reference."""
+    src, data = _scene(tmp_path / "s.tif")
+    mask = np.zeros(data.shape[1:], dtype=bool)
+    mask[5:20, 5:40] = True  # tiles (0, 0) and (0, 1)
+    CACHE.clear()
+    before = CACHE.decoded
+    plan = _plan(src, tmp_path / "out.tif", mask)
+    assert CACHE.decoded - before == 1  # the check's decode, kept
+    from geomask.executors.local import run_windows
+
+    with plan:
+        for result in run_windows(plan.job, plan.windows, RunOptions(window_size=2 * TILE)):
+            plan.write(result)
+        plan.commit()
+    assert CACHE.decoded - before == 2  # tile (0, 1) only: (0, 0) was served from the check's decode
+    kernel = kernels.get("gaussian", sigma=1.0)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert np.array_equal(ds.read(), masked_convolve(data, kernel, mask))
+
+
+@pytest.mark.parametrize("case", ["band-interleaved", "processes"])
+def test_the_first_tile_is_kept_only_where_the_windows_read_it(tmp_path: Path, case: str) -> None:
+    """Band-interleaved (one block per band: the check decodes band 1's only) or windows in other
+    processes (their own caches): the check decodes as before and nothing is kept."""
+    if case == "band-interleaved":
+        data = (np.random.default_rng(1).random((3, 96, 96)) * 5000).astype("uint16")
+        src = write_raster(
+            tmp_path / "s.tif", data, block=TILE, compress="deflate", predictor=2, interleave="band"
+        )
+        options: dict[str, object] = {"creation": {"INTERLEAVE": "BAND"}}
+    else:
+        src, data = _scene(tmp_path / "s.tif")
+        options = {"scheduler": "processes"}
+    mask = np.zeros(data.shape[1:], dtype=bool)
+    mask[5:20, 5:20] = True
+    CACHE.clear()
+    before = CACHE.decoded
+    plan = _plan(src, tmp_path / "out.tif", mask, **options)
+    assert plan.job.copy_tile == TILE  # tile copy on: the windows would read through a cache
+    assert CACHE.decoded == before
+
+
+def test_a_first_tile_that_does_not_decode_is_the_same_input_error(tmp_path: Path) -> None:
+    """The check keeping the first tile reports a corrupt first tile as the default check does."""
+    from geomask.engine.tilecache import FirstTile
+    from geomask.errors import InputError
+    from geomask.io import inspect_scene
+
+    src, _ = _scene(tmp_path / "s.tif")
+    with rasterio.open(src) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    raw = bytearray(src.read_bytes())
+    raw[offset : offset + 64] = b"\xff" * 64
+    src.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="first block") as default:
+        inspect_scene(src)
+    first = FirstTile(str(src))
+    with pytest.raises(InputError, match="first block") as kept:
+        inspect_scene(src, read_first=first)
+    assert str(kept.value) == str(default.value)
+    assert first.tile is None

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 from geomask.dtypes import Conversion, conversion_problem, output_nodata
 from geomask.engine.bind import bind_steps, resolve_bands, resolve_nodata
 from geomask.engine.task import SceneJob, WindowResult
+from geomask.engine.tilecache import FirstTile, shareable
 from geomask.errors import ConfigError, OutputError, OutputExistsError, RunError
 from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.output.writer import OutputFile
@@ -30,6 +31,10 @@ from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity
 from geomask.windows import covers_whole_tiles, plan_windows
 
 __all__ = ["ScenePlan", "plan_scene", "worker_path"]
+
+
+_IN_PROCESS = ("threads", "synchronous")
+"""Schedulers whose window tasks run in this process (they share its tile cache)."""
 
 
 def _window_plan(scene: SceneInfo, options: RunOptions, out_block: int) -> list[Window]:
@@ -119,7 +124,10 @@ class ScenePlan:
     def write(self, result: WindowResult) -> None:
         """Write one window's pixels (its changed tiles, with tile copy) and add its counts to the report."""
         window, data, tiles = result.window, result.data, result.tiles
-        if data is not None and tiles is None:
+        if data is not None and (tiles is None or tiles.all()):
+            # Every tile of the window changed: one write of the whole (contiguous) window, which
+            # GDAL splits into the same tiles, in the same order, as one write per tile would;
+            # a tile's strided slice would first be copied to a contiguous array (rasterio).
             self.writer.write(data, window, result.mask)
         elif data is not None and tiles is not None and self.job.copy_tile:
             t = self.job.copy_tile
@@ -182,8 +190,9 @@ def plan_scene(
     """
     started = time.perf_counter()
     options = options or RunOptions()
+    first = FirstTile(str(input_path))
     with gdal_env(options.gdal_options):
-        scene = inspect_scene(input_path)
+        scene = inspect_scene(input_path, read_first=first)
     final = _check_output(scene, output)
     nd = resolve_nodata(scene, nodata)
     honour = validity == "honour"
@@ -212,6 +221,8 @@ def plan_scene(
     if tile and not all(covers_whole_tiles(w, (tile, tile), scene.grid.shape) for w in windows):
         writer.no_tile_copy()
         tile = None
+    if tile and shareable(scene.path, scene.block_shape) and options.scheduler in _IN_PROCESS:
+        first.keep()  # the windows read through this process's tile cache: the check's block serves them
     step_nodata = nd if convert is None else convert.out_nodata
     job = SceneJob(
         scene, bound, band_list, step_nodata, dict(options.gdal_options), tile, convert, alpha, dataset_mask

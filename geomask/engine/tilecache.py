@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+from rasterio.enums import Interleaving
+from rasterio.windows import Window
 
 from geomask.io import read_indexed
 from geomask.windows import contiguous_runs
@@ -30,7 +32,7 @@ from geomask.windows import contiguous_runs
 if TYPE_CHECKING:
     from rasterio.io import DatasetReader
 
-__all__ = ["CACHE", "TileCache", "read_tiled", "shareable"]
+__all__ = ["CACHE", "FirstTile", "TileCache", "read_tiled", "shareable"]
 
 
 class TileCache:
@@ -81,6 +83,16 @@ class TileCache:
                     self._keep(key, tile)
             event.set()
 
+    def put(self, key: Hashable, tile: NDArray[Any]) -> None:
+        """Keep ``tile``, decoded elsewhere, as tile ``key`` (counted in :attr:`decoded`); a tile
+        already kept or being decoded stays as it is."""
+        with self._lock:
+            if key in self._tiles or key in self._pending:
+                return
+            tile.flags.writeable = False
+            self.decoded += 1
+            self._keep(key, tile)
+
     def _keep(self, key: Hashable, tile: NDArray[Any]) -> None:
         if tile.nbytes > self.capacity:
             return
@@ -111,6 +123,45 @@ def shareable(path: str | os.PathLike[str], block: tuple[int, int]) -> bool:
     return local and min(block) >= 16 and block[0] * block[1] <= 1 << 22
 
 
+def _ident(path: str, tile: tuple[int, int]) -> tuple[Any, ...]:
+    """The identity of the file ``path`` read in blocks of ``tile``: the first part of a tile's key."""
+    st = os.stat(path)
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, tile[0], tile[1])
+
+
+class FirstTile:
+    """The check :func:`geomask.io.inspect_scene` makes (the first block decodes), keeping the pixels.
+
+    Used as its ``read_first``: on a pixel-interleaved or one-band file, the first block is decoded
+    whole, every band (GDAL decodes that much for any corner of it), and :meth:`keep` puts it into
+    :data:`CACHE` once the planner knows the windows read through the cache: the window that needs
+    the block then finds it decoded instead of decoding it a second time. On a band-interleaved file
+    (one block per band), a corner of band 1, as the default check. Either way a block that does not
+    decode raises the RasterioError the check reports.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tile: NDArray[Any] | None = None
+        self._ident: tuple[Any, ...] | None = None
+
+    def __call__(self, ds: DatasetReader, window: Window) -> None:
+        """Decode the first block, ``window`` (the whole block), of ``ds`` (the file :attr:`path`)."""
+        th, tw = (int(v) for v in ds.block_shapes[0])
+        if (ds.count > 1 and ds.interleaving != Interleaving.pixel) or not shareable(self.path, (th, tw)):
+            ds.read(1, window=Window(0, 0, min(window.width, 64), min(window.height, 64)))
+            return
+        self._ident = _ident(self.path, (th, tw))  # before the read: a file changed since is not served
+        out = np.empty((ds.count, int(window.height), int(window.width)), dtype=ds.dtypes[0])
+        self.tile = ds.read(list(range(1, ds.count + 1)), window=window, out=out)
+
+    def keep(self) -> None:
+        """Put the decoded block into :data:`CACHE` (as tile (0, 0) of :func:`read_tiled`), if any."""
+        if self.tile is not None and self._ident is not None:
+            CACHE.put((self._ident, 0, 0), self.tile)
+        self.tile = None
+
+
 def read_tiled(
     ds: DatasetReader,
     path: str,
@@ -126,8 +177,7 @@ def read_tiled(
     that does not decode.
     """
     th, tw = tile
-    st = os.stat(path)
-    ident = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, th, tw)
+    ident = _ident(path, tile)
     bands = list(range(1, ds.count + 1))
     out = np.empty((len(bands), rows.size, cols.size), dtype=ds.dtypes[0])
 
