@@ -3,7 +3,9 @@
 The parent (:func:`benchmarks.common.job`) measures the process: wall time, interpreter start and
 imports included, and peak RSS. Each job prints one JSON line with the seconds of the job itself
 (imports excluded) for reference. Every job reads the same scene and writes a tiled 512, DEFLATE
-GeoTIFF; the filter is a 5x5 gaussian (sigma 1) inside the ROIs.
+GeoTIFF; the filter is a 5x5 gaussian (sigma 1) inside the ROIs. Each job imports what it uses,
+as its command would: the geomask jobs start as the ``geomask`` console script does, with nothing
+imported before geomask's command line (which sets up numpy's BLAS before importing numpy).
 """
 
 from __future__ import annotations
@@ -14,16 +16,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import rasterio
+if TYPE_CHECKING:
+    import numpy as np
+    import rasterio
 
 CREATION = {"driver": "GTiff", "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
 SIGMA, RADIUS = 1.0, 2  # a 5x5 gaussian
 
 
+def _one_blas_thread() -> None:
+    """numpy's BLAS as geomask's command line sets it up (geomask.cli._one_blas_thread)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def gdal_copy(scene: Path, rois: Path, out: Path, threads: int) -> None:
     """The I/O floor: GDAL decodes and re-encodes every tile, with ``threads`` threads."""
+    import rasterio
     import rasterio.shutil
 
     with rasterio.Env(NUM_THREADS=str(threads)):
@@ -35,6 +45,9 @@ def floor(scene: Path, rois: Path, out: Path, threads: int) -> None:
     ROIs touch (written back in place, as a tile-copying writer would), with ``threads`` threads."""
     import shutil
 
+    _one_blas_thread()  # a bound: without the spinning BLAS thread, as geomask runs
+    import numpy as np
+    import rasterio
     from rasterio.features import rasterize
     from rasterio.windows import Window
 
@@ -72,6 +85,8 @@ def _whole_mask(ds: rasterio.io.DatasetReader, rois: Path) -> np.ndarray:
 def opencv(scene: Path, rois: Path, out: Path, threads: int) -> None:
     """Whole-image read, OpenCV filter2D per band, composite inside the mask, write."""
     import cv2
+    import numpy as np
+    import rasterio
 
     from geomask.kernels import get
 
@@ -92,6 +107,7 @@ def rioxarray_daskimage(scene: Path, rois: Path, out: Path, threads: int) -> Non
     """rioxarray (dask chunks) + dask_image.ndfilters.convolve + where(mask) + rio.to_raster."""
     import dask
     import dask.array as da
+    import rasterio
     import rioxarray
     from dask_image.ndfilters import convolve
 
@@ -172,7 +188,9 @@ def batch_bound(scenes: Path, rois: Path, out: Path, threads: int) -> None:
     import glob
     from concurrent.futures import ThreadPoolExecutor
 
+    _one_blas_thread()  # a bound: without the spinning BLAS thread, as geomask runs
     import geopandas as gpd
+    import rasterio
 
     import geomask.config  # noqa: F401  (the pipeline's models: a run validates its YAML with them)
 

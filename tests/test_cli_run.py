@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -495,3 +496,26 @@ def test_progress_bars_on_a_terminal_and_plain_lines_otherwise(capsys: pytest.Ca
             observer.scene_finished(report)
         assert not observer.enabled and observer._progress is None
         assert capsys.readouterr().out == "done    a.tif -> b.tif: 3 pixels selected, 2 changed (0.1 s)\n"
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("3", "3")])
+def test_command_gives_numpy_blas_one_thread_unless_set(preset: str | None, expected: str) -> None:
+    """The command line asks OpenBLAS for one thread before numpy loads (its idle threads spin
+    ~0.1 s of CPU at import); a value the user set is kept. Checked in a fresh interpreter, where
+    numpy is not imported yet, through the command's own entry (``run_command``)."""
+    script = (
+        "import os, sys\n"
+        "from geomask.cli import run_command\n"
+        "assert 'numpy' not in sys.modules\n"
+        "code = run_command(['kernels'])\n"
+        "import numpy\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), code, flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"{expected} 0"
