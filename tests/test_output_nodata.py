@@ -244,7 +244,7 @@ def test_invalid_output_nodata_exits_2_with_one_line(tmp_path: Path, output: str
 
 def test_invalid_output_nodata_refused_before_writing_from_python(tmp_path: Path) -> None:
     src = write_raster(tmp_path / "s.tif", _scene(), nodata=0)
-    with pytest.raises(ConfigError, match="output.nodata: nan needs a float output dtype"):
+    with pytest.raises(ConfigError, match=r"output\.nodata: nan needs a float output dtype"):
         _run(src, [Step(GAUSS)], nodata=math.nan)
     assert not (tmp_path / "s.out.tif").exists()
 
