@@ -300,16 +300,34 @@ def _collisions(
         hit = data == value
     if not hit.any():
         return 0
-    union = _target_union(targets, rows, cols)
+    union = targets[-1] if len(targets) == 1 else _target_union(targets, rows, cols)
     if union is not None:
         hit &= union
     own_r, own_c = _positions(rows[-1], rows[0]), _positions(cols[-1], cols[0])
-    invalid = invalid_pixels(raw[idx][:, own_r][:, :, own_c], _input_nodata(job))
-    if invalid is not None:
-        hit &= ~invalid
+    nodata = _input_nodata(job)
+    pixels = np.zeros(hit.shape[1:], dtype=bool)  # pixels, as the changed count: one band is enough
+    for k, b in enumerate(idx):
+        if hit[k].any():
+            invalid = invalid_pixels(_crop(raw[b], own_r, own_c), nodata)
+            pixels |= hit[k] if invalid is None else hit[k] & ~invalid
     if validity is not None:
-        hit &= validity.at(rows[-1], cols[-1])
-    return int(hit.any(axis=0).sum())  # pixels, as the changed count: a band equal to nodata is enough
+        pixels &= _crop(
+            validity.valid, _positions(rows[-1], validity.rows), _positions(cols[-1], validity.cols)
+        )
+    return int(pixels.sum())
+
+
+def _crop(values: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[Any]:
+    """``values[rows][:, cols]`` (2-D): a view when both are contiguous runs (a window inside its
+    halo), else a copy."""
+    if (
+        rows.size
+        and cols.size
+        and rows[-1] - rows[0] + 1 == rows.size
+        and cols[-1] - cols[0] + 1 == cols.size
+    ):
+        return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return values[np.ix_(rows, cols)]
 
 
 def _validity(
