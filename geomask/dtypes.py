@@ -10,6 +10,11 @@ A conversion is *exact* when every value of the input dtype is a value of the ou
 -> uint8, float -> int, int32 -> float32, whose values beyond 2**24 lose digits, or float64 -> float32).
 Other conversions need ``clip``: integers are rounded half to even and clipped to the output's range,
 float64 values beyond float32's range become its largest finite value.
+
+``output.nodata`` chooses the output's nodata instead (:func:`output_nodata_problem` says which values a
+dtype holds): the steps still compute with the input's validity (so the computed values are those of
+``output.nodata: auto``), and once they are done every pixel invalid in the input and still invalid
+is written as it (:meth:`Conversion.finish`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from numpy.typing import NDArray
 
 from geomask.pixels import SUPPORTED_DTYPES, effective_nodata, valid_pixels
 
-__all__ = ["OUTPUT_DTYPES", "Conversion", "conversion_problem", "default_nodata", "output_nodata"]
+__all__ = [
+    "OUTPUT_DTYPES",
+    "Conversion",
+    "conversion_problem",
+    "default_nodata",
+    "invalid_pixels",
+    "output_nodata",
+    "output_nodata_problem",
+]
 
 OUTPUT_DTYPES = tuple(d.name for d in SUPPORTED_DTYPES)
 """The dtypes a run can write (those the kernels compute in)."""
@@ -82,6 +95,47 @@ def output_nodata(nodata: float | None, source: Any, target: Any) -> float | Non
     return value if holds else default_nodata(dst)
 
 
+def output_nodata_problem(value: float, dtype: Any) -> str | None:
+    """Why ``value`` cannot be the declared nodata of a ``dtype`` output; None if it can.
+
+    NaN needs a float dtype; an integer dtype needs a whole number in its range; a float dtype a value
+    it holds exactly (float32 cannot hold 0.1 or 16777217, whose pixels would never equal the
+    declared value).
+    """
+    dt = np.dtype(dtype)
+    value = float(value)
+    if math.isnan(value):
+        if dt.kind == "f":
+            return None
+        return (
+            f"nan needs a float output dtype, the output is {dt.name}; set output.dtype: float32 (or float64)"
+        )
+    if math.isinf(value):
+        return f"{value:g} is not a {dt.name} nodata value; give a finite number"
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        if not value.is_integer() or not info.min <= value <= info.max:
+            return (
+                f"{value:g} is not a {dt.name} value (whole numbers {info.min}..{info.max}); give one, "
+                "or set output.dtype to a type that holds it"
+            )
+        return None
+    with np.errstate(over="ignore"):
+        held = float(np.array(value).astype(dt))
+    if held != value:
+        return (
+            f"{value!r} is not exactly a {dt.name} value (it would be stored as {held!r}); give a value "
+            f"{dt.name} holds, e.g. {held!r}, a whole number or nan"
+        )
+    return None
+
+
+def invalid_pixels(values: NDArray[Any], nodata: float | None) -> NDArray[np.bool_] | None:
+    """Pixels that are not data (equal to ``nodata``, or NaN); None if there are none."""
+    valid = valid_pixels(values, nodata)
+    return None if valid is None else ~valid
+
+
 @dataclass(frozen=True)
 class Conversion:
     """Converts a window's pixels from the input's dtype to the output's (picklable).
@@ -93,12 +147,16 @@ class Conversion:
     nodata : float or None
         The input's nodata (pixels equal to it, and NaN, are invalid).
     out_nodata : float or None
-        What invalid pixels become (:func:`output_nodata`).
+        What invalid pixels become when read (:func:`output_nodata`); the steps' nodata.
+    final_nodata : float or None
+        ``output.nodata``: what pixels invalid in the input (and still invalid after the steps) are
+        written as, by :meth:`finish`; None (``auto``): they stay :attr:`out_nodata`.
     """
 
     dtype: str
     nodata: float | None
     out_nodata: float | None
+    final_nodata: float | None = None
 
     def apply(self, values: NDArray[Any]) -> NDArray[Any]:
         """``values`` in :attr:`dtype`: integers rounded half to even and clipped, float64 -> float32
@@ -125,3 +183,39 @@ class Conversion:
         if valid is not None and self.out_nodata is not None:
             out[~valid] = self.out_nodata
         return out
+
+    def finish(
+        self,
+        values: NDArray[Any],
+        invalid: NDArray[np.bool_] | None,
+        masked: NDArray[np.bool_] | None = None,
+        *,
+        keep: int | None = None,
+    ) -> None:
+        """Write :attr:`final_nodata` in place into the invalid pixels of ``values`` (output dtype,
+        bands first); nothing to do without :attr:`final_nodata`.
+
+        Parameters
+        ----------
+        values : array (bands, rows, cols)
+            The finished pixels.
+        invalid : bool array like ``values``, or None
+            Pixels invalid by value in the input (nodata, NaN): rewritten where still invalid (a fill
+            step may have given them a value). None: none.
+        masked : bool array (rows, cols), or None
+            Pixels invalid by an alpha band or GDAL mask: rewritten in every band.
+        keep : int or None
+            A band (0-based) left as it is (the alpha band).
+        """
+        if self.final_nodata is None or (invalid is None and masked is None):
+            return
+        rewrite = np.zeros(values.shape, dtype=bool)
+        if invalid is not None:
+            still = invalid_pixels(values, self.out_nodata)
+            if still is not None:
+                rewrite = invalid & still
+        if masked is not None:
+            rewrite |= masked
+        if keep is not None:
+            rewrite[keep] = False
+        values[rewrite] = self.final_nodata

@@ -160,6 +160,9 @@ class OutputSpec:
     to 2048 pixels (so unchanged tiles can be copied, see ``RunOptions.copy_tiles``), else 512.
     ``dtype``: the output's data type (None: the input's; see :mod:`geomask.dtypes`); a conversion
     that cannot hold every input value needs ``clip`` (round half to even and clip to its range).
+    ``nodata``: the output's declared nodata, ``auto`` (the input's, or :func:`geomask.dtypes.output_nodata`
+    with ``dtype``) or a number (NaN for float outputs) held exactly by the output dtype; pixels invalid
+    in the input are written as it, valid pixels keep their values.
     """
 
     path: Path
@@ -172,6 +175,7 @@ class OutputSpec:
     overview_resampling: str = "average"
     dtype: str | None = None
     clip: bool = False
+    nodata: float | Literal["auto"] = "auto"
 
 
 Distribute = Literal["auto", "scenes", "windows"]
@@ -240,6 +244,9 @@ class SceneReport:
     """What happened to one scene.
 
     ``notes`` are remarks for the user, e.g. how kernel sizes in map units converted to pixels.
+    ``nodata_collisions``: computed pixels (inside a step's mask, valid in the input) with a band whose
+    value equals the output's nodata, ``output_nodata`` (as text, e.g. ``0`` or ``nan``; None: the
+    output declares none): they will read as nodata.
     """
 
     input: str
@@ -253,6 +260,8 @@ class SceneReport:
     seconds: float = 0.0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    nodata_collisions: int = 0
+    output_nodata: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-__all__ = ["CliObserver", "progress_line", "scene_line"]
+__all__ = ["CliObserver", "collision_warning", "progress_line", "scene_line"]
 
 
 def progress_line(scene: int, scenes: int, done: int, windows: int) -> str:
@@ -45,6 +45,17 @@ def scene_line(report: SceneReport) -> str:
     return (
         f"done    {report.input} -> {report.output}: {report.pixels_selected:,} pixels selected, "
         f"{report.pixels_changed:,} changed ({report.seconds:.1f} s){notes}"
+    )
+
+
+def collision_warning(report: SceneReport) -> str | None:
+    """The warning for a scene whose computed pixels equal the output's nodata (None: there are none)."""
+    if report.status != "done" or not report.nodata_collisions:
+        return None
+    return (
+        f"warning: {report.input}: {report.nodata_collisions:,} computed pixels equal the output nodata "
+        f"({report.output_nodata}) and will read as nodata; set output.nodata to a value the results "
+        "cannot take (e.g. output.dtype: float32 with output.nodata: nan)"
     )
 
 
@@ -183,3 +194,6 @@ class CliObserver:
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             typer.echo(line, err=report.status == "failed")
+        warning = collision_warning(report)
+        if warning is not None:
+            typer.echo(warning, err=True)

@@ -317,6 +317,7 @@ def build_output(
         tags=dict(tags or {}),
         dtype=pipeline.output.dtype,
         clip=pipeline.output.clip,
+        nodata=pipeline.output.nodata if pipeline.output.nodata != "nan" else float("nan"),
         overview_resampling=pipeline.output.overview_resampling,
     )
 

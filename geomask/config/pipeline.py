@@ -40,7 +40,7 @@ from geomask.config.inputs import (
 )
 from geomask.config.kernels import KernelConfig, KernelsBy, kernels_by_problems
 from geomask.config.masks import MaskConfig, SupportConfig
-from geomask.config.output import OutputDtype
+from geomask.config.output import OutputDtype, OutputNodata
 from geomask.config.paths import scene_pairs
 from geomask.config.stac_input import StacInput
 from geomask.config.yamlsafe import SourceMap
@@ -135,6 +135,12 @@ class OutputConfig(_Strict):
         description="allow an output dtype that cannot hold every input value: values are rounded half to "
         "even and clipped to its range",
     )
+    nodata: OutputNodata = Field(
+        "auto",
+        description="the output's nodata: auto (the input's; with dtype, NaN or the type's minimum when it "
+        "cannot hold it), nan (float dtypes) or a number the output dtype holds exactly; pixels invalid in "
+        "the input are written as it, valid ones keep their values",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> OutputConfig:
@@ -142,6 +148,12 @@ class OutputConfig(_Strict):
             check_template(str(self.path))
         except ConfigError as e:
             raise At(("path",), str(e)) from e
+        if self.nodata != "auto" and self.dtype is not None:
+            from geomask.dtypes import output_nodata_problem  # numpy: only with this key
+
+            problem = output_nodata_problem(float(self.nodata), self.dtype)
+            if problem is not None:
+                raise At(("nodata",), problem)
         return self
 
 

@@ -242,6 +242,12 @@ def scene_problems(pipeline: Pipeline) -> list[Problem]:
             problem = conversion_problem(dtype, pipeline.output.dtype, pipeline.output.clip)
             if problem is not None:
                 add(("output", "dtype"), f"{scene} is {dtype}: {problem}")
+        elif pipeline.output.nodata != "auto":  # with dtype, checked by the output section itself
+            from geomask.dtypes import output_nodata_problem
+
+            problem = output_nodata_problem(float(pipeline.output.nodata), dtype)
+            if problem is not None:
+                add(("output", "nodata"), f"{scene} is {dtype}: {problem}")
         if isinstance(pipeline.nodata, float):
             from geomask.pixels import nodata_problem
 

@@ -20,13 +20,14 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
-from geomask.dtypes import Conversion, conversion_problem, output_nodata
+from geomask.dtypes import Conversion, conversion_problem, output_nodata, output_nodata_problem
 from geomask.engine.bind import bind_steps, resolve_bands, resolve_nodata
 from geomask.engine.task import SceneJob, WindowResult
 from geomask.engine.tilecache import FirstTile, shareable
 from geomask.errors import ConfigError, OutputError, OutputExistsError, RunError
 from geomask.io import SceneInfo, gdal_env, inspect_scene
 from geomask.output.writer import OutputFile
+from geomask.pixels import effective_nodata
 from geomask.spec import OutputSpec, RunOptions, SceneReport, Step, Validity
 from geomask.windows import covers_whole_tiles, plan_windows
 
@@ -139,6 +140,7 @@ class ScenePlan:
         self.report.windows_skipped += int(not result.computed)
         self.report.pixels_selected += result.selected
         self.report.pixels_changed += result.changed
+        self.report.nodata_collisions += result.collisions
 
     def commit(self) -> SceneReport:
         """Finish the file (check, COG conversion), rename it into place, run ``after_commit``."""
@@ -200,10 +202,17 @@ def plan_scene(
     dataset_mask = honour and scene.dataset_mask
     band_list = resolve_bands(scene, bands, alpha=alpha is not None)
     bound = bind_steps(scene, steps, nd, masked=alpha is not None or dataset_mask)
-    out_scene, convert, tags = _conversion(scene, output, nd)
+    out_scene, convert, tags = _conversion(scene, output, nd, masked=alpha is not None or dataset_mask)
     out_block = _output_block(scene, output.block_size)
     windows = _window_plan(scene, options, out_block)
-    report = SceneReport(str(input_path), str(final), "done", windows_total=len(windows))
+    declared = effective_nodata(out_scene.nodata, out_scene.dtype)
+    report = SceneReport(
+        str(input_path),
+        str(final),
+        "done",
+        windows_total=len(windows),
+        output_nodata=None if declared is None else f"{declared:g}",
+    )
     writer = OutputFile(
         final,
         out_scene,
@@ -225,33 +234,75 @@ def plan_scene(
         first.keep()  # the windows read through this process's tile cache: the check's block serves them
     step_nodata = nd if convert is None else convert.out_nodata
     job = SceneJob(
-        scene, bound, band_list, step_nodata, dict(options.gdal_options), tile, convert, alpha, dataset_mask
+        scene,
+        bound,
+        band_list,
+        step_nodata,
+        dict(options.gdal_options),
+        tile,
+        convert,
+        alpha,
+        dataset_mask,
+        out_nodata=declared,
     )
     return ScenePlan(job, windows, writer, report, started)
 
 
 def _conversion(
-    scene: SceneInfo, output: OutputSpec, nodata: float | None
+    scene: SceneInfo, output: OutputSpec, nodata: float | None, *, masked: bool = False
 ) -> tuple[SceneInfo, Conversion | None, dict[str, str]]:
-    """The output's scene description, the window conversion (None: same dtype) and the tags.
+    """The output's scene description, the window conversion (None: pixels written as computed) and
+    the tags.
+
+    ``nodata`` is the run's (the input's invalid value); ``masked``: an alpha band or GDAL mask marks
+    invalid pixels too. With ``output.nodata`` a number, the output declares it and a conversion
+    rewrites the invalid pixels to it; it is None only when no pixel can need that (the same dtype,
+    the value already the input's nodata, nothing masked), so unchanged tiles can still be copied.
 
     Raises
     ------
     ConfigError
-        ``output.dtype`` cannot hold the scene's values and ``clip`` is off, or is not supported.
+        ``output.dtype`` cannot hold the scene's values and ``clip`` is off, or is not supported;
+        ``output.nodata`` is not a value of the output dtype.
     """
     tags = dict(output.tags)
-    if output.dtype is None or np.dtype(output.dtype) == np.dtype(scene.dtype):
-        return scene, None, tags
-    target = np.dtype(output.dtype).name
-    problem = conversion_problem(scene.dtype, target, output.clip)
+    same = output.dtype is None or np.dtype(output.dtype) == np.dtype(scene.dtype)
+    target = np.dtype(scene.dtype if same else output.dtype).name
+    if not same:
+        problem = conversion_problem(scene.dtype, target, output.clip)
+        if problem is not None:
+            raise ConfigError(f"{scene.path} is {scene.dtype}: {problem}")
+        tags["GEOMASK_DTYPE"] = f"{target} (from {scene.dtype}{', clipped' if output.clip else ''})"
+    step_nodata = nodata if same else output_nodata(nodata, scene.dtype, target)
+    if output.nodata == "auto":
+        if same:
+            return scene, None, tags
+        file_nodata = output_nodata(scene.nodata, scene.dtype, target)
+        tags["GEOMASK_NODATA"] = "none" if file_nodata is None else f"{file_nodata:g}"
+        return (
+            dataclasses.replace(scene, dtype=target, nodata=file_nodata),
+            Conversion(target, nodata, step_nodata),
+            tags,
+        )
+    value = float(output.nodata)
+    problem = output_nodata_problem(value, target)
     if problem is not None:
-        raise ConfigError(f"{scene.path} is {scene.dtype}: {problem}")
-    file_nodata = output_nodata(scene.nodata, scene.dtype, target)
-    convert = Conversion(target, nodata, output_nodata(nodata, scene.dtype, target))
-    tags["GEOMASK_DTYPE"] = f"{target} (from {scene.dtype}{', clipped' if output.clip else ''})"
-    tags["GEOMASK_NODATA"] = "none" if file_nodata is None else f"{file_nodata:g}"
-    return dataclasses.replace(scene, dtype=target, nodata=file_nodata), convert, tags
+        raise ConfigError(f"{scene.path}: output.nodata: {problem}")
+    tags["GEOMASK_NODATA"] = f"{value:g}"
+    out_scene = dataclasses.replace(scene, dtype=target, nodata=value)
+    if same and not masked and not _may_differ(nodata, value, target):
+        return out_scene, None, tags
+    return out_scene, Conversion(target, nodata, step_nodata, final_nodata=value), tags
+
+
+def _may_differ(nodata: float | None, value: float, dtype: str) -> bool:
+    """Whether a pixel invalid by value (``nodata``, or NaN for a float ``dtype``) may differ from
+    ``value``, the output's nodata."""
+    if np.dtype(dtype).kind == "f":
+        if math.isnan(value):  # NaN pixels already are the value
+            return nodata is not None and not math.isnan(nodata)
+        return True  # NaN pixels may occur, whatever the nodata
+    return nodata is not None and nodata != value
 
 
 def _output_block(scene: SceneInfo, block_size: int | None) -> int:

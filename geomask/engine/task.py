@@ -8,6 +8,7 @@ run twice. How the halos and index sets work: :mod:`geomask.engine`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from geomask.convolve import changed_per_tile, filter_indexed, interior, tap_index
-from geomask.dtypes import Conversion
+from geomask.dtypes import Conversion, invalid_pixels
 from geomask.engine.tilecache import read_tiled, shareable
 from geomask.io import SceneInfo, gdal_env, open_scene, read_indexed
 from geomask.kernels import Kernel
@@ -54,6 +55,7 @@ class SceneJob:
     convert: Conversion | None = None  # output.dtype: pixels converted when read (nodata: the output's)
     alpha: int | None = None  # the alpha band: pixels whose alpha is 0 are invalid, like nodata
     dataset_mask: bool = False  # the GDAL per-dataset mask: 0 is invalid; kept in the output
+    out_nodata: float | None = None  # the output's declared nodata (computed pixels equal to it are counted)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class WindowResult:
     changed: int
     tiles: NDArray[np.bool_] | None = None
     mask: NDArray[np.uint8] | None = None  # the GDAL per-dataset mask of the window, to write as is
+    collisions: int = 0  # computed pixels (valid in the input) equal to the output's nodata
 
 
 def _render(mask: BoundMask, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -126,15 +129,17 @@ def _compute_window(job: SceneJob, window: Window) -> WindowResult:
     with open_scene(scene.path) as ds:
         if union is None or not union.any():
             data = read_indexed(ds, all_bands, rows[-1], cols[-1])
-            if job.convert is not None:
-                data = job.convert.apply(data)
             mask = read_indexed(ds, [1], rows[-1], cols[-1], masks=True)[0] if job.dataset_mask else None
+            if job.convert is not None:
+                raw = data
+                data = job.convert.apply(data)
+                _finish(job, data, raw, _validity(job, raw, mask, rows[-1], cols[-1]))
             return WindowResult(window, data, False, selected, 0, mask=mask)
         active = _active_tiles(job, union)
         if active is None:
-            result, per_tile, mask = _compute(job, ds, rows, cols, targets)
+            result, per_tile, mask, hits = _compute(job, ds, rows, cols, targets)
             tiles = per_tile > 0 if job.copy_tile else None
-            return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask)
+            return WindowResult(window, result, True, selected, int(per_tile.sum()), tiles, mask, hits)
         # Tile copy, and some tiles of the window hold no target: those are copied from the input,
         # so only the tiles with targets are computed, each with its own halo (the decoded tiles
         # are shared: engine/tilecache.py). The tiles never computed are left zero in ``data``
@@ -142,20 +147,21 @@ def _compute_window(job: SceneJob, window: Window) -> WindowResult:
         t = job.copy_tile
         result: NDArray[Any] | None = None
         tiles = np.zeros(active.shape, dtype=bool)
-        changed = 0
+        changed = collisions = 0
         r0, c0 = int(window.row_off), int(window.col_off)
         for tr, tc in zip(*np.nonzero(active), strict=True):
             part = (slice(None), slice(tr * t, (tr + 1) * t), slice(tc * t, (tc + 1) * t))
             last = targets[-1][part[1:]]
             sub = Window(c0 + tc * t, r0 + tr * t, last.shape[1], last.shape[0])
             s_rows, s_cols, s_targets = _index_sets(job, sub, last)
-            out, per_tile, _ = _compute(job, ds, s_rows, s_cols, s_targets)
+            out, per_tile, _, hits = _compute(job, ds, s_rows, s_cols, s_targets)
             if result is None:  # the computed pixels' dtype (the output's)
                 result = np.zeros((out.shape[0], h, w), dtype=out.dtype)
             result[part] = out
             tiles[tr, tc] = per_tile.sum() > 0
             changed += int(per_tile.sum())
-    return WindowResult(window, result, True, selected, changed, tiles)
+            collisions += hits
+    return WindowResult(window, result, True, selected, changed, tiles, collisions=collisions)
 
 
 def _index_sets(
@@ -210,9 +216,10 @@ def _compute(
     rows: list[NDArray[np.int64]],
     cols: list[NDArray[np.int64]],
     targets: list[NDArray[np.bool_]],
-) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.uint8] | None]:
+) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.uint8] | None, int]:
     """Read ``rows[0]`` x ``cols[0]`` from ``ds``, apply every step; the result at ``rows[-1]`` x
-    ``cols[-1]`` (all bands), its changed pixels per output tile and its GDAL mask (or None)."""
+    ``cols[-1]`` (all bands), its changed pixels per output tile, its GDAL mask (or None) and how many
+    computed pixels equal the output's nodata (:func:`_collisions`)."""
     scene = job.scene
     all_bands = range(1, scene.count + 1)
     # One read of every band (a pixel-interleaved file decodes them all anyway). With tile copy
@@ -226,6 +233,7 @@ def _compute(
     own_r = _positions(rows[-1], rows[0])
     own_c = _positions(cols[-1], cols[0])
     validity = _validity(job, read, gdal_mask, rows[0], cols[0])
+    raw = read
     if job.convert is not None:  # the steps compute into the output dtype
         read = job.convert.apply(read)
     values = read if len(job.bands) == scene.count else read[[b - 1 for b in job.bands]]
@@ -240,7 +248,86 @@ def _compute(
     tile = job.copy_tile or max(rows[-1].size, cols[-1].size)  # per output tile when tiles are copied
     per_tile = changed_per_tile(read, result, (tile, tile), own_r, own_c)
     mask = None if gdal_mask is None else np.ascontiguousarray(gdal_mask[np.ix_(own_r, own_c)])
-    return result, per_tile, mask
+    hits = _collisions(job, raw, result, rows, cols, targets, validity)
+    if job.convert is not None and job.convert.final_nodata is not None:
+        own = _Validity(validity.at(rows[-1], cols[-1]), rows[-1], cols[-1]) if validity is not None else None
+        _finish(job, result, raw[:, own_r][:, :, own_c], own)
+    return result, per_tile, mask, hits
+
+
+def _input_nodata(job: SceneJob) -> float | None:
+    """The run's nodata in the input's dtype (pixels equal to it, and NaN, are invalid in the input)."""
+    return job.convert.nodata if job.convert is not None else job.nodata
+
+
+def _finish(job: SceneJob, values: NDArray[Any], raw: NDArray[Any], validity: _Validity | None) -> None:
+    """With ``output.nodata``, write it into the pixels of ``values`` (finished, output dtype) that are
+    invalid in ``raw`` (the same pixels as read, before conversion) and still invalid, and into the
+    pixels ``validity`` masks (alpha, GDAL mask; the alpha band itself is kept)."""
+    convert = job.convert
+    if convert is None or convert.final_nodata is None:
+        return
+    invalid = invalid_pixels(raw, _input_nodata(job))
+    masked = None if validity is None else ~validity.valid
+    convert.finish(values, invalid, masked, keep=None if job.alpha is None else job.alpha - 1)
+
+
+def _collisions(
+    job: SceneJob,
+    raw: NDArray[Any],
+    result: NDArray[Any],
+    rows: list[NDArray[np.int64]],
+    cols: list[NDArray[np.int64]],
+    targets: list[NDArray[np.bool_]],
+    validity: _Validity | None,
+) -> int:
+    """How many computed pixels of ``result`` equal the output's declared nodata (NaN-aware) in some
+    filtered band: pixels inside some step's target whose band is valid in ``raw`` (the read, before
+    conversion, at ``rows[0]`` x ``cols[0]``) and by ``validity``. That band will read as nodata.
+
+    Cheap when there are none: one comparison of the filtered bands with the value.
+    """
+    value = job.out_nodata
+    if value is None:
+        return 0
+    idx = [b - 1 for b in job.bands]
+    data = result if len(idx) == result.shape[0] else result[idx]
+    if math.isnan(value):
+        if data.dtype.kind != "f":
+            return 0
+        hit = np.isnan(data)
+    else:
+        hit = data == value
+    if not hit.any():
+        return 0
+    union = targets[-1] if len(targets) == 1 else _target_union(targets, rows, cols)
+    if union is not None:
+        hit &= union
+    own_r, own_c = _positions(rows[-1], rows[0]), _positions(cols[-1], cols[0])
+    nodata = _input_nodata(job)
+    pixels = np.zeros(hit.shape[1:], dtype=bool)  # pixels, as the changed count: one band is enough
+    for k, b in enumerate(idx):
+        if hit[k].any():
+            invalid = invalid_pixels(_crop(raw[b], own_r, own_c), nodata)
+            pixels |= hit[k] if invalid is None else hit[k] & ~invalid
+    if validity is not None:
+        pixels &= _crop(
+            validity.valid, _positions(rows[-1], validity.rows), _positions(cols[-1], validity.cols)
+        )
+    return int(pixels.sum())
+
+
+def _crop(values: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[Any]:
+    """``values[rows][:, cols]`` (2-D): a view when both are contiguous runs (a window inside its
+    halo), else a copy."""
+    if (
+        rows.size
+        and cols.size
+        and rows[-1] - rows[0] + 1 == rows.size
+        and cols[-1] - cols[0] + 1 == cols.size
+    ):
+        return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return values[np.ix_(rows, cols)]
 
 
 def _validity(
