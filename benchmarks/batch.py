@@ -32,9 +32,37 @@ def make_batch(count: int = SCENES, size: int = 1024) -> tuple[Path, Path]:
     return folder / "scene_*.tif", make_rois(scene)
 
 
-def _measure(name: str, scenes: Path, rois: Path, threads: int, scheduler: str = "threads") -> Measure:
+def _measure(
+    name: str, scenes: Path, rois: Path, threads: int, scheduler: str = "threads", twice: bool = False
+) -> Measure:
+    """One process of the job ``name``; ``twice``: the job runs twice in it (``BENCH_TWICE``)."""
+    env = {"BENCH_SCHEDULER": scheduler} | ({"BENCH_TWICE": "1"} if twice else {})
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        return job(name, scenes, rois, Path(tmp), threads=threads, env={"BENCH_SCHEDULER": scheduler})
+        return job(name, scenes, rois, Path(tmp), threads=threads, env=env)
+
+
+def _start_up(scenes: Path, rois: Path, threads: int) -> list[str]:
+    """What start-up costs each batch job: each runs twice in one process (once each, after the
+    timed rows); the second run has every import done and every file cached."""
+    rows = []
+    for name in ("gdal_copy_batch", "batch_bound", "geomask_batch"):
+        m = _measure(name, scenes, rois, threads, twice=True)
+        if m.error:
+            rows.append([name, f"failed: {m.error}", "", "", ""])
+            continue
+        second = m.info["second"]
+        before = m.seconds - second  # the interpreter, the imports and the first run
+        rows.append(
+            [name, f"{m.seconds:.2f}", f"{m.info['first']:.2f}", f"{second:.2f}", f"{before - second:.2f}"]
+        )
+    return [
+        "",
+        "Start-up: each job run twice in one process (one process each). first / second: the runs in "
+        "the job (imports in the first); start-up: the whole process minus two second runs (the "
+        "interpreter, the imports, first use of every cache).",
+        "",
+        table(["job", "whole process", "first run", "second run", "start-up"], rows),
+    ]
 
 
 def run(ctx: Context) -> str:
@@ -70,6 +98,7 @@ def run(ctx: Context) -> str:
         "",
         table(["job", "seconds", "runs", "peak RSS MiB", "/ copy loop"], rows),
     ]
+    out += _start_up(scenes, rois, ctx.threads)
     bound = res["batch_bound"]
     if not (bound.error or threads.error):
         out += [
