@@ -8,7 +8,8 @@ so it uses these instead:
 - :func:`ignored` ignores some warning categories in this thread (``simplefilter("ignore", ...)``);
 - :func:`raised` turns them into exceptions in this thread (``simplefilter("error", ...)``);
 - :func:`recorded` collects every warning of this thread into a list instead of showing it
-  (``catch_warnings(record=True)`` with ``simplefilter("always")``).
+  (``catch_warnings(record=True)`` with ``simplefilter("always")``);
+- :data:`LIBRARY_CATCHES` is a lock for calls into libraries that use ``catch_warnings`` themselves.
 
 Notes
 -----
@@ -32,9 +33,17 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
-__all__ = ["ignored", "raised", "recorded"]
+__all__ = ["LIBRARY_CATCHES", "ignored", "raised", "recorded"]
 
 _Action = Literal["ignore", "error", "always"]
+
+LIBRARY_CATCHES = threading.RLock()
+"""Held around calls into libraries that use ``warnings.catch_warnings`` themselves, from several
+threads: rasterio's in-memory datasets (``rasterize``, ``shapes``: ``simplefilter("ignore")`` around
+their set-up) and ``shapely.is_valid``. Their saves and restores of ``warnings.filters`` then never
+interleave, so none leaves its filter installed. (``rasterize`` holds the GIL anyway: the lock costs no
+parallelism.) It cannot stop such a library's filter from applying to another thread's warning
+emitted during those microseconds."""
 
 _LOCK = threading.Lock()
 _LOCAL = threading.local()  # .scopes: this thread's open blocks, innermost last; .log: its record

@@ -60,7 +60,7 @@ from geomask.masks.extent import bounded_buffer, clip_far
 from geomask.masks.readcache import cached_read
 from geomask.masks.reproject import place_in_turns, reproject_parts
 from geomask.messages import crs_name, crs_problem, name_too_long
-from geomask.threadwarnings import ignored, recorded
+from geomask.threadwarnings import LIBRARY_CATCHES, ignored, recorded
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -548,7 +548,7 @@ class BoundVectorMask(BoundMask):
         if (kept := BLOCKS.get(key)) is not None:  # this block of these geometries, bit for bit
             return kept
         # The block at the grid origin has the identity transform, which GDAL calls "not georeferenced".
-        with ignored(NotGeoreferencedWarning):  # in this window thread only
+        with LIBRARY_CATCHES, ignored(NotGeoreferencedWarning):  # this thread's only; see LIBRARY_CATCHES
             burned = rasterize(
                 self.geometries[hits],
                 out_shape=(height, width),
@@ -587,7 +587,8 @@ def _explode(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
 
 def _repair(geoms: NDArray[np.object_]) -> tuple[NDArray[np.object_], int]:
     """Geometries made valid, and how many needed it; repaired polygons keep only polygonal parts."""
-    invalid = np.flatnonzero(~shapely.is_valid(geoms))
+    with LIBRARY_CATCHES:  # is_valid ignores GEOS's warnings with catch_warnings; scenes are read in threads
+        invalid = np.flatnonzero(~shapely.is_valid(geoms))
     repaired = geoms.copy()
     for index in invalid:
         fixed = shapely.make_valid(geoms[index])
