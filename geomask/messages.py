@@ -10,10 +10,11 @@ import difflib
 import math
 import os
 import sys
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
+
+from geomask.threadwarnings import ignored
 
 __all__ = ["crs_name", "crs_problem", "did_you_mean", "name_too_long", "plain"]
 
@@ -36,8 +37,7 @@ def crs_name(crs: object) -> str:
         return f"{authority[0]}:{authority[1]}"
     if parsed.name and parsed.name.lower() != "unknown" and not parsed.name.lower().startswith("unknown"):
         return parsed.name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "you will likely lose important projection information"
+    with ignored():  # "you will likely lose important projection information"
         text = parsed.to_proj4() or parsed.name or "unnamed CRS"
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -46,6 +46,7 @@ from geomask.grid import Grid
 from geomask.io import gdal_env, inspect_scene
 from geomask.masks.base import BoundMask, FullMask
 from geomask.spec import Step
+from geomask.threadwarnings import LIBRARY_CATCHES
 
 __all__ = ["FOOTPRINT_CELLS", "build_item", "item_path", "mask_footprint", "write_item"]
 
@@ -106,10 +107,11 @@ def mask_footprint(
     if not coarse.any():
         return None
     transform = grid.transform @ Affine.scale(f)
-    polygons = [
-        shapely.geometry.shape(geom)
-        for geom, _ in shapes(coarse.astype(np.uint8), mask=coarse, transform=transform, connectivity=4)
-    ]
+    with LIBRARY_CATCHES:  # shapes' in-memory dataset uses catch_warnings: see there
+        polygons = [
+            shapely.geometry.shape(geom)
+            for geom, _ in shapes(coarse.astype(np.uint8), mask=coarse, transform=transform, connectivity=4)
+        ]
     return shapely.intersection(shapely.union_all(polygons), scene_box)
 
 

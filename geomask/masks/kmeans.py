@@ -29,7 +29,6 @@ selected.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from geomask.masks._window import check_window
 from geomask.masks.base import BoundMask, MaskContext, MaskSource
 from geomask.messages import plain
 from geomask.pixels import effective_nodata, valid_pixels
+from geomask.threadwarnings import raised
 
 __all__ = ["MAX_SAMPLE", "BoundKMeansMask", "KMeansSource", "label_pixels", "order_centroids"]
 
@@ -182,8 +182,7 @@ def _fit(sample: NDArray[np.float64], k: int, seed: int, path: str) -> NDArray[n
     from scipy.cluster.vq import ClusterError, kmeans2  # here, not at import: 0.1 s of start-up
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UserWarning)  # an empty cluster: refused below
+        with raised(UserWarning):  # an empty cluster: refused below (in this scene's thread only)
             centroids, _ = kmeans2(
                 sample, k, iter=50, minit="++", missing="raise", seed=np.random.default_rng(seed)
             )

@@ -36,6 +36,7 @@ from pyproj import CRS, Transformer
 
 from geomask.errors import OutsideProjectionWarning
 from geomask.messages import crs_name
+from geomask.threadwarnings import LIBRARY_CATCHES, ignored
 
 __all__ = ["VALID_AREA_SAMPLES", "place_in_turns", "reproject_parts"]
 
@@ -167,8 +168,7 @@ def _clip_to_valid_area(part: shapely.Geometry, transformer: Transformer) -> NDA
     cells = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
     if not cells.any():
         return np.array([], dtype=object)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # rasterio's own use of Affine * tuple
+    with LIBRARY_CATCHES, ignored(DeprecationWarning):  # rasterio's own use of Affine * tuple
         found = shapes(
             cells.astype(np.uint8),
             mask=cells,

@@ -60,6 +60,7 @@ from geomask.masks.extent import bounded_buffer, clip_far
 from geomask.masks.readcache import cached_read
 from geomask.masks.reproject import place_in_turns, reproject_parts
 from geomask.messages import crs_name, crs_problem, name_too_long
+from geomask.threadwarnings import LIBRARY_CATCHES, ignored, recorded
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -207,8 +208,7 @@ class VectorSource(MaskSource):
         read_errors = _read_errors()
         # GDAL's warnings about a file it then fails to open are noise next to the error: shown only
         # when the file opens.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with recorded() as caught:  # this thread's warnings only: scenes are read in several at once
             try:
                 layers = pyogrio.list_layers(path)
             except read_errors as e:
@@ -547,9 +547,8 @@ class BoundVectorMask(BoundMask):
         key = (block_row, block_col, height, width, self.all_touched, geometry_digest(self.geometries[hits]))
         if (kept := BLOCKS.get(key)) is not None:  # this block of these geometries, bit for bit
             return kept
-        with warnings.catch_warnings():
-            # The block at the grid origin has the identity transform, which GDAL calls "not georeferenced".
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        # The block at the grid origin has the identity transform, which GDAL calls "not georeferenced".
+        with LIBRARY_CATCHES, ignored(NotGeoreferencedWarning):  # this thread's only; see LIBRARY_CATCHES
             burned = rasterize(
                 self.geometries[hits],
                 out_shape=(height, width),
@@ -588,7 +587,8 @@ def _explode(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
 
 def _repair(geoms: NDArray[np.object_]) -> tuple[NDArray[np.object_], int]:
     """Geometries made valid, and how many needed it; repaired polygons keep only polygonal parts."""
-    invalid = np.flatnonzero(~shapely.is_valid(geoms))
+    with LIBRARY_CATCHES:  # is_valid ignores GEOS's warnings with catch_warnings; scenes are read in threads
+        invalid = np.flatnonzero(~shapely.is_valid(geoms))
     repaired = geoms.copy()
     for index in invalid:
         fixed = shapely.make_valid(geoms[index])
