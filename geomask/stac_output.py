@@ -218,9 +218,36 @@ def write_product_items(products: Sequence[Product], reports: Sequence[SceneRepo
         outputs = {key: r.output for key, r in done.items() if r is not None}
         path = product_item_path(product.id, outputs)
         source, source_href = read_item(product.item, product.id)
-        item = build_product_item(source, source_href, outputs, path, lineage=_lineage(outputs))
+        lineage = _lineage(outputs)
+        if all(r is not None and r.status == "skipped" for r in done.values()):
+            kept = _current_item(path, source, source_href, outputs, lineage)
+            if kept:
+                continue
+        item = build_product_item(source, source_href, outputs, path, lineage=lineage)
         written.append(write_product_item(item, path))
     return written
+
+
+def _current_item(
+    path: Path, source: pystac.Item, source_href: str, outputs: Mapping[str, str], lineage: str
+) -> bool:
+    """Whether the Item at ``path`` is the one this run would write, but for its processing time.
+
+    For a product whose outputs were all current (skipped): the Item is then left as it is (its
+    ``processing:datetime`` stays the time its outputs were made). Any difference (the source Item
+    edited, an output file replaced, a missing or unreadable Item) means it is rewritten.
+    """
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        stamp = existing["properties"]["processing:datetime"]
+        import pystac
+
+        then = pystac.utils.str_to_datetime(stamp)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    item = build_product_item(source, source_href, outputs, path, lineage=lineage, now=then)
+    expected = json.loads(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False)))
+    return bool(expected == existing)
 
 
 def _lineage(outputs: Mapping[str, str | os.PathLike[str]]) -> str:

@@ -172,6 +172,31 @@ def test_rerun_skips_current_outputs_and_keeps_the_item_an_edited_item_redoes(tm
     assert json.loads(item_path.read_text())["properties"]["platform"] == "sentinel-2a"
 
 
+def test_skipped_rerun_leaves_the_item_untouched_and_overwrite_rewrites_it(tmp_path):
+    """A rerun whose outputs are all current keeps the Item byte for byte (its processing:datetime
+    stays the time the outputs were made); --overwrite redoes them and rewrites it; an Item that is
+    not the one the run would write (edited by hand) is rewritten even when the outputs are current."""
+    pipeline = _project(tmp_path)
+    geomask.run_pipeline(pipeline)
+    item_path = tmp_path / "out" / "S2" / f"{S2_ID}.json"
+    first, first_ns = item_path.read_bytes(), item_path.stat().st_mtime_ns
+    reports = geomask.run_pipeline(pipeline)
+    assert [r.status for r in reports] == ["skipped", "skipped"]
+    assert item_path.read_bytes() == first
+    assert item_path.stat().st_mtime_ns == first_ns
+    result = runner.invoke(app, ["run", str(pipeline), "-q", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    redone = json.loads(item_path.read_text())
+    stamp = json.loads(first)["properties"]["processing:datetime"]
+    assert redone["properties"]["processing:datetime"] != stamp
+    edited = json.loads(item_path.read_text())
+    edited["properties"]["platform"] = "hand-edited"
+    item_path.write_text(json.dumps(edited))
+    reports = geomask.run_pipeline(pipeline)
+    assert [r.status for r in reports] == ["skipped", "skipped"]
+    assert json.loads(item_path.read_text())["properties"]["platform"] == "sentinel-2b"
+
+
 def test_output_item_never_replaces_the_source_item(tmp_path):
     """Items are often stored as ``ID.json``: outputs written beside them would put the output Item on
     the source Item. Refused by run (any --overwrite), --report and validate, the source unchanged."""
