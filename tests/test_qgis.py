@@ -105,7 +105,21 @@ def qgis_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("qgis-home")
     result = runner.invoke(app, ["qgis", "install", "--qgis-home", str(home)])
     assert result.exit_code == 0, result.output
-    return {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = _without_venvs(env.get("PATH", ""))
+    return env | {"QGIS_CUSTOM_CONFIG_PATH": str(home), "QT_QPA_PLATFORM": "offscreen"}
+
+
+def _without_venvs(path: str) -> str:
+    """``path`` less the ``bin`` folders of virtual environments, as a desktop launches QGIS.
+
+    QGIS's embedded Python finds its home from the first ``python3`` on PATH: an activated venv's
+    (``pyvenv.cfg`` beside its ``bin``) points it at that venv's base interpreter's standard library
+    and hides the system's ``qgis`` module ("Couldn't load SIP module"). The plugin itself runs
+    geomask by the absolute command recorded at install, so it needs no PATH entry.
+    """
+    kept = [p for p in path.split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").is_file()]
+    return os.pathsep.join(kept)
 
 
 @pytest.fixture(scope="module")
