@@ -109,7 +109,8 @@ def _any_library(itemsize: int | None = None) -> ctypes.CDLL:
     for name, lib in _LIBS.items():
         if itemsize is None or np.dtype(name).itemsize == itemsize:
             return lib
-    return library(f"uint{8 * (itemsize or 1)}")
+    # The pixel type of that size whose unsigned view is the helpers' (no uint64 pixels: float64's).
+    return library({1: "uint8", 2: "uint16", 4: "uint32", 8: "float64"}[itemsize or 1])
 
 
 def _ptr(a: np.ndarray) -> int:

@@ -297,7 +297,15 @@ def _collisions(
             return 0
         hit = np.isnan(data)
     else:
-        hit = data == value
+        # In the data's own type: a Python float would cast the whole window to float64 first
+        # (1-2 ms per 1024 x 1024 x 3 window). The declared value is one of that type (validated;
+        # GDAL readers compare in the band's type too); anything else is compared as before.
+        try:
+            typed = data.dtype.type(value)
+            exact = float(typed) == value
+        except (OverflowError, ValueError):
+            exact = False
+        hit = data == (typed if exact else value)
     if not hit.any():
         return 0
     union = targets[-1] if len(targets) == 1 else _target_union(targets, rows, cols)
