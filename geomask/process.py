@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from geomask.engine.plan import plan_scene, worker_path
 from geomask.executors.local import run_windows
+from geomask.executors.scenes import all_computed
 from geomask.executors.sizing import fit_options
 from geomask.io import gdal_env
 from geomask.progress import NullObserver, Observer
@@ -102,7 +103,9 @@ def process_scene(
     )
     observer.scene_started(plan.report.input, len(plan.windows))
     with gdal_env(options.gdal_options), plan:
-        for result in run_windows(plan.job, plan.windows, options, pool):
+        for done, result in enumerate(run_windows(plan.job, plan.windows, options, pool), start=1):
+            if done == len(plan.windows):
+                all_computed()  # a batch may start its next scene now (geomask.executors.scenes)
             plan.write(result)
             observer.window_done(plan.report.input, 1)
         report = plan.commit()

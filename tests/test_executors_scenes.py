@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import rasterio
 from _fixtures_cli import make_project, make_scene
 
 from geomask.errors import InputError
-from geomask.executors.scenes import run_in_order
+from geomask.executors.scenes import all_computed, run_in_order
 from geomask.pipeline import run_pipeline
 from geomask.progress import Observer
 from geomask.spec import RunOptions, SceneReport
@@ -45,6 +46,7 @@ def test_second_scene_runs_ahead_and_events_stay_in_order() -> None:
 
     def run_one(name: str, observer: Observer) -> SceneReport:
         if name == "a":
+            all_computed()  # as process_scene once a scene's last window is computed
             assert b_started.wait(10), "scene b did not start while a was running"
         else:
             b_started.set()
@@ -55,6 +57,28 @@ def test_second_scene_runs_ahead_and_events_stay_in_order() -> None:
     assert [r.input for r in reports] == ["a", "b", "c"]
     expected = [e for n in "abc" for e in [("started", n), ("window", n), ("window", n), ("finished", n)]]
     assert recorder.events == expected
+
+
+def test_next_scene_starts_once_the_one_before_has_computed() -> None:
+    """Two scenes in flight are offset: b starts when a has computed its windows (a then encodes
+    while b computes), not beside a's own planning; a scene that ends without saying so (a failed
+    report) still lets the next one start."""
+    log: list[str] = []
+
+    def run_one(name: str, observer: Observer) -> SceneReport:
+        log.append(f"{name} started")
+        if name == "a":
+            time.sleep(0.2)  # planning and computing
+            log.append("a computed")
+            all_computed()
+            time.sleep(0.2)  # encoding, beside b
+        elif name == "b":
+            return SceneReport(name, name + ".out", "failed")  # never says computed
+        return _scene(name, observer)
+
+    run_in_order(["a", "b", "c"], run_one, Recorder(), small=lambda _: True)
+    assert log.index("b started") > log.index("a computed")
+    assert log[-1] == "c started"
 
 
 def test_large_scene_runs_alone() -> None:
@@ -80,6 +104,7 @@ def test_failure_stops_the_scene_ahead_before_it_commits() -> None:
 
     def run_one(name: str, observer: Observer) -> SceneReport:
         if name == "a":
+            all_computed()
             assert at_last_window.wait(10)
             raise InputError("a is broken")
         observer.scene_started(name, 1)
