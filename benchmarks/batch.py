@@ -45,7 +45,7 @@ def _start_up(scenes: Path, rois: Path, threads: int) -> list[str]:
     """What start-up costs each batch job: each runs twice in one process (once each, after the
     timed rows); the second run has every import done and every file cached."""
     rows = []
-    for name in ("gdal_copy_batch", "batch_bound", "geomask_batch"):
+    for name in ("gdal_copy_batch", "batch_bound", "batch_core", "geomask_batch"):
         m = _measure(name, scenes, rois, threads, twice=True)
         if m.error:
             rows.append([name, f"failed: {m.error}", "", "", ""])
@@ -69,11 +69,12 @@ def run(ctx: Context) -> str:
     """The 20-scene batch: geomask (threads, processes) vs GDAL's copy in a loop and geomask's bound."""
     scenes, rois = make_batch()
     _measure("geomask_batch", scenes, rois, ctx.threads)  # untimed: numba cache and file cache
-    names = ("gdal_copy_batch", "batch_bound", "geomask_batch", "geomask_batch_processes")
+    names = ("gdal_copy_batch", "batch_bound", "batch_core", "geomask_batch", "geomask_batch_processes")
     runs: dict[str, list[Measure]] = {n: [] for n in names}
     for _ in range(ctx.repeat):
         runs["gdal_copy_batch"].append(_measure("gdal_copy_batch", scenes, rois, ctx.threads))
         runs["batch_bound"].append(_measure("batch_bound", scenes, rois, ctx.threads))
+        runs["batch_core"].append(_measure("batch_core", scenes, rois, ctx.threads))
         runs["geomask_batch"].append(_measure("geomask_batch", scenes, rois, ctx.threads))
         runs["geomask_batch_processes"].append(
             _measure("geomask_batch", scenes, rois, ctx.threads, scheduler="processes")
@@ -94,7 +95,9 @@ def run(ctx: Context) -> str:
         "gdal_copy_batch: `rasterio.shutil.copy` of each file in a loop in one process; "
         "batch_bound: what a geomask run must do at minimum in one process (import rasterio, "
         "pyogrio/geopandas and geomask's config models, read the ROI file once, decode and re-encode "
-        "every scene's tiles, two scenes in flight): geomask_batch minus it is geomask's own cost.",
+        "every scene's tiles, two scenes in flight); batch_core: that plus the work itself by hand "
+        "(ROIs reprojected and rasterized per scene, the filter applied with geomask's array API): "
+        "geomask_batch minus it is what geomask's run adds (planning, windows, checks, lock, tags, CLI).",
         "",
         table(["job", "seconds", "runs", "peak RSS MiB", "/ copy loop"], rows),
     ]
@@ -106,6 +109,14 @@ def run(ctx: Context) -> str:
             f"geomask_batch / batch_bound: {threads.seconds / bound.seconds:.2f}x "
             f"({threads.seconds - bound.seconds:+.2f} s: geomask's planning, masks, filter, checks, "
             "lock, tags, CLI and the rest of its imports).",
+        ]
+    core = res["batch_core"]
+    if not (core.error or threads.error or copy.error):
+        out += [
+            f"batch_core / copy loop: {core.seconds / copy.seconds:.2f}x (the mask and filter added to the "
+            f"bound: {core.seconds - bound.seconds:+.2f} s); geomask_batch / batch_core: "
+            f"{threads.seconds / core.seconds:.2f}x ({threads.seconds - core.seconds:+.2f} s: what "
+            "geomask's run adds).",
         ]
     if not (copy.error or threads.error):
         r = threads.seconds / copy.seconds
