@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geomask.pixels import SUPPORTED_DTYPES, effective_nodata, valid_pixels
+from geomask.pixels import SUPPORTED_DTYPES, effective_nodata, nodata_problem, valid_pixels
 
 __all__ = [
     "OUTPUT_DTYPES",
@@ -112,16 +112,10 @@ def output_nodata_problem(value: float, dtype: Any) -> str | None:
         )
     if math.isinf(value):
         return f"{value:g} is not a {dt.name} nodata value; give a finite number"
-    if dt.kind in "iu":
-        info = np.iinfo(dt)
-        if not value.is_integer() or not info.min <= value <= info.max:
-            return (
-                f"{value:g} is not a {dt.name} value (whole numbers {info.min}..{info.max}); give one, "
-                "or set output.dtype to a type that holds it"
-            )
-        return None
-    with np.errstate(over="ignore"):
-        held = float(np.array(value).astype(dt))
+    problem = nodata_problem(value, dt)  # an integer's range and whole numbers, a float's range
+    if problem is not None:
+        return f"{problem}; give a value it holds, or set output.dtype to a type that holds it"
+    held = effective_nodata(value, dt)  # the value a pixel of dt would hold
     if held != value:
         return (
             f"{value!r} is not exactly a {dt.name} value (it would be stored as {held!r}); give a value "
